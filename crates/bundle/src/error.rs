@@ -1,0 +1,27 @@
+//! Errors of bundle translation. Each names the file or field at fault.
+
+use std::path::PathBuf;
+
+pub type Result<T, E = BundleError> = std::result::Result<T, E>;
+
+#[derive(Debug, thiserror::Error)]
+pub enum BundleError {
+    #[error("bundle has no config.json at {0}")]
+    MissingConfig(PathBuf),
+    #[error("malformed config.json at {path}: {source}")]
+    BadConfig {
+        path: PathBuf,
+        source: oci_spec::OciSpecError,
+    },
+    #[error("invalid spec: {0}")]
+    Invalid(String),
+    #[error("entrypoint {0:?} not found in the rootfs (searched PATH too)")]
+    EntrypointNotFound(String),
+    #[error("entrypoint {path:?} is neither a Wasm module nor an ELF binary nor a script")]
+    UnknownFormat { path: String },
+    #[error("cannot read entrypoint {path:?}: {source}")]
+    ReadEntrypoint {
+        path: String,
+        source: std::io::Error,
+    },
+}

@@ -1,0 +1,135 @@
+//! OCI bundle translation: `config.json` + rootfs in, a [`Workload`] out.
+//!
+//! Owns: reading the bundle's spec, resolving `process.args[0]` inside the
+//! rootfs (without following links out of it), telling a Wasm module from a
+//! native program by its magic bytes, and building the read-only
+//! [`WasiView`] an engine gets (args, env, cwd, preopens).
+//!
+//! Leaves out: creating namespaces or cgroups (the isolation crate), compiling
+//! or running modules (the engine crate), deciding whether the workload may run
+//! (the policy crate). Nothing here has side effects beyond reading files.
+
+mod entrypoint;
+mod error;
+mod wasi_view;
+
+use std::path::{Path, PathBuf};
+
+use oci_spec::runtime::Spec;
+use sha2::{Digest, Sha256};
+
+pub use entrypoint::{Entrypoint, WorkloadKind};
+pub use error::{BundleError, Result};
+pub use wasi_view::{Preopen, WasiView};
+
+/// Annotation CRI sets on every container of a pod; shims group by it.
+pub const SANDBOX_ID_ANNOTATION: &str = "io.kubernetes.cri.sandbox-id";
+/// Annotation CRI sets to say whether a container is the pod's sandbox.
+pub const CONTAINER_TYPE_ANNOTATION: &str = "io.kubernetes.cri.container-type";
+
+/// A loaded OCI bundle: its directory, its spec and its rootfs on the host.
+#[derive(Debug, Clone)]
+pub struct Bundle {
+    pub dir: PathBuf,
+    pub spec: Spec,
+    pub rootfs: PathBuf,
+}
+
+/// A module's bytes and their hex sha256 (its identity for caches and policy).
+#[derive(Debug, Clone)]
+pub struct ModuleBytes {
+    pub bytes: Vec<u8>,
+    pub sha256: String,
+}
+
+/// What the bundle asks to run.
+#[derive(Debug, Clone)]
+pub enum Workload {
+    /// A WASI preview 1 command module, with its bytes already read.
+    Wasm {
+        entrypoint: Entrypoint,
+        module: ModuleBytes,
+        view: WasiView,
+    },
+    /// An ELF binary or a script, run as a normal Linux process.
+    Native { entrypoint: Entrypoint },
+}
+
+impl Bundle {
+    /// Reads `<dir>/config.json`. The rootfs path is resolved against `dir`.
+    pub fn load(dir: &Path) -> Result<Self> {
+        let config = dir.join("config.json");
+        if !config.exists() {
+            return Err(BundleError::MissingConfig(config));
+        }
+        let spec = Spec::load(&config).map_err(|source| BundleError::BadConfig {
+            path: config.clone(),
+            source,
+        })?;
+        let root = spec
+            .root()
+            .as_ref()
+            .ok_or_else(|| BundleError::Invalid("config.json has no root".into()))?;
+        let rootfs = if root.path().is_absolute() {
+            root.path().clone()
+        } else {
+            dir.join(root.path())
+        };
+        Ok(Self {
+            dir: dir.to_path_buf(),
+            spec,
+            rootfs,
+        })
+    }
+
+    /// The annotation value, if the spec carries it.
+    pub fn annotation(&self, key: &str) -> Option<&str> {
+        self.spec
+            .annotations()
+            .as_ref()
+            .and_then(|a| a.get(key))
+            .map(String::as_str)
+    }
+
+    /// The `process.args`, or an error if there are none.
+    pub fn args(&self) -> Result<&[String]> {
+        self.spec
+            .process()
+            .as_ref()
+            .and_then(|p| p.args().as_deref())
+            .filter(|a| !a.is_empty())
+            .ok_or_else(|| BundleError::Invalid("process.args is empty".into()))
+    }
+
+    /// The `process.env` entries, `KEY=VALUE` each.
+    pub fn env(&self) -> &[String] {
+        self.spec
+            .process()
+            .as_ref()
+            .and_then(|p| p.env().as_deref())
+            .unwrap_or_default()
+    }
+
+    /// Resolves the entrypoint and classifies it. Must be called after the
+    /// rootfs is mounted.
+    pub fn workload(&self) -> Result<Workload> {
+        let args = self.args()?;
+        let entrypoint = Entrypoint::resolve(&self.rootfs, &args[0], self.env())?;
+        match entrypoint.kind {
+            WorkloadKind::Native => Ok(Workload::Native { entrypoint }),
+            WorkloadKind::Wasm => {
+                let bytes = entrypoint.read()?;
+                let module = ModuleBytes {
+                    sha256: hex::encode(Sha256::digest(&bytes)),
+                    bytes,
+                };
+                let view = WasiView::from_spec(&self.spec)?;
+                Ok(Workload::Wasm {
+                    entrypoint,
+                    module,
+                    view,
+                })
+            }
+        }
+    }
+}

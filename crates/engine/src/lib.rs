@@ -1,0 +1,80 @@
+//! Wasm engines behind one [`Engine`] trait.
+//!
+//! Owns: validating and compiling a module (once per module, cached on local
+//! disk by content hash and engine version, see [`cache`]), and running a
+//! prepared module as a WASI preview 1 command against a [`WasiView`].
+//!
+//! Leaves out: namespaces, cgroups, stdio plumbing and signals (the isolation
+//! crate sets the process up before [`Engine::run`] is called, and fds 0-2
+//! are already the container's), and anything about the OCI spec (engines get
+//! only the [`WasiView`]).
+//!
+//! [`Engine::prepare`] runs in the shim; [`Engine::run`] runs in the
+//! container's own process, a copy of the shim made after `prepare`, so the
+//! compiled code is shared, not rebuilt.
+//!
+//! Cargo features:
+//! - `wasmtime` (default): [`WasmtimeEngine`].
+//! - `wasmedge` (see the WasmEdge issue): not built yet.
+
+pub mod cache;
+mod error;
+#[cfg(feature = "wasmtime")]
+mod wasmtime;
+
+use std::path::PathBuf;
+
+pub use edgeshim_bundle::WasiView;
+pub use error::{EngineError, Result};
+#[cfg(feature = "wasmtime")]
+pub use wasmtime::WasmtimeEngine;
+
+/// Exit status of a module that trapped: like a native program that aborted
+/// (128 + SIGABRT), so `unreachable` and `abort()` look the same to users.
+pub const TRAP_EXIT_CODE: i32 = 134;
+
+/// Settings shared by all engines.
+#[derive(Debug, Clone)]
+pub struct EngineConfig {
+    /// Where compiled modules are cached; `None` disables the disk cache.
+    pub cache_dir: Option<PathBuf>,
+}
+
+impl EngineConfig {
+    /// Environment variable that overrides [`DEFAULT_CACHE_DIR`].
+    pub const CACHE_DIR_ENV: &'static str = "EDGESHIM_CACHE_DIR";
+
+    /// The cache directory from the environment, or the default.
+    pub fn from_env() -> Self {
+        let dir = std::env::var_os(Self::CACHE_DIR_ENV)
+            .map(PathBuf::from)
+            .unwrap_or_else(|| PathBuf::from(DEFAULT_CACHE_DIR));
+        Self {
+            cache_dir: Some(dir),
+        }
+    }
+}
+
+/// Default on-disk cache of compiled modules.
+pub const DEFAULT_CACHE_DIR: &str = "/var/lib/edgeshim/cache";
+
+/// A Wasm engine. One value per shim process, shared by all its containers.
+pub trait Engine: Send + Sync + Sized + 'static {
+    /// A module compiled and linked, ready to instantiate.
+    type Prepared: Send + Sync + 'static;
+
+    /// Short name for logs and the cache folder, e.g. `wasmtime`.
+    const NAME: &'static str;
+
+    fn new(config: EngineConfig) -> Result<Self>;
+
+    /// Validates and compiles `module`, whose hex sha256 is `sha256` (or
+    /// loads it from the cache). Runs in the shim, so a bad module is refused
+    /// at create time.
+    fn prepare(&self, module: &[u8], sha256: &str) -> Result<Self::Prepared>;
+
+    /// Instantiates and runs `_start`; returns the exit status. Runs in the
+    /// container process. A trap is reported on stderr and gives
+    /// [`TRAP_EXIT_CODE`].
+    fn run(&self, prepared: &Self::Prepared, view: &WasiView) -> Result<i32>;
+}

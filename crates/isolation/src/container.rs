@@ -1,0 +1,119 @@
+//! One container's process, driven through libcontainer.
+
+use std::os::fd::OwnedFd;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use libcontainer::container::Container;
+use libcontainer::container::builder::ContainerBuilder;
+use libcontainer::syscall::syscall::SyscallType;
+
+use crate::error::chain;
+use crate::executor::{ContainerExecutor, Payload};
+use crate::{IsolationError, Result};
+
+/// The container's fds 0-2 (`None`: `/dev/null`).
+#[derive(Debug, Default)]
+pub struct Stdio {
+    pub stdin: Option<OwnedFd>,
+    pub stdout: Option<OwnedFd>,
+    pub stderr: Option<OwnedFd>,
+}
+
+/// A container process that exists (created, running or exited) until
+/// [`IsolatedContainer::delete`].
+pub struct IsolatedContainer {
+    container: Container,
+}
+
+impl IsolatedContainer {
+    /// Makes the process: namespaces, cgroup, mounts, pivot into the rootfs;
+    /// it then waits for [`start`](Self::start). `payload` `None` means the
+    /// spec's `process.args` is `exec`ed natively.
+    ///
+    /// The bundle's rootfs must already be mounted. State lives under
+    /// `state_root/<id>`.
+    pub fn create(
+        state_root: &Path,
+        id: &str,
+        bundle: &Path,
+        stdio: Stdio,
+        payload: Option<Arc<dyn Payload>>,
+    ) -> Result<Self> {
+        let err = |e: &dyn std::error::Error| IsolationError::Create {
+            id: id.to_string(),
+            reason: chain(e),
+        };
+        let mut builder = ContainerBuilder::new(id.to_string(), SyscallType::default())
+            .with_executor(ContainerExecutor { payload })
+            .with_root_path(state_root)
+            .map_err(|e| err(&e))?;
+        if let Some(fd) = stdio.stdin {
+            builder = builder.with_stdin(fd);
+        }
+        if let Some(fd) = stdio.stdout {
+            builder = builder.with_stdout(fd);
+        }
+        if let Some(fd) = stdio.stderr {
+            builder = builder.with_stderr(fd);
+        }
+        let container = builder
+            .validate_id()
+            .map_err(|e| err(&e))?
+            .as_init(bundle)
+            .as_sibling(true)
+            .with_systemd(false)
+            .with_detach(true)
+            .build()
+            .map_err(|e| err(&e))?;
+        Ok(Self { container })
+    }
+
+    /// Loads a container left by an earlier shim process, for clean-up.
+    pub fn load(state_root: &Path, id: &str) -> Result<Self> {
+        let root: PathBuf = state_root.join(id);
+        let container = Container::load(root.clone()).map_err(|e| IsolationError::Load {
+            id: id.to_string(),
+            root: root.display().to_string(),
+            reason: chain(&e),
+        })?;
+        Ok(Self { container })
+    }
+
+    /// The container process's pid as the host sees it.
+    pub fn pid(&self) -> Option<u32> {
+        self.container
+            .pid()
+            .and_then(|pid| u32::try_from(pid.as_raw()).ok())
+    }
+
+    /// Lets the process run its payload.
+    pub fn start(&mut self) -> Result<()> {
+        self.container.start().map_err(|e| IsolationError::Start {
+            id: self.container.id().to_string(),
+            reason: chain(&e),
+        })
+    }
+
+    /// Sends `signal` to the process, or to every process of its cgroup.
+    pub fn kill(&mut self, signal: i32, all: bool) -> Result<()> {
+        let id = self.container.id().to_string();
+        let err = |reason: String| IsolationError::Kill {
+            id: id.clone(),
+            reason,
+        };
+        let signal = nix::sys::signal::Signal::try_from(signal)
+            .map_err(|e| err(format!("signal {signal}: {e}")))?;
+        self.container.kill(signal, all).map_err(|e| err(chain(&e)))
+    }
+
+    /// Kills whatever is left, removes the cgroup and the state folder.
+    pub fn delete(&mut self) -> Result<()> {
+        self.container
+            .delete(true)
+            .map_err(|e| IsolationError::Delete {
+                id: self.container.id().to_string(),
+                reason: chain(&e),
+            })
+    }
+}

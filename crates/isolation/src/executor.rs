@@ -1,0 +1,79 @@
+//! What runs inside the container process once libcontainer has set it up.
+
+use std::sync::Arc;
+
+use libcontainer::workload::default::DefaultExecutor;
+use libcontainer::workload::{Executor, ExecutorError, ExecutorValidationError};
+use oci_spec::runtime::Spec;
+
+/// Work done inside the container process instead of `exec`: returns the
+/// exit status. Called once, after the rootfs is `/` and fds 0-2 are the
+/// container's stdio.
+pub trait Payload: Send + Sync + 'static {
+    fn run(&self) -> i32;
+}
+
+/// Native programs are `exec`ed by libcontainer's own executor; a payload is
+/// run in-process and the process exits with its status.
+#[derive(Clone)]
+pub(crate) struct ContainerExecutor {
+    pub payload: Option<Arc<dyn Payload>>,
+}
+
+impl Executor for ContainerExecutor {
+    fn exec(&self, spec: &Spec) -> Result<(), ExecutorError> {
+        match &self.payload {
+            None => DefaultExecutor {}.exec(spec),
+            Some(payload) => {
+                terminate_on_signals();
+                let status = payload.run();
+                std::process::exit(status)
+            }
+        }
+    }
+
+    fn validate(&self, spec: &Spec) -> Result<(), ExecutorValidationError> {
+        match &self.payload {
+            None => DefaultExecutor {}.validate(spec),
+            // The shim validated and compiled the module before create.
+            Some(_) => Ok(()),
+        }
+    }
+}
+
+/// Signals whose default action ends a process.
+const TERMINATING: &[nix::sys::signal::Signal] = {
+    use nix::sys::signal::Signal::*;
+    &[
+        SIGTERM, SIGINT, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2, SIGALRM, SIGPIPE,
+    ]
+};
+
+/// A Wasm module cannot handle signals, so each one whose default action is
+/// to terminate ends the container at once with status 128+signal, as a
+/// native process killed by it would report. Needed because the process is
+/// PID 1 of its PID namespace, where the kernel drops signals that have no
+/// handler (a tight loop would otherwise ignore SIGTERM).
+fn terminate_on_signals() {
+    extern "C" fn exit_with_signal(signal: libc::c_int) {
+        // SAFETY: `_exit` is async-signal-safe.
+        unsafe { libc::_exit(128 + signal) }
+    }
+    let action = nix::sys::signal::SigAction::new(
+        nix::sys::signal::SigHandler::Handler(exit_with_signal),
+        nix::sys::signal::SaFlags::empty(),
+        nix::sys::signal::SigSet::empty(),
+    );
+    for signal in TERMINATING {
+        // SAFETY: the handler only calls `_exit`.
+        if let Err(e) = unsafe { nix::sys::signal::sigaction(*signal, &action) } {
+            eprintln!("edgeshim: cannot install handler for {signal}: {e}");
+        }
+    }
+    // libcontainer may leave signals blocked from set-up; a module must see them.
+    let _ = nix::sys::signal::sigprocmask(
+        nix::sys::signal::SigmaskHow::SIG_SETMASK,
+        Some(&nix::sys::signal::SigSet::empty()),
+        None,
+    );
+}

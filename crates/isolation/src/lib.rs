@@ -1,0 +1,20 @@
+//! The isolation layer: every container, Wasm or native, gets a process of
+//! its own with the namespaces, rootfs and cgroup its OCI spec asks for.
+//!
+//! Owns: creating, starting, signalling and deleting that process through
+//! youki's `libcontainer`, and what runs first inside it ([`Payload`]): a
+//! native program is `exec`ed as runc would; a Wasm payload runs in the
+//! process, which is a copy of the shim made at create time, so the engine
+//! and the compiled module are already in memory.
+//!
+//! Leaves out: what a payload does (the engine crate), the container's stdio
+//! endpoints (the task service opens them and hands over descriptors), and
+//! policy. It never runs a payload in the shim's own process.
+
+mod container;
+mod error;
+mod executor;
+
+pub use container::{IsolatedContainer, Stdio};
+pub use error::{IsolationError, Result};
+pub use executor::Payload;

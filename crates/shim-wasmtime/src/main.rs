@@ -1,0 +1,6 @@
+//! `containerd-shim-wasmtime-v1`: edgeshim with the Wasmtime engine,
+//! runtime type `io.containerd.wasmtime.v1`.
+
+fn main() {
+    edgeshim_task::run::<edgeshim_engine::WasmtimeEngine>("io.containerd.wasmtime.v1");
+}

@@ -1,0 +1,101 @@
+//! One container's record and its state machine:
+//! `Created -> Running -> Stopped`, or `Created -> Stopped` (killed or failed
+//! before start). Deletion removes the record.
+
+use std::path::PathBuf;
+use std::sync::{Condvar, Mutex, MutexGuard, PoisonError};
+use std::time::SystemTime;
+
+use edgeshim_isolation::IsolatedContainer;
+use edgeshim_policy::DecisionInput;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Status {
+    Created,
+    Running,
+    Stopped,
+}
+
+/// How a container's process ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Exit {
+    pub status: u32,
+    pub at: SystemTime,
+}
+
+/// What the task service knows of a container.
+pub struct ContainerRecord {
+    pub id: String,
+    pub bundle: PathBuf,
+    pub pid: u32,
+    pub stdio: [String; 3],
+    /// The rootfs this shim mounted (unmounted on delete), if any.
+    pub mounted_rootfs: Option<PathBuf>,
+    /// What the policy gate saw at create; start is decided on the same.
+    pub policy_input: DecisionInput,
+    inner: Mutex<Inner>,
+    exited: Condvar,
+}
+
+pub struct Inner {
+    pub status: Status,
+    pub exit: Option<Exit>,
+    pub process: IsolatedContainer,
+}
+
+impl ContainerRecord {
+    pub fn new(
+        id: String,
+        bundle: PathBuf,
+        stdio: [String; 3],
+        mounted_rootfs: Option<PathBuf>,
+        process: IsolatedContainer,
+        policy_input: DecisionInput,
+    ) -> Self {
+        Self {
+            id,
+            bundle,
+            pid: process.pid().unwrap_or_default(),
+            stdio,
+            mounted_rootfs,
+            policy_input,
+            inner: Mutex::new(Inner {
+                status: Status::Created,
+                exit: None,
+                process,
+            }),
+            exited: Condvar::new(),
+        }
+    }
+
+    /// The record's mutable part. Held while events about this container are
+    /// queued, so TaskStart always precedes its TaskExit.
+    pub fn lock(&self) -> MutexGuard<'_, Inner> {
+        self.inner.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Records the exit (first one wins) and wakes waiters.
+    pub fn set_exited(&self, inner: &mut Inner, status: u32) -> Exit {
+        let exit = *inner.exit.get_or_insert(Exit {
+            status,
+            at: SystemTime::now(),
+        });
+        inner.status = Status::Stopped;
+        self.exited.notify_all();
+        exit
+    }
+
+    /// Blocks until the process has exited.
+    pub fn wait(&self) -> Exit {
+        let mut inner = self.lock();
+        loop {
+            if let Some(exit) = inner.exit {
+                return exit;
+            }
+            inner = self
+                .exited
+                .wait(inner)
+                .unwrap_or_else(PoisonError::into_inner);
+        }
+    }
+}

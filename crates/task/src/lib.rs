@@ -1,0 +1,29 @@
+//! The shim process: containerd's shim v2 Task API served over ttrpc.
+//!
+//! A request flows: [`task`] (one file per Task operation) -> the policy gate
+//! (`edgeshim-policy`) -> the bundle (`edgeshim-bundle`) -> the isolation
+//! layer (`edgeshim-isolation`) -> an engine (`edgeshim-engine`), with
+//! [`events`] flowing back to containerd.
+//!
+//! Owns: the shim's start/delete subcommands ([`service`]), the container
+//! records and their state machine ([`container`]), containerd's rootfs mounts
+//! and stdio FIFOs, exit collection, and events.
+//!
+//! Leaves out: namespaces and cgroups (isolation), compiling and running Wasm
+//! (engine), the decision itself (policy).
+
+pub mod container;
+pub mod error;
+pub mod events;
+mod exits;
+mod rootfs;
+pub mod service;
+mod stdio;
+pub mod task;
+
+pub use service::EdgeShim;
+
+/// The shim's `main`: `run::<WasmtimeEngine>("io.containerd.wasmtime.v1")`.
+pub fn run<E: edgeshim_engine::Engine>(runtime_id: &str) {
+    containerd_shim::run::<EdgeShim<E>>(runtime_id, None);
+}

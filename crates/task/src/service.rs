@@ -1,0 +1,99 @@
+//! The shim binary's three modes, as containerd drives them: `start` (spawn
+//! or reuse the shim for this container's pod, print its socket address),
+//! `delete` (clean up after a shim that died) and serving the Task API.
+
+use std::marker::PhantomData;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use containerd_shim::api::DeleteResponse;
+use containerd_shim::publisher::RemotePublisher;
+use containerd_shim::util::write_address;
+use containerd_shim::{Config, ExitSignal, Flags, Shim, StartOpts};
+use edgeshim_bundle::{Bundle, SANDBOX_ID_ANNOTATION};
+use edgeshim_engine::Engine;
+use edgeshim_isolation::IsolatedContainer;
+
+use crate::events::ContainerdEvents;
+use crate::rootfs;
+use crate::task::TaskService;
+
+/// Where container state (libcontainer's) lives: `<root>/<namespace>/<id>`.
+pub const STATE_ROOT: &str = "/run/edgeshim";
+
+/// Exit status reported for a container whose shim died (it was SIGKILLed).
+const KILLED_STATUS: u32 = 128 + libc::SIGKILL as u32;
+
+/// The shim, generic over its Wasm engine.
+pub struct EdgeShim<E> {
+    exit: Arc<ExitSignal>,
+    namespace: String,
+    id: String,
+    engine: PhantomData<fn() -> E>,
+}
+
+pub fn state_root(namespace: &str) -> PathBuf {
+    Path::new(STATE_ROOT).join(namespace)
+}
+
+impl<E: Engine> Shim for EdgeShim<E> {
+    type T = TaskService<E>;
+
+    fn new(_runtime_id: &str, args: &Flags, _config: &mut Config) -> Self {
+        Self {
+            exit: Arc::new(ExitSignal::default()),
+            namespace: args.namespace.clone(),
+            id: args.id.clone(),
+            engine: PhantomData,
+        }
+    }
+
+    /// One shim per pod: containers of a pod carry the sandbox id annotation
+    /// and share its socket; any other container gets a shim of its own.
+    fn start_shim(&mut self, opts: StartOpts) -> containerd_shim::Result<String> {
+        let grouping = std::env::current_dir()
+            .ok()
+            .and_then(|dir| Bundle::load(&dir).ok())
+            .and_then(|b| b.annotation(SANDBOX_ID_ANNOTATION).map(str::to_string))
+            .unwrap_or_else(|| opts.id.clone());
+        let (_pid, address) = containerd_shim::spawn(opts, &grouping, Vec::new())?;
+        write_address(&address)?;
+        Ok(address)
+    }
+
+    /// Called after a shim died: kill and remove what it left (process,
+    /// cgroup, state, rootfs mount).
+    fn delete_shim(&mut self) -> containerd_shim::Result<DeleteResponse> {
+        let root = state_root(&self.namespace);
+        match IsolatedContainer::load(&root, &self.id) {
+            Ok(mut container) => {
+                if let Err(e) = container.delete() {
+                    log::warn!("{e}");
+                }
+            }
+            Err(e) => log::info!("nothing to clean up: {e}"),
+        }
+        if let Ok(bundle) = std::env::current_dir() {
+            rootfs::unmount(&bundle.join("rootfs"));
+        }
+        Ok(DeleteResponse {
+            exit_status: KILLED_STATUS,
+            exited_at: Some(crate::task::timestamp(std::time::SystemTime::now())).into(),
+            ..Default::default()
+        })
+    }
+
+    fn wait(&mut self) {
+        self.exit.wait();
+    }
+
+    fn create_task_service(&self, publisher: RemotePublisher) -> Self::T {
+        let events = Arc::new(ContainerdEvents::new(publisher, self.namespace.clone()));
+        TaskService::new(
+            state_root(&self.namespace),
+            events,
+            Arc::new(edgeshim_policy::AllowAll),
+            self.exit.clone(),
+        )
+    }
+}

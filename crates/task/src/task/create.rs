@@ -1,0 +1,213 @@
+//! Create: rootfs -> bundle -> policy gate -> compile -> isolated process.
+//!
+//! Nothing runs yet: the process waits for Start. Any failure undoes what was
+//! done (mount, process, cgroup, state) before the error is returned.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use containerd_shim::api::{CreateTaskRequest, CreateTaskResponse};
+use containerd_shim::protos::events::task::TaskCreate;
+use edgeshim_bundle::{Bundle, CONTAINER_TYPE_ANNOTATION, WasiView, Workload};
+use edgeshim_engine::Engine;
+use edgeshim_isolation::{IsolatedContainer, Payload};
+use edgeshim_policy::{Action, ContainerKind, DecisionInput};
+
+use super::{TaskService, send};
+use crate::container::ContainerRecord;
+use crate::error::{Result, TaskError};
+use crate::{rootfs, stdio};
+
+/// A prepared module run inside the container process.
+struct WasmPayload<E: Engine> {
+    engine: Arc<E>,
+    prepared: E::Prepared,
+    view: WasiView,
+}
+
+impl<E: Engine> Payload for WasmPayload<E> {
+    fn run(&self) -> i32 {
+        match self.engine.run(&self.prepared, &self.view) {
+            Ok(status) => status,
+            Err(e) => {
+                eprintln!("edgeshim: {e}");
+                1
+            }
+        }
+    }
+}
+
+impl<E: Engine> TaskService<E> {
+    pub(super) fn do_create(&self, req: CreateTaskRequest) -> Result<CreateTaskResponse> {
+        let id = req.id.clone();
+        if self.map().contains_key(&id) {
+            return Err(TaskError::AlreadyExists(id));
+        }
+        if req.terminal {
+            return Err(TaskError::FailedPrecondition {
+                id,
+                reason: "terminals (tty) are not supported by edgeshim".into(),
+            });
+        }
+        let bundle_dir = PathBuf::from(&req.bundle);
+        let mounted = rootfs::mount(&bundle_dir, &req.rootfs).map_err(|reason| TaskError::Io {
+            id: id.clone(),
+            what: "rootfs",
+            reason,
+        })?;
+        match self.create_process(&id, &bundle_dir, &req) {
+            Ok((process, policy_input)) => {
+                let pid = process.pid().unwrap_or_default();
+                let record = Arc::new(ContainerRecord::new(
+                    id.clone(),
+                    bundle_dir,
+                    [req.stdin.clone(), req.stdout.clone(), req.stderr.clone()],
+                    mounted,
+                    process,
+                    policy_input,
+                ));
+                if let Some(status) = self.unclaimed.take(pid) {
+                    let mut inner = record.lock();
+                    record.set_exited(&mut inner, status as u32);
+                }
+                self.map().insert(id.clone(), record);
+                send(
+                    self.events.as_ref(),
+                    TaskCreate {
+                        container_id: id.clone(),
+                        bundle: req.bundle.clone(),
+                        rootfs: req.rootfs.clone(),
+                        io: Some(containerd_shim::protos::events::task::TaskIO {
+                            stdin: req.stdin.clone(),
+                            stdout: req.stdout.clone(),
+                            stderr: req.stderr.clone(),
+                            terminal: req.terminal,
+                            ..Default::default()
+                        })
+                        .into(),
+                        pid,
+                        ..Default::default()
+                    },
+                );
+                log::info!("container {id} created, pid {pid}");
+                Ok(CreateTaskResponse {
+                    pid,
+                    ..Default::default()
+                })
+            }
+            Err(e) => {
+                if let Some(target) = mounted {
+                    rootfs::unmount(&target);
+                }
+                Err(e)
+            }
+        }
+    }
+
+    /// Everything between the mounted rootfs and a waiting process.
+    fn create_process(
+        &self,
+        id: &str,
+        bundle_dir: &Path,
+        req: &CreateTaskRequest,
+    ) -> Result<(IsolatedContainer, DecisionInput)> {
+        let bundle_err = |source| TaskError::Bundle {
+            id: id.to_string(),
+            source,
+        };
+        let bundle = Bundle::load(bundle_dir).map_err(bundle_err)?;
+        let workload = bundle.workload().map_err(bundle_err)?;
+        let input = decision_input(id, &bundle, &workload);
+        self.check_policy(&input)?;
+
+        let payload: Option<Arc<dyn Payload>> = match workload {
+            Workload::Native { .. } => None,
+            Workload::Wasm { module, view, .. } => {
+                let engine = self.engine(id)?;
+                let prepared = engine
+                    .prepare(&module.bytes, &module.sha256)
+                    .map_err(|source| TaskError::Engine {
+                        id: id.to_string(),
+                        source,
+                    })?;
+                Some(Arc::new(WasmPayload {
+                    engine,
+                    prepared,
+                    view,
+                }))
+            }
+        };
+        let stdio =
+            stdio::open(&req.stdin, &req.stdout, &req.stderr).map_err(|reason| TaskError::Io {
+                id: id.to_string(),
+                what: "stdio",
+                reason,
+            })?;
+        let process = IsolatedContainer::create(&self.state_root, id, bundle_dir, stdio, payload)
+            .map_err(|e| {
+            // libcontainer may leave its state folder or cgroup behind on a
+            // failed create; remove them so the id can be reused.
+            if let Ok(mut leftover) = IsolatedContainer::load(&self.state_root, id)
+                && let Err(cleanup) = leftover.delete()
+            {
+                log::warn!("{cleanup}");
+            }
+            let _ = std::fs::remove_dir_all(self.state_root.join(id));
+            TaskError::from(e)
+        })?;
+        Ok((process, input))
+    }
+
+    /// Puts `input` to the gate; a denial becomes the request's error.
+    pub(super) fn check_policy(&self, input: &DecisionInput) -> Result<()> {
+        let decision = self.gate.decide(input);
+        log::info!(
+            "policy {:?} {} for container {}: allow={} reasons={:?} revision={}",
+            input.action,
+            input.entrypoint,
+            input.container_id,
+            decision.allow,
+            decision.reasons,
+            decision.revision
+        );
+        if decision.allow {
+            Ok(())
+        } else {
+            Err(TaskError::Denied {
+                id: input.container_id.clone(),
+                revision: decision.revision,
+                reasons: decision.reasons,
+            })
+        }
+    }
+}
+
+/// The policy input for a create; start reuses it with its own action.
+fn decision_input(id: &str, bundle: &Bundle, workload: &Workload) -> DecisionInput {
+    let (kind, entrypoint, module_sha256) = match workload {
+        Workload::Wasm {
+            entrypoint, module, ..
+        } => (
+            ContainerKind::Wasm,
+            entrypoint.container_path.clone(),
+            Some(module.sha256.clone()),
+        ),
+        Workload::Native { entrypoint } => {
+            let sandbox = bundle.annotation(CONTAINER_TYPE_ANNOTATION) == Some("sandbox");
+            let kind = if sandbox {
+                ContainerKind::Sandbox
+            } else {
+                ContainerKind::Native
+            };
+            (kind, entrypoint.container_path.clone(), None)
+        }
+    };
+    DecisionInput {
+        action: Action::Create,
+        container_id: id.to_string(),
+        kind,
+        entrypoint,
+        module_sha256,
+        args: bundle.args().map(<[String]>::to_vec).unwrap_or_default(),
+    }
+}

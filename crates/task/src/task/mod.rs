@@ -1,0 +1,229 @@
+//! The Task API: one file per operation, all on [`TaskService`].
+
+mod create;
+mod delete;
+mod info;
+mod kill;
+mod start;
+mod wait;
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::SystemTime;
+
+use containerd_shim::api::*;
+use containerd_shim::event::Event;
+use containerd_shim::protos::events::task::TaskExit;
+use containerd_shim::protos::protobuf::well_known_types::timestamp::Timestamp;
+use containerd_shim::{ExitSignal, Task, TtrpcContext, TtrpcResult};
+use edgeshim_engine::{Engine, EngineConfig};
+use edgeshim_policy::Gate;
+
+use crate::container::ContainerRecord;
+use crate::error::{Result, TaskError};
+use crate::events::EventSink;
+use crate::exits::{self, UnclaimedExits};
+
+type Containers = Arc<Mutex<HashMap<String, Arc<ContainerRecord>>>>;
+
+/// The shim's task service: every container this shim runs.
+pub struct TaskService<E: Engine> {
+    containers: Containers,
+    engine: Mutex<Option<Arc<E>>>,
+    gate: Arc<dyn Gate>,
+    events: Arc<dyn EventSink>,
+    state_root: PathBuf,
+    unclaimed: Arc<UnclaimedExits>,
+    exit: Arc<ExitSignal>,
+}
+
+impl<E: Engine> TaskService<E> {
+    pub fn new(
+        state_root: PathBuf,
+        events: Arc<dyn EventSink>,
+        gate: Arc<dyn Gate>,
+        exit: Arc<ExitSignal>,
+    ) -> Self {
+        let containers: Containers = Arc::default();
+        let unclaimed = Arc::new(UnclaimedExits::default());
+        let watched = containers.clone();
+        let exit_events = events.clone();
+        if let Err(e) = exits::watch(unclaimed.clone(), move |pid, status| {
+            record_exit(&watched, exit_events.as_ref(), pid, status)
+        }) {
+            log::error!("cannot watch container exits: {e}");
+        }
+        Self {
+            containers,
+            engine: Mutex::new(None),
+            gate,
+            events,
+            state_root,
+            unclaimed,
+            exit,
+        }
+    }
+
+    fn map(&self) -> MutexGuard<'_, HashMap<String, Arc<ContainerRecord>>> {
+        self.containers
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn get(&self, id: &str) -> Result<Arc<ContainerRecord>> {
+        self.map()
+            .get(id)
+            .cloned()
+            .ok_or_else(|| TaskError::NotFound(id.to_string()))
+    }
+
+    /// The engine, made on first use: a shim that only runs native
+    /// containers (a pod's pause) never pays for it.
+    fn engine(&self, id: &str) -> Result<Arc<E>> {
+        let mut slot = self.engine.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(engine) = slot.as_ref() {
+            return Ok(engine.clone());
+        }
+        let engine =
+            Arc::new(
+                E::new(EngineConfig::from_env()).map_err(|source| TaskError::Engine {
+                    id: id.to_string(),
+                    source,
+                })?,
+            );
+        *slot = Some(engine.clone());
+        Ok(engine)
+    }
+}
+
+/// Marks the container whose process is `pid` as exited and tells
+/// containerd. Returns whether a container claimed the pid.
+fn record_exit(containers: &Containers, events: &dyn EventSink, pid: u32, status: i32) -> bool {
+    let record = containers
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .values()
+        .find(|r| r.pid == pid)
+        .cloned();
+    let Some(record) = record else {
+        return false;
+    };
+    let mut inner = record.lock();
+    let exit = record.set_exited(&mut inner, status as u32);
+    events.send(Box::new(TaskExit {
+        container_id: record.id.clone(),
+        id: record.id.clone(),
+        pid,
+        exit_status: exit.status,
+        exited_at: Some(timestamp(exit.at)).into(),
+        ..Default::default()
+    }));
+    log::info!("container {} exited with status {}", record.id, exit.status);
+    true
+}
+
+/// A protobuf timestamp for `at`.
+pub fn timestamp(at: SystemTime) -> Timestamp {
+    let since = at
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .unwrap_or_default();
+    Timestamp {
+        seconds: i64::try_from(since.as_secs()).unwrap_or(i64::MAX),
+        nanos: i32::try_from(since.subsec_nanos()).unwrap_or_default(),
+        ..Default::default()
+    }
+}
+
+fn send(events: &dyn EventSink, event: impl Event + Send + 'static) {
+    events.send(Box::new(event));
+}
+
+impl<E: Engine> Task for TaskService<E> {
+    fn create(&self, _: &TtrpcContext, req: CreateTaskRequest) -> TtrpcResult<CreateTaskResponse> {
+        Ok(self.do_create(req)?)
+    }
+
+    fn start(&self, _: &TtrpcContext, req: StartRequest) -> TtrpcResult<StartResponse> {
+        reject_exec(&req.exec_id, "exec")?;
+        Ok(self.do_start(&req.id)?)
+    }
+
+    fn kill(&self, _: &TtrpcContext, req: KillRequest) -> TtrpcResult<Empty> {
+        reject_exec(&req.exec_id, "exec")?;
+        self.do_kill(&req.id, req.signal, req.all)?;
+        Ok(Empty::new())
+    }
+
+    fn delete(&self, _: &TtrpcContext, req: DeleteRequest) -> TtrpcResult<DeleteResponse> {
+        reject_exec(&req.exec_id, "exec")?;
+        Ok(self.do_delete(&req.id)?)
+    }
+
+    fn wait(&self, _: &TtrpcContext, req: WaitRequest) -> TtrpcResult<WaitResponse> {
+        reject_exec(&req.exec_id, "exec")?;
+        Ok(self.do_wait(&req.id)?)
+    }
+
+    fn state(&self, _: &TtrpcContext, req: StateRequest) -> TtrpcResult<StateResponse> {
+        reject_exec(&req.exec_id, "exec")?;
+        Ok(self.do_state(&req.id)?)
+    }
+
+    fn pids(&self, _: &TtrpcContext, req: PidsRequest) -> TtrpcResult<PidsResponse> {
+        Ok(self.do_pids(&req.id)?)
+    }
+
+    fn stats(&self, _: &TtrpcContext, req: StatsRequest) -> TtrpcResult<StatsResponse> {
+        Ok(self.do_stats(&req.id)?)
+    }
+
+    fn connect(&self, _: &TtrpcContext, req: ConnectRequest) -> TtrpcResult<ConnectResponse> {
+        Ok(self.do_connect(&req.id)?)
+    }
+
+    fn shutdown(&self, _: &TtrpcContext, _: ShutdownRequest) -> TtrpcResult<Empty> {
+        if self.map().is_empty() {
+            self.exit.signal();
+        }
+        Ok(Empty::new())
+    }
+
+    fn close_io(&self, _: &TtrpcContext, _: CloseIORequest) -> TtrpcResult<Empty> {
+        // Nothing to do: the container holds its stdin FIFO itself, and
+        // containerd closing its end gives it EOF.
+        Ok(Empty::new())
+    }
+
+    fn exec(&self, _: &TtrpcContext, _: ExecProcessRequest) -> TtrpcResult<Empty> {
+        Err(TaskError::Unsupported("exec").into())
+    }
+
+    fn pause(&self, _: &TtrpcContext, _: PauseRequest) -> TtrpcResult<Empty> {
+        Err(TaskError::Unsupported("pause").into())
+    }
+
+    fn resume(&self, _: &TtrpcContext, _: ResumeRequest) -> TtrpcResult<Empty> {
+        Err(TaskError::Unsupported("resume").into())
+    }
+
+    fn update(&self, _: &TtrpcContext, _: UpdateTaskRequest) -> TtrpcResult<Empty> {
+        Err(TaskError::Unsupported("update").into())
+    }
+
+    fn checkpoint(&self, _: &TtrpcContext, _: CheckpointTaskRequest) -> TtrpcResult<Empty> {
+        Err(TaskError::Unsupported("checkpoint").into())
+    }
+
+    fn resize_pty(&self, _: &TtrpcContext, _: ResizePtyRequest) -> TtrpcResult<Empty> {
+        Err(TaskError::Unsupported("terminals (resize_pty)").into())
+    }
+}
+
+fn reject_exec(exec_id: &str, what: &'static str) -> Result<()> {
+    if exec_id.is_empty() {
+        Ok(())
+    } else {
+        Err(TaskError::Unsupported(what))
+    }
+}
