@@ -57,11 +57,13 @@ impl IsolatedContainer {
         if let Some(fd) = stdio.stderr {
             builder = builder.with_stderr(fd);
         }
+        // Not `as_sibling`: a sibling is cloned without an exit signal, so its
+        // exit would raise no SIGCHLD. The init process is instead reparented
+        // to the shim (a subreaper) when libcontainer's intermediate exits.
         let container = builder
             .validate_id()
             .map_err(|e| err(&e))?
             .as_init(bundle)
-            .as_sibling(true)
             .with_systemd(false)
             .with_detach(true)
             .build()

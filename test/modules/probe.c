@@ -1,0 +1,64 @@
+// probe: one Wasm test workload with a behaviour per first argument, so the
+// integration suite needs one image. Built by test/build.rs with
+// `clang --target=wasm32-wasi`.
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <errno.h>
+#include <time.h>
+
+static int cat(const char *path) {
+    FILE *f = fopen(path, "r");
+    if (!f) { fprintf(stderr, "probe: cannot open %s: %s\n", path, strerror(errno)); return 2; }
+    char buf[4096]; size_t n;
+    while ((n = fread(buf, 1, sizeof buf, f)) > 0) fwrite(buf, 1, n, stdout);
+    fclose(f);
+    return 0;
+}
+
+static int write_file(const char *path, const char *text) {
+    FILE *f = fopen(path, "w");
+    if (!f) { fprintf(stderr, "probe: cannot create %s: %s\n", path, strerror(errno)); return 2; }
+    fputs(text, f);
+    fclose(f);
+    printf("wrote %s\n", path);
+    return 0;
+}
+
+// Grows the heap in 1 MiB steps up to `mib`, touching every page.
+static int grow(long mib) {
+    for (long i = 0; i < mib; i++) {
+        char *p = malloc(1 << 20);
+        if (!p) { fprintf(stderr, "probe: allocation failed after %ld MiB\n", i); return 3; }
+        memset(p, 1, 1 << 20);
+    }
+    printf("grew %ld MiB\n", mib);
+    return 0;
+}
+
+int main(int argc, char **argv) {
+    const char *cmd = argc > 1 ? argv[1] : "hello";
+    if (!strcmp(cmd, "hello")) { printf("hello from wasm\n"); return 0; }
+    if (!strcmp(cmd, "stderr")) { fprintf(stderr, "to stderr: %s\n", argc > 2 ? argv[2] : ""); return 0; }
+    if (!strcmp(cmd, "args")) { for (int i = 0; i < argc; i++) printf("arg[%d]=%s\n", i, argv[i]); return 0; }
+    if (!strcmp(cmd, "env")) { const char *v = getenv(argc > 2 ? argv[2] : "HOME"); printf("%s=%s\n", argc > 2 ? argv[2] : "HOME", v ? v : "(unset)"); return 0; }
+    if (!strcmp(cmd, "exit")) { int code = argc > 2 ? atoi(argv[2]) : 0; printf("exiting %d\n", code); exit(code); }
+    if (!strcmp(cmd, "read")) return cat(argc > 2 ? argv[2] : "/");
+    if (!strcmp(cmd, "write")) return write_file(argc > 2 ? argv[2] : "/out", argc > 3 ? argv[3] : "");
+    if (!strcmp(cmd, "grow")) return grow(argc > 2 ? atol(argv[2]) : 1);
+    if (!strcmp(cmd, "trap")) { printf("about to trap\n"); fflush(stdout); __builtin_trap(); }
+    if (!strcmp(cmd, "sleep")) {
+        printf("sleeping\n"); fflush(stdout);
+        struct timespec ts = { argc > 2 ? atol(argv[2]) : 3600, 0 };
+        nanosleep(&ts, NULL);
+        return 0;
+    }
+    if (!strcmp(cmd, "spin")) {
+        printf("spinning\n"); fflush(stdout);
+        volatile unsigned long n = 0;
+        for (;;) n++;
+    }
+    fprintf(stderr, "probe: unknown command %s\n", cmd);
+    return 64;
+}
