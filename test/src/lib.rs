@@ -1,1 +1,206 @@
-//! integration
+//! Harness for the integration suite: a handle on the private containerd
+//! started by `hack/containerd.sh`, `ctr` invocations, the test images (built
+//! once per run from the modules in `modules/`), and leak checks.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+use edgeshim_tools::oci_image::{ImageFile, ImageSpec, write_archive};
+
+/// Namespace all tests use in containerd.
+pub const NAMESPACE: &str = "edgeshim-test";
+pub const WASMTIME_RUNTIME: &str = "io.containerd.wasmtime.v1";
+pub const PROBE_IMAGE: &str = "edgeshim.test/probe:1";
+pub const SPIN_IMAGE: &str = "edgeshim.test/spin:1";
+pub const PAUSE_IMAGE: &str = "edgeshim.test/pause:1";
+pub const BAD_IMAGE: &str = "edgeshim.test/bad:1";
+
+/// Path of a workload built by build.rs.
+pub fn built(name: &str) -> PathBuf {
+    Path::new(env!("OUT_DIR")).join(name)
+}
+
+/// containerd's socket, from `EDGESHIM_CONTAINERD_ADDRESS`. Integration tests
+/// fail (never skip) without it: `hack/test.sh` sets it.
+pub fn address() -> String {
+    std::env::var("EDGESHIM_CONTAINERD_ADDRESS").expect(
+        "EDGESHIM_CONTAINERD_ADDRESS is not set: run the suite with hack/test.sh, \
+         which starts the private containerd",
+    )
+}
+
+/// `ctr` against the private containerd, in the test namespace.
+pub fn ctr(args: &[&str]) -> Output {
+    let output = Command::new("ctr")
+        .args(["--address", &address(), "--namespace", NAMESPACE])
+        .args(args)
+        .output()
+        .expect("run ctr");
+    eprintln!(
+        "ctr {}: {}\nstdout: {}\nstderr: {}",
+        args.join(" "),
+        output.status,
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    output
+}
+
+pub fn stdout(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+pub fn stderr(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+/// Builds and imports the test images, once per test binary.
+pub fn images() {
+    static DONE: OnceLock<()> = OnceLock::new();
+    DONE.get_or_init(|| {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let probe = built("probe.wasm");
+        let truncated = dir.path().join("truncated.wasm");
+        let bytes = std::fs::read(&probe).expect("probe.wasm");
+        std::fs::write(&truncated, &bytes[..bytes.len() / 2]).expect("write");
+        let garbage = dir.path().join("garbage.wasm");
+        std::fs::write(&garbage, b"\0asm\x01\0\0\0\x01\x7f\x00garbage").expect("write");
+        let text = dir.path().join("notes.txt");
+        std::fs::write(&text, b"just some text\n").expect("write");
+
+        let images = [
+            (PROBE_IMAGE, "/probe.wasm", vec![(probe, "/probe.wasm")]),
+            (SPIN_IMAGE, "/spin.wasm", vec![(built("spin.wasm"), "/spin.wasm")]),
+            (PAUSE_IMAGE, "/pause", vec![(built("pause"), "/pause")]),
+            (
+                BAD_IMAGE,
+                "/truncated.wasm",
+                vec![
+                    (truncated, "/truncated.wasm"),
+                    (garbage, "/garbage.wasm"),
+                    (text, "/notes.txt"),
+                ],
+            ),
+        ];
+        for (name, entrypoint, files) in images {
+            let mut spec = ImageSpec::new(name);
+            spec.entrypoint = vec![entrypoint.to_string()];
+            spec.dirs = vec!["/data".into(), "/tmp".into()];
+            spec.files = files
+                .into_iter()
+                .map(|(source, target)| ImageFile {
+                    source,
+                    target: target.to_string(),
+                    mode: 0o755,
+                })
+                .collect();
+            let archive = dir.path().join("image.tar");
+            write_archive(&spec, &archive).expect("archive");
+            let archive = archive.to_string_lossy().into_owned();
+            let output = ctr(&["image", "import", &archive]);
+            assert!(output.status.success(), "import {name}: {}", stderr(&output));
+        }
+    });
+}
+
+/// `ctr run --rm` of `image` with the wasmtime runtime; `args` replaces the
+/// image's entrypoint when non-empty.
+pub fn run_rm(id: &str, image: &str, flags: &[&str], args: &[&str]) -> Output {
+    images();
+    let mut all = vec!["run", "--rm", "--runtime", WASMTIME_RUNTIME];
+    all.extend_from_slice(flags);
+    all.extend_from_slice(&[image, id]);
+    all.extend_from_slice(args);
+    ctr(&all)
+}
+
+/// `ctr run -d`: the task keeps running; remove it with [`remove`].
+pub fn run_detached(id: &str, image: &str, flags: &[&str], args: &[&str]) -> Output {
+    images();
+    let mut all = vec!["run", "-d", "--runtime", WASMTIME_RUNTIME];
+    all.extend_from_slice(flags);
+    all.extend_from_slice(&[image, id]);
+    all.extend_from_slice(args);
+    ctr(&all)
+}
+
+/// The task's status column in `ctr task ls` (`RUNNING`, `STOPPED`, ...).
+pub fn task_status(id: &str) -> Option<String> {
+    let output = ctr(&["task", "ls"]);
+    stdout(&output)
+        .lines()
+        .find(|l| l.split_whitespace().next() == Some(id))
+        .and_then(|l| l.split_whitespace().nth(2).map(str::to_string))
+}
+
+/// Polls `condition` until it holds; panics with `what` after `limit` (a
+/// guard against hangs, not a performance assertion).
+pub fn await_condition(what: &str, limit: Duration, mut condition: impl FnMut() -> bool) {
+    let start = Instant::now();
+    while !condition() {
+        assert!(start.elapsed() < limit, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Kills (if needed) and removes a task and its container.
+pub fn remove(id: &str) {
+    if task_status(id).is_some_and(|s| s != "STOPPED") {
+        ctr(&["task", "kill", "-s", "SIGKILL", id]);
+        await_condition("task to stop", Duration::from_secs(30), || {
+            task_status(id).is_none_or(|s| s == "STOPPED")
+        });
+    }
+    ctr(&["task", "rm", id]);
+    ctr(&["container", "rm", id]);
+}
+
+/// Asserts nothing of container `id` is left: no shim serving it, no state
+/// folder, no cgroup, no mount. Waits for the shim to finish exiting.
+pub fn assert_no_leftovers(id: &str) {
+    await_condition(&format!("shim of {id} to exit"), Duration::from_secs(30), || {
+        !shim_running_for(id)
+    });
+    let state = Path::new("/run/edgeshim").join(NAMESPACE).join(id);
+    assert!(!state.exists(), "state left at {}", state.display());
+    for controller in cgroup_roots() {
+        let dir = controller.join(NAMESPACE).join(id);
+        assert!(!dir.exists(), "cgroup left at {}", dir.display());
+    }
+    let mounts = std::fs::read_to_string("/proc/self/mountinfo").expect("mountinfo");
+    let needle = format!("/{id}/");
+    assert!(
+        !mounts.lines().any(|l| l.contains(&needle)),
+        "mount left for {id}"
+    );
+}
+
+/// Whether a shim process was started for container `id` (its `-id` flag).
+pub fn shim_running_for(id: &str) -> bool {
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return false;
+    };
+    entries.flatten().any(|e| {
+        let cmdline = std::fs::read(e.path().join("cmdline")).unwrap_or_default();
+        let words: Vec<&[u8]> = cmdline.split(|b| *b == 0).collect();
+        words.first().is_some_and(|w| w.ends_with(b"containerd-shim-wasmtime-v1"))
+            && words.windows(2).any(|w| w[0] == b"-id" && w[1] == id.as_bytes())
+    })
+}
+
+/// Every cgroup hierarchy root: each v1 controller and the unified one.
+pub fn cgroup_roots() -> Vec<PathBuf> {
+    let mut roots = Vec::new();
+    if let Ok(entries) = std::fs::read_dir("/sys/fs/cgroup") {
+        for entry in entries.flatten() {
+            let path = entry.path();
+            if path.is_dir() && !path.is_symlink() {
+                roots.push(path);
+            }
+        }
+    }
+    roots.push(PathBuf::from("/sys/fs/cgroup"));
+    roots
+}

@@ -1,0 +1,15 @@
+#!/usr/bin/env bash
+# The whole test suite: unit tests and the integration suite against a real,
+# private containerd that this script starts and stops. CI runs exactly this.
+set -euo pipefail
+repo=$(cd "$(dirname "$0")/.." && pwd)
+cd "$repo"
+
+cargo build --workspace --locked
+export EDGESHIM_HOME=${EDGESHIM_HOME:-$repo/.edgeshim}
+hack/containerd.sh stop >/dev/null 2>&1 || true
+hack/containerd.sh start
+trap 'hack/containerd.sh stop' EXIT
+eval "$(hack/containerd.sh env)"
+
+cargo test --workspace --locked -- --test-threads="${EDGESHIM_TEST_THREADS:-4}"

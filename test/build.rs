@@ -1,0 +1,34 @@
+//! Builds the test workloads from source into OUT_DIR: C to Wasm with
+//! Debian's clang + wasi-libc, WAT with the `wat` crate, and a static native
+//! pause program with the system C compiler. Nothing binary is committed.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+fn main() {
+    let out = PathBuf::from(std::env::var_os("OUT_DIR").expect("OUT_DIR"));
+    let modules = Path::new("modules");
+    println!("cargo:rerun-if-changed=modules");
+
+    run(Command::new("clang")
+        .args(["--target=wasm32-wasi", "-O2", "-Wl,--strip-all", "-o"])
+        .arg(out.join("probe.wasm"))
+        .arg(modules.join("probe.c")));
+    run(Command::new("cc")
+        .args(["-static", "-O2", "-s", "-o"])
+        .arg(out.join("pause"))
+        .arg(modules.join("pause.c")));
+    for name in ["spin"] {
+        let source = modules.join(format!("{name}.wat"));
+        let bytes = wat::parse_file(&source)
+            .unwrap_or_else(|e| panic!("compile {}: {e}", source.display()));
+        std::fs::write(out.join(format!("{name}.wasm")), bytes).expect("write module");
+    }
+}
+
+fn run(command: &mut Command) {
+    let status = command
+        .status()
+        .unwrap_or_else(|e| panic!("cannot run {command:?} (run hack/setup.sh first): {e}"));
+    assert!(status.success(), "{command:?} failed: {status}");
+}

@@ -1,0 +1,195 @@
+//! The Wasmtime shim under a real containerd, through `ctr`: output, args,
+//! env, mounts, exit codes, kill, bad input, and a native container beside a
+//! Wasm one in one shim. Each test checks that nothing is left behind.
+
+use std::time::{Duration, Instant};
+
+use edgeshim_integration::*;
+
+const LIMIT: Duration = Duration::from_secs(60);
+
+#[test]
+fn test_hello_reaches_stdout() {
+    let out = run_rm("hello", PROBE_IMAGE, &[], &[]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(stdout(&out), "hello from wasm\n");
+    assert_no_leftovers("hello");
+}
+
+#[test]
+fn test_stderr_is_separate_from_stdout() {
+    let out = run_rm("stderr", PROBE_IMAGE, &[], &["/probe.wasm", "stderr", "oops"]);
+    assert!(out.status.success());
+    assert_eq!(stdout(&out), "");
+    assert!(stderr(&out).contains("to stderr: oops"), "{}", stderr(&out));
+    assert_no_leftovers("stderr");
+}
+
+#[test]
+fn test_args_reach_the_module() {
+    let out = run_rm("args", PROBE_IMAGE, &[], &["/probe.wasm", "args", "one", "two words"]);
+    assert!(out.status.success());
+    assert_eq!(
+        stdout(&out),
+        "arg[0]=/probe.wasm\narg[1]=args\narg[2]=one\narg[3]=two words\n"
+    );
+    assert_no_leftovers("args");
+}
+
+#[test]
+fn test_env_reaches_the_module() {
+    let out = run_rm(
+        "env",
+        PROBE_IMAGE,
+        &["--env", "GREETING=grüezi"],
+        &["/probe.wasm", "env", "GREETING"],
+    );
+    assert!(out.status.success());
+    assert_eq!(stdout(&out), "GREETING=grüezi\n");
+    assert_no_leftovers("env");
+}
+
+#[test]
+fn test_bind_mount_is_read_and_written() {
+    let host = tempfile::tempdir().expect("tempdir");
+    std::fs::write(host.path().join("in.txt"), "from the host\n").expect("write");
+    let mount = format!(
+        "type=bind,src={},dst=/data,options=rbind:rw",
+        host.path().display()
+    );
+    let out = run_rm("mount-read", PROBE_IMAGE, &["--mount", &mount], &["/probe.wasm", "read", "/data/in.txt"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(stdout(&out), "from the host\n");
+
+    let out = run_rm(
+        "mount-write",
+        PROBE_IMAGE,
+        &["--mount", &mount],
+        &["/probe.wasm", "write", "/data/out.txt", "from the module"],
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    let written = std::fs::read_to_string(host.path().join("out.txt")).expect("out.txt");
+    assert_eq!(written, "from the module");
+    assert_no_leftovers("mount-read");
+    assert_no_leftovers("mount-write");
+}
+
+#[test]
+fn test_exit_codes_are_the_modules() {
+    let out = run_rm("exit0", PROBE_IMAGE, &[], &["/probe.wasm", "exit", "0"]);
+    assert_eq!(out.status.code(), Some(0));
+    let out = run_rm("exit42", PROBE_IMAGE, &[], &["/probe.wasm", "exit", "42"]);
+    assert_eq!(out.status.code(), Some(42), "{}", stderr(&out));
+    assert_eq!(stdout(&out), "exiting 42\n");
+    assert_no_leftovers("exit0");
+    assert_no_leftovers("exit42");
+}
+
+#[test]
+fn test_trap_is_reported_with_abort_status() {
+    let out = run_rm("trap", PROBE_IMAGE, &[], &["/probe.wasm", "trap"]);
+    assert_eq!(out.status.code(), Some(134), "{}", stderr(&out));
+    assert!(stderr(&out).contains("wasm trap"), "{}", stderr(&out));
+    assert!(stdout(&out).contains("about to trap"));
+    assert_no_leftovers("trap");
+}
+
+/// Kills a module spinning in a tight loop (no host calls at all) and
+/// reports how long the stop took; the figure goes to the log, speed is the
+/// benchmark's business.
+fn kill_spinning(id: &str, signal: &str, expected_status: &str) {
+    let out = run_detached(id, SPIN_IMAGE, &[], &[]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    await_condition("spin to run", LIMIT, || task_status(id).as_deref() == Some("RUNNING"));
+    let started = Instant::now();
+    let out = ctr(&["task", "kill", "-s", signal, id]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    await_condition("spin to stop", LIMIT, || task_status(id).as_deref() == Some("STOPPED"));
+    eprintln!("{signal} stopped the spinning module in {:?}", started.elapsed());
+    let out = ctr(&["task", "rm", id]);
+    assert!(stdout(&out).contains(expected_status), "{}", stdout(&out));
+    ctr(&["container", "rm", id]);
+    assert_no_leftovers(id);
+}
+
+#[test]
+fn test_sigkill_stops_a_tight_loop() {
+    kill_spinning("spin-kill", "SIGKILL", "137");
+}
+
+#[test]
+fn test_sigterm_stops_a_tight_loop() {
+    kill_spinning("spin-term", "SIGTERM", "143");
+}
+
+/// A failed create: a clear message naming the container and the cause, and
+/// nothing left behind.
+fn assert_create_fails(id: &str, image: &str, args: &[&str], cause: &str) {
+    let out = run_rm(id, image, &[], args);
+    assert!(!out.status.success());
+    let err = stderr(&out);
+    assert!(err.contains(&format!("container {id}")), "{err}");
+    assert!(err.contains(cause), "expected {cause:?} in {err}");
+    ctr(&["container", "rm", id]);
+    assert_no_leftovers(id);
+}
+
+#[test]
+fn test_missing_entrypoint_is_refused() {
+    assert_create_fails("no-entry", PROBE_IMAGE, &["/nope.wasm"], "\"/nope.wasm\" not found");
+}
+
+#[test]
+fn test_text_file_entrypoint_is_refused() {
+    assert_create_fails(
+        "text-entry",
+        BAD_IMAGE,
+        &["/notes.txt"],
+        "neither a Wasm module nor an ELF binary",
+    );
+}
+
+#[test]
+fn test_truncated_module_is_refused() {
+    assert_create_fails("truncated", BAD_IMAGE, &[], "invalid Wasm module");
+}
+
+#[test]
+fn test_garbage_module_is_refused() {
+    assert_create_fails("garbage", BAD_IMAGE, &["/garbage.wasm"], "invalid Wasm module");
+}
+
+#[test]
+fn test_native_and_wasm_share_one_shim_and_survive_a_bad_neighbour() {
+    let pod = "--annotation=io.kubernetes.cri.sandbox-id=pod-a";
+    let out = run_detached("pod-a", PAUSE_IMAGE, &[pod], &[]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let out = run_detached("pod-a-wasm", PROBE_IMAGE, &[pod], &["/probe.wasm", "sleep", "3600"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    await_condition("both to run", LIMIT, || {
+        task_status("pod-a").as_deref() == Some("RUNNING")
+            && task_status("pod-a-wasm").as_deref() == Some("RUNNING")
+    });
+    assert!(shim_running_for("pod-a"));
+    assert!(!shim_running_for("pod-a-wasm"), "the Wasm container got a shim of its own");
+
+    // A bad container in the same shim fails alone.
+    let out = run_rm("pod-a-bad", BAD_IMAGE, &[pod], &[]);
+    assert!(stderr(&out).contains("invalid Wasm module"), "{}", stderr(&out));
+    ctr(&["container", "rm", "pod-a-bad"]);
+    assert_eq!(task_status("pod-a").as_deref(), Some("RUNNING"));
+    assert_eq!(task_status("pod-a-wasm").as_deref(), Some("RUNNING"));
+    let out = run_rm("pod-a-hello", PROBE_IMAGE, &[pod], &[]);
+    assert_eq!(stdout(&out), "hello from wasm\n");
+
+    // The native pause container handles SIGTERM itself and exits 0.
+    ctr(&["task", "kill", "-s", "SIGTERM", "pod-a"]);
+    await_condition("pause to stop", LIMIT, || task_status("pod-a").as_deref() == Some("STOPPED"));
+    let out = ctr(&["task", "rm", "pod-a"]);
+    assert!(stdout(&out).contains("exit status 0") || stdout(&out).contains(" 0"), "{}", stdout(&out));
+    ctr(&["container", "rm", "pod-a"]);
+    remove("pod-a-wasm");
+    for id in ["pod-a", "pod-a-wasm", "pod-a-bad", "pod-a-hello"] {
+        assert_no_leftovers(id);
+    }
+}
