@@ -56,7 +56,23 @@ start() {
   exit 1
 }
 
+# Kills and removes every task and container this containerd knows, so that
+# no container process, cgroup or mount outlives a stop.
+remove_all() {
+  local c="ctr --address $sock" ns id
+  for ns in $($c namespaces ls -q 2>/dev/null); do
+    for id in $($c -n "$ns" tasks ls -q 2>/dev/null); do
+      $c -n "$ns" tasks kill -a -s SIGKILL "$id" >/dev/null 2>&1 || true
+      $c -n "$ns" tasks rm -f "$id" >/dev/null 2>&1 || true
+    done
+    for id in $($c -n "$ns" containers ls -q 2>/dev/null); do
+      $c -n "$ns" containers rm "$id" >/dev/null 2>&1 || true
+    done
+  done
+}
+
 stop() {
+  if running; then remove_all; fi
   if running; then
     local pid; pid=$(cat "$pidfile")
     kill "$pid"
@@ -64,10 +80,13 @@ stop() {
     kill -9 "$pid" 2>/dev/null || true
   fi
   rm -f "$pidfile"
-  # Shims outlive containerd by design; stop the ones of this containerd.
-  pkill -f "containerd-shim-.*-address $sock" 2>/dev/null || true
+  # Shims outlive containerd by design (and ignore SIGTERM); stop the ones
+  # of this containerd.
+  pkill -9 -f "containerd-shim-.*-address $sock" 2>/dev/null || true
   # Unmount anything left under the private root (snapshots, rootfs).
-  grep -o " $home/[^ ]*" /proc/self/mountinfo | sort -r | while read -r m; do umount -l "$m" 2>/dev/null || true; done
+  { grep -o " $home/[^ ]*" /proc/self/mountinfo || true; } | sort -r \
+    | while read -r m; do umount -l "$m" 2>/dev/null || true; done
+  return 0
 }
 
 case "${1:-}" in

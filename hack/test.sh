@@ -7,7 +7,9 @@ cd "$repo"
 
 cargo build --workspace --locked
 export EDGESHIM_HOME=${EDGESHIM_HOME:-$repo/.edgeshim}
+# A fresh private containerd every run: no state from an earlier run.
 hack/containerd.sh stop >/dev/null 2>&1 || true
+rm -rf "$EDGESHIM_HOME"
 hack/containerd.sh start
 trap 'hack/containerd.sh stop' EXIT
 eval "$(hack/containerd.sh env)"

@@ -72,7 +72,11 @@ pub fn images() {
 
         let images = [
             (PROBE_IMAGE, "/probe.wasm", vec![(probe, "/probe.wasm")]),
-            (SPIN_IMAGE, "/spin.wasm", vec![(built("spin.wasm"), "/spin.wasm")]),
+            (
+                SPIN_IMAGE,
+                "/spin.wasm",
+                vec![(built("spin.wasm"), "/spin.wasm")],
+            ),
             (PAUSE_IMAGE, "/pause", vec![(built("pause"), "/pause")]),
             (
                 BAD_IMAGE,
@@ -100,7 +104,11 @@ pub fn images() {
             write_archive(&spec, &archive).expect("archive");
             let archive = archive.to_string_lossy().into_owned();
             let output = ctr(&["image", "import", &archive]);
-            assert!(output.status.success(), "import {name}: {}", stderr(&output));
+            assert!(
+                output.status.success(),
+                "import {name}: {}",
+                stderr(&output)
+            );
         }
     });
 }
@@ -160,9 +168,11 @@ pub fn remove(id: &str) {
 /// Asserts nothing of container `id` is left: no shim serving it, no state
 /// folder, no cgroup, no mount. Waits for the shim to finish exiting.
 pub fn assert_no_leftovers(id: &str) {
-    await_condition(&format!("shim of {id} to exit"), Duration::from_secs(30), || {
-        !shim_running_for(id)
-    });
+    await_condition(
+        &format!("shim of {id} to exit"),
+        Duration::from_secs(30),
+        || !shim_running_for(id),
+    );
     let state = Path::new("/run/edgeshim").join(NAMESPACE).join(id);
     assert!(!state.exists(), "state left at {}", state.display());
     for controller in cgroup_roots() {
@@ -185,8 +195,12 @@ pub fn shim_running_for(id: &str) -> bool {
     entries.flatten().any(|e| {
         let cmdline = std::fs::read(e.path().join("cmdline")).unwrap_or_default();
         let words: Vec<&[u8]> = cmdline.split(|b| *b == 0).collect();
-        words.first().is_some_and(|w| w.ends_with(b"containerd-shim-wasmtime-v1"))
-            && words.windows(2).any(|w| w[0] == b"-id" && w[1] == id.as_bytes())
+        words
+            .first()
+            .is_some_and(|w| w.ends_with(b"containerd-shim-wasmtime-v1"))
+            && words
+                .windows(2)
+                .any(|w| w[0] == b"-id" && w[1] == id.as_bytes())
     })
 }
 

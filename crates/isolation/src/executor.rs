@@ -70,6 +70,17 @@ fn terminate_on_signals() {
             eprintln!("edgeshim: cannot install handler for {signal}: {e}");
         }
     }
+    // WASI has no SIGPIPE: a write to a stdio FIFO nobody reads any more
+    // (`ctr run -d` has gone) must return EPIPE to the module, not kill it.
+    // SAFETY: ignoring a signal installs no handler code.
+    if let Err(e) = unsafe {
+        nix::sys::signal::signal(
+            nix::sys::signal::Signal::SIGPIPE,
+            nix::sys::signal::SigHandler::SigIgn,
+        )
+    } {
+        eprintln!("edgeshim: cannot ignore SIGPIPE: {e}");
+    }
     // libcontainer may leave signals blocked from set-up; a module must see them.
     let _ = nix::sys::signal::sigprocmask(
         nix::sys::signal::SigmaskHow::SIG_SETMASK,

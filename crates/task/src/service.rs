@@ -56,6 +56,16 @@ impl<E: Engine> Shim for EdgeShim<E> {
             .and_then(|dir| Bundle::load(&dir).ok())
             .and_then(|b| b.annotation(SANDBOX_ID_ANNOTATION).map(str::to_string))
             .unwrap_or_else(|| opts.id.clone());
+        // A pod's shim already serving: reuse it without spawning. (Spawning
+        // a second one that finds the socket taken and exits makes the
+        // library's start path livelock on the child's SIGCHLD while it
+        // tears its signal handlers down.)
+        let address = containerd_shim::socket_address(&opts.address, &opts.namespace, &grouping);
+        let path = address.trim_start_matches("unix://");
+        if std::os::unix::net::UnixStream::connect(path).is_ok() {
+            write_address(&address)?;
+            return Ok(address);
+        }
         let (_pid, address) = containerd_shim::spawn(opts, &grouping, Vec::new())?;
         write_address(&address)?;
         Ok(address)

@@ -143,19 +143,28 @@ impl<E: Engine> TaskService<E> {
                 what: "stdio",
                 reason,
             })?;
+        if self.state_root.join(id).exists() {
+            // State this shim does not know: left by a shim that died.
+            log::warn!("container {id}: removing state left by an earlier shim");
+            self.remove_leftover_state(id);
+        }
         let process = IsolatedContainer::create(&self.state_root, id, bundle_dir, stdio, payload)
             .map_err(|e| {
-            // libcontainer may leave its state folder or cgroup behind on a
-            // failed create; remove them so the id can be reused.
-            if let Ok(mut leftover) = IsolatedContainer::load(&self.state_root, id)
-                && let Err(cleanup) = leftover.delete()
-            {
-                log::warn!("{cleanup}");
-            }
-            let _ = std::fs::remove_dir_all(self.state_root.join(id));
+            self.remove_leftover_state(id);
             TaskError::from(e)
         })?;
         Ok((process, input))
+    }
+
+    /// Removes libcontainer's state folder and cgroup for `id` (after a
+    /// failed create, or left by a dead shim) so that the id can be reused.
+    fn remove_leftover_state(&self, id: &str) {
+        if let Ok(mut leftover) = IsolatedContainer::load(&self.state_root, id)
+            && let Err(cleanup) = leftover.delete()
+        {
+            log::warn!("{cleanup}");
+        }
+        let _ = std::fs::remove_dir_all(self.state_root.join(id));
     }
 
     /// Puts `input` to the gate; a denial becomes the request's error.
