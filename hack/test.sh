@@ -5,6 +5,7 @@ set -euo pipefail
 repo=$(cd "$(dirname "$0")/.." && pwd)
 cd "$repo"
 
+hack/install-deps.sh
 cargo build --workspace --locked
 export EDGESHIM_HOME=${EDGESHIM_HOME:-$repo/.edgeshim}
 # A fresh private containerd every run: no state from an earlier run.

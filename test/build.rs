@@ -18,12 +18,10 @@ fn main() {
         .args(["-static", "-O2", "-s", "-o"])
         .arg(out.join("pause"))
         .arg(modules.join("pause.c")));
-    for name in ["spin"] {
-        let source = modules.join(format!("{name}.wat"));
-        let bytes = wat::parse_file(&source)
-            .unwrap_or_else(|e| panic!("compile {}: {e}", source.display()));
-        std::fs::write(out.join(format!("{name}.wasm")), bytes).expect("write module");
-    }
+    let source = modules.join("spin.wat");
+    let bytes =
+        wat::parse_file(&source).unwrap_or_else(|e| panic!("compile {}: {e}", source.display()));
+    std::fs::write(out.join("spin.wasm"), bytes).expect("write module");
 }
 
 fn run(command: &mut Command) {

@@ -133,3 +133,38 @@ impl Bundle {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn test_missing_config_is_named() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let err = Bundle::load(dir.path()).expect_err("no config");
+        assert!(matches!(err, BundleError::MissingConfig(_)), "{err}");
+        assert!(err.to_string().contains("config.json"), "{err}");
+    }
+
+    #[test]
+    fn test_malformed_config_is_refused_with_its_path() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        std::fs::write(dir.path().join("config.json"), b"{ not json").expect("write");
+        let err = Bundle::load(dir.path()).expect_err("malformed");
+        assert!(matches!(err, BundleError::BadConfig { .. }), "{err}");
+    }
+
+    #[test]
+    fn test_empty_args_are_refused() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        std::fs::write(
+            dir.path().join("config.json"),
+            br#"{"ociVersion":"1.0.2","root":{"path":"rootfs"},"process":{"cwd":"/","args":[],"user":{"uid":0,"gid":0}}}"#,
+        )
+        .expect("write");
+        let bundle = Bundle::load(dir.path()).expect("load");
+        assert_eq!(bundle.rootfs, dir.path().join("rootfs"));
+        let err = bundle.workload().expect_err("no args");
+        assert!(err.to_string().contains("process.args is empty"), "{err}");
+    }
+}

@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# Installs the Debian packages edgeshim builds and tests with. Idempotent:
+# apt runs only when something is missing. Needs root.
+set -euo pipefail
+
+packages=(
+  containerd runc                        # the real containerd the tests drive
+  clang lld wasi-libc libclang-rt-14-dev-wasm32   # C -> wasm32-wasi test modules
+  libseccomp-dev pkg-config             # youki's libcontainer
+  protobuf-compiler                     # CRI protos (k8s-cri)
+  gcc libc6-dev                         # the static native test program
+  iproute2 containernetworking-plugins  # pod networks (bridge CNI)
+)
+
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "installing: ${missing[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends "${missing[@]}"
+fi
+command -v cargo >/dev/null || { echo "cargo not found: install a Rust toolchain (1.95)" >&2; exit 1; }
