@@ -68,6 +68,8 @@ remove_all() {
     for id in $($c -n "$ns" containers ls -q 2>/dev/null); do
       $c -n "$ns" containers rm "$id" >/dev/null 2>&1 || true
     done
+    # The per-namespace parent cgroups (empty by now), as runc leaves them.
+    rmdir /sys/fs/cgroup/*/"$ns" /sys/fs/cgroup/unified/"$ns" 2>/dev/null || true
   done
 }
 

@@ -173,6 +173,9 @@ pub fn assert_no_leftovers(id: &str) {
         Duration::from_secs(30),
         || !shim_running_for(id),
     );
+    let socket = containerd_shim::socket_address(&address(), NAMESPACE, id);
+    let socket = socket.trim_start_matches("unix://");
+    assert!(!Path::new(socket).exists(), "shim socket left at {socket}");
     let state = Path::new("/run/edgeshim").join(NAMESPACE).join(id);
     assert!(!state.exists(), "state left at {}", state.display());
     for controller in cgroup_roots() {

@@ -2,6 +2,7 @@
 //! env, mounts, exit codes, kill, bad input, and a native container beside a
 //! Wasm one in one shim. Each test checks that nothing is left behind.
 
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 use edgeshim_integration::*;
@@ -244,4 +245,35 @@ fn test_native_and_wasm_share_one_shim_and_survive_a_bad_neighbour() {
     for id in ["pod-a", "pod-a-wasm", "pod-a-bad", "pod-a-hello"] {
         assert_no_leftovers(id);
     }
+}
+
+#[test]
+fn test_a_dead_shims_container_is_cleaned_up() {
+    let id = "orphaned";
+    let out = run_detached(id, PROBE_IMAGE, &[], &["/probe.wasm", "sleep", "3600"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    await_condition("sleeper to run", LIMIT, || {
+        task_status(id).as_deref() == Some("RUNNING")
+    });
+    let pid: i32 = stdout(&ctr(&["task", "ls"]))
+        .lines()
+        .find(|l| l.starts_with(id))
+        .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
+        .expect("task pid");
+    let status = std::process::Command::new("pkill")
+        .args([
+            "-9",
+            "-f",
+            &format!("containerd-shim-wasmtime-v1 .*-id {id} "),
+        ])
+        .status()
+        .expect("pkill");
+    assert!(status.success(), "no shim found for {id}");
+    // containerd notices, runs `shim delete`, which kills what the shim left.
+    await_condition("container process to go", LIMIT, || {
+        !Path::new(&format!("/proc/{pid}")).exists()
+    });
+    ctr(&["task", "rm", "-f", id]);
+    ctr(&["container", "rm", id]);
+    assert_no_leftovers(id);
 }

@@ -29,11 +29,25 @@ pub struct EdgeShim<E> {
     exit: Arc<ExitSignal>,
     namespace: String,
     id: String,
+    /// `unix://` address this shim serves on (empty for start/delete).
+    socket: String,
+    /// containerd's own socket, which shim socket names derive from.
+    containerd_address: String,
     engine: PhantomData<fn() -> E>,
 }
 
 pub fn state_root(namespace: &str) -> PathBuf {
     Path::new(STATE_ROOT).join(namespace)
+}
+
+/// The shim a container belongs to: its pod's (CRI sandbox id annotation in
+/// the bundle, which is the current folder in start and delete), else its own.
+fn grouping(id: &str) -> String {
+    std::env::current_dir()
+        .ok()
+        .and_then(|dir| Bundle::load(&dir).ok())
+        .and_then(|b| b.annotation(SANDBOX_ID_ANNOTATION).map(str::to_string))
+        .unwrap_or_else(|| id.to_string())
 }
 
 impl<E: Engine> Shim for EdgeShim<E> {
@@ -44,6 +58,8 @@ impl<E: Engine> Shim for EdgeShim<E> {
             exit: Arc::new(ExitSignal::default()),
             namespace: args.namespace.clone(),
             id: args.id.clone(),
+            socket: args.socket.clone(),
+            containerd_address: args.address.clone(),
             engine: PhantomData,
         }
     }
@@ -51,11 +67,7 @@ impl<E: Engine> Shim for EdgeShim<E> {
     /// One shim per pod: containers of a pod carry the sandbox id annotation
     /// and share its socket; any other container gets a shim of its own.
     fn start_shim(&mut self, opts: StartOpts) -> containerd_shim::Result<String> {
-        let grouping = std::env::current_dir()
-            .ok()
-            .and_then(|dir| Bundle::load(&dir).ok())
-            .and_then(|b| b.annotation(SANDBOX_ID_ANNOTATION).map(str::to_string))
-            .unwrap_or_else(|| opts.id.clone());
+        let grouping = grouping(&opts.id);
         // A pod's shim already serving: reuse it without spawning. (Spawning
         // a second one that finds the socket taken and exits makes the
         // library's start path livelock on the child's SIGCHLD while it
@@ -86,6 +98,16 @@ impl<E: Engine> Shim for EdgeShim<E> {
         if let Ok(bundle) = std::env::current_dir() {
             rootfs::unmount(&bundle.join("rootfs"));
         }
+        // The dead shim's socket, unless a live shim (of the pod) still serves it.
+        let address = containerd_shim::socket_address(
+            &self.containerd_address,
+            &self.namespace,
+            &grouping(&self.id),
+        );
+        let path = address.trim_start_matches("unix://");
+        if std::os::unix::net::UnixStream::connect(path).is_err() {
+            let _ = std::fs::remove_file(path);
+        }
         Ok(DeleteResponse {
             exit_status: KILLED_STATUS,
             exited_at: Some(crate::task::timestamp(std::time::SystemTime::now())).into(),
@@ -95,6 +117,16 @@ impl<E: Engine> Shim for EdgeShim<E> {
 
     fn wait(&mut self) {
         self.exit.wait();
+        // The library removes the socket named in `<cwd>/address`, but a pod
+        // shim's cwd is its first container's bundle, which containerd may
+        // have deleted already: remove the socket we serve on ourselves.
+        let path = self.socket.trim_start_matches("unix://");
+        if !path.is_empty()
+            && let Err(e) = std::fs::remove_file(path)
+            && e.kind() != std::io::ErrorKind::NotFound
+        {
+            log::warn!("cannot remove socket {path}: {e}");
+        }
     }
 
     fn create_task_service(&self, publisher: RemotePublisher) -> Self::T {
