@@ -143,6 +143,15 @@ pub fn task_status(id: &str) -> Option<String> {
         .and_then(|l| l.split_whitespace().nth(2).map(str::to_string))
 }
 
+/// The task's pid in `ctr task ls`.
+pub fn task_pid(id: &str) -> u32 {
+    stdout(&ctr(&["task", "ls"]))
+        .lines()
+        .find(|l| l.split_whitespace().next() == Some(id))
+        .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
+        .unwrap_or_else(|| panic!("no pid for task {id}"))
+}
+
 /// Polls `condition` until it holds; panics with `what` after `limit` (a
 /// guard against hangs, not a performance assertion).
 pub fn await_condition(what: &str, limit: Duration, mut condition: impl FnMut() -> bool) {

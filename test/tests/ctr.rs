@@ -255,11 +255,7 @@ fn test_a_dead_shims_container_is_cleaned_up() {
     await_condition("sleeper to run", LIMIT, || {
         task_status(id).as_deref() == Some("RUNNING")
     });
-    let pid: i32 = stdout(&ctr(&["task", "ls"]))
-        .lines()
-        .find(|l| l.starts_with(id))
-        .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
-        .expect("task pid");
+    let pid = task_pid(id);
     let status = std::process::Command::new("pkill")
         .args([
             "-9",
@@ -275,5 +271,71 @@ fn test_a_dead_shims_container_is_cleaned_up() {
     });
     ctr(&["task", "rm", "-f", id]);
     ctr(&["container", "rm", id]);
+    assert_no_leftovers(id);
+}
+
+#[test]
+fn test_lifecycle_events_reach_containerd() {
+    use std::io::BufRead;
+    let id = "events";
+    let mut watcher = std::process::Command::new("ctr")
+        .args(["--address", &address(), "events"])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("ctr events");
+    let stdout_pipe = watcher.stdout.take().expect("pipe");
+    let (lines_tx, lines) = std::sync::mpsc::channel::<String>();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stdout_pipe)
+            .lines()
+            .map_while(Result::ok)
+        {
+            if lines_tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    // `ctr events` subscribes asynchronously: wait until it sees an event of
+    // its own making before the container runs.
+    let mut seen = Vec::new();
+    await_condition("ctr events to subscribe", LIMIT, || {
+        images();
+        ctr(&["container", "create", PROBE_IMAGE, "events-probe"]);
+        ctr(&["container", "rm", "events-probe"]);
+        seen.extend(lines.try_iter());
+        seen.iter().any(|l| l.contains("events-probe"))
+    });
+    let out = run_rm(id, PROBE_IMAGE, &[], &["/probe.wasm", "exit", "3"]);
+    assert_eq!(out.status.code(), Some(3));
+    await_condition("the delete event", LIMIT, || {
+        seen.extend(lines.try_iter());
+        seen.iter()
+            .any(|l| l.contains("/tasks/delete") && l.contains(id))
+    });
+    watcher.kill().expect("kill ctr events");
+    let _ = watcher.wait();
+    let ours: Vec<&String> = seen
+        .iter()
+        .filter(|l| l.contains(&format!("\"container_id\":\"{id}\"")))
+        .collect();
+    let topics: Vec<&str> = ours
+        .iter()
+        .filter_map(|l| l.split_whitespace().find(|w| w.starts_with("/tasks/")))
+        .collect();
+    assert_eq!(
+        topics,
+        [
+            "/tasks/create",
+            "/tasks/start",
+            "/tasks/exit",
+            "/tasks/delete"
+        ],
+        "{ours:?}"
+    );
+    let exit = ours
+        .iter()
+        .find(|l| l.contains("/tasks/exit"))
+        .expect("exit");
+    assert!(exit.contains("\"exit_status\":3"), "{exit}");
     assert_no_leftovers(id);
 }
