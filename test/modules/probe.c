@@ -26,12 +26,16 @@ static int write_file(const char *path, const char *text) {
     return 0;
 }
 
+// Keeps every allocation reachable so the compiler cannot drop them.
+static char *volatile held[4096];
+
 // Grows the heap in 1 MiB steps up to `mib`, touching every page.
 static int grow(long mib) {
-    for (long i = 0; i < mib; i++) {
+    for (long i = 0; i < mib && i < 4096; i++) {
         char *p = malloc(1 << 20);
         if (!p) { fprintf(stderr, "probe: allocation failed after %ld MiB\n", i); return 3; }
-        memset(p, 1, 1 << 20);
+        for (int off = 0; off < (1 << 20); off += 4096) ((volatile char *)p)[off] = 1;
+        held[i] = p;
     }
     printf("grew %ld MiB\n", mib);
     return 0;

@@ -339,3 +339,24 @@ fn test_lifecycle_events_reach_containerd() {
     assert!(exit.contains("\"exit_status\":3"), "{exit}");
     assert_no_leftovers(id);
 }
+
+#[test]
+fn test_memory_limit_caps_linear_memory_with_a_clear_message() {
+    let id = "grow";
+    let limit = (64u64 << 20).to_string();
+    let out = run_rm(
+        id,
+        PROBE_IMAGE,
+        &["--memory-limit", &limit],
+        &["/probe.wasm", "grow", "200"],
+    );
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(3), "{err}");
+    assert!(err.contains("memory.grow"), "{err}");
+    assert!(
+        err.contains(&format!("memory limit is {limit} bytes")),
+        "{err}"
+    );
+    assert!(err.contains("allocation failed after"), "{err}");
+    assert_no_leftovers(id);
+}
