@@ -59,3 +59,45 @@ impl From<TaskError> for ttrpc::Error {
         ttrpc::Error::RpcStatus(ttrpc::get_status(code, err.to_string()))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn status_of(err: TaskError) -> (Code, String) {
+        match ttrpc::Error::from(err) {
+            ttrpc::Error::RpcStatus(status) => (status.code(), status.message().to_string()),
+            other => panic!("not a status: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn test_denial_is_permission_denied_with_revision_and_reasons() {
+        let (code, message) = status_of(TaskError::Denied {
+            id: "c1".into(),
+            revision: "abc123".into(),
+            reasons: vec!["image not allowed".into(), "no memory limit".into()],
+        });
+        assert_eq!(code, Code::PERMISSION_DENIED);
+        assert!(message.contains("edgeshim: denied by policy"), "{message}");
+        assert!(message.contains("abc123"), "{message}");
+        assert!(
+            message.contains("image not allowed; no memory limit"),
+            "{message}"
+        );
+    }
+
+    #[test]
+    fn test_finished_process_is_not_found_as_containerd_expects() {
+        let (code, message) = status_of(TaskError::AlreadyFinished { id: "c2".into() });
+        assert_eq!(code, Code::NOT_FOUND);
+        assert_eq!(message, "container c2: process already finished");
+    }
+
+    #[test]
+    fn test_unsupported_operation_is_unimplemented_and_says_so() {
+        let (code, message) = status_of(TaskError::Unsupported("checkpoint"));
+        assert_eq!(code, Code::UNIMPLEMENTED);
+        assert_eq!(message, "checkpoint is not supported by edgeshim");
+    }
+}

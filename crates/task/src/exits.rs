@@ -56,3 +56,28 @@ pub fn watch(
         })?;
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn test_unclaimed_exit_is_taken_once() {
+        let unclaimed = UnclaimedExits::default();
+        unclaimed.put(42, 137);
+        assert_eq!(unclaimed.take(7), None);
+        assert_eq!(unclaimed.take(42), Some(137));
+        assert_eq!(unclaimed.take(42), None);
+    }
+
+    #[test]
+    fn test_unclaimed_exits_do_not_pile_up() {
+        let unclaimed = UnclaimedExits::default();
+        for pid in 0..5000 {
+            unclaimed.put(pid, 0);
+        }
+        let held = unclaimed.0.lock().map(|m| m.len()).unwrap_or_default();
+        assert!(held <= 1025, "{held} exits held");
+        assert_eq!(unclaimed.take(4999), Some(0));
+    }
+}

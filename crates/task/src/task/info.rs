@@ -39,13 +39,22 @@ impl<E: Engine> TaskService<E> {
         })
     }
 
+    /// Every process of the container's cgroup (a native container may fork);
+    /// the init pid alone once the cgroup cannot be read.
     pub(super) fn do_pids(&self, id: &str) -> Result<PidsResponse> {
         let record = self.get(id)?;
+        let mut pids = cgroup_procs(record.pid);
+        if pids.is_empty() {
+            pids.push(record.pid);
+        }
         Ok(PidsResponse {
-            processes: vec![ProcessInfo {
-                pid: record.pid,
-                ..Default::default()
-            }],
+            processes: pids
+                .into_iter()
+                .map(|pid| ProcessInfo {
+                    pid,
+                    ..Default::default()
+                })
+                .collect(),
             ..Default::default()
         })
     }
@@ -77,4 +86,35 @@ impl<E: Engine> TaskService<E> {
             ..Default::default()
         })
     }
+}
+
+/// The pids in `pid`'s own cgroup, read from its pids controller (v1) or the
+/// unified hierarchy (v2). By hand because cgroups-rs's `procs()` unions all
+/// controllers, and a controller the container does not use (name=systemd on
+/// hybrid hosts) resolves to the root cgroup: every process of the host.
+fn cgroup_procs(pid: u32) -> Vec<u32> {
+    let Ok(table) = std::fs::read_to_string(format!("/proc/{pid}/cgroup")) else {
+        return Vec::new();
+    };
+    let mut v1 = None;
+    let mut v2 = None;
+    for line in table.lines() {
+        let mut fields = line.splitn(3, ':');
+        let (_, controllers, path) = (fields.next(), fields.next(), fields.next());
+        match (controllers, path) {
+            (Some(c), Some(p)) if c.split(',').any(|c| c == "pids") => v1 = Some(p.to_string()),
+            (Some(""), Some(p)) => v2 = Some(p.to_string()),
+            _ => {}
+        }
+    }
+    let file = match (v1, v2) {
+        (Some(path), _) => format!("/sys/fs/cgroup/pids{path}/cgroup.procs"),
+        (None, Some(path)) => format!("/sys/fs/cgroup{path}/cgroup.procs"),
+        (None, None) => return Vec::new(),
+    };
+    std::fs::read_to_string(file)
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| l.trim().parse().ok())
+        .collect()
 }
