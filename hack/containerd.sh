@@ -12,6 +12,9 @@ home=${EDGESHIM_HOME:-$repo/.edgeshim}
 bin=${EDGESHIM_BIN:-$repo/target/debug}
 sock=$home/containerd.sock
 pidfile=$home/containerd.pid
+# Pods' pause image: no registry is reachable, so it is built locally (the
+# test suite imports it into the k8s.io namespace under this name).
+sandbox_image=${EDGESHIM_SANDBOX_IMAGE:-edgeshim.local/pause:1}
 log=$home/containerd.log
 
 write_config() {
@@ -22,6 +25,7 @@ write_config() {
           -e "s#/run/containerd/containerd.sock#$sock#" \
           -e "s#restrict_oom_score_adj = false#restrict_oom_score_adj = true#" \
           -e "s#conf_dir = \"/etc/cni/net.d\"#conf_dir = \"$home/cni/conf\"#" \
+          -e "s#sandbox_image = .*#sandbox_image = \"$sandbox_image\"#" \
     > "$home/config.toml"
   cat >> "$home/config.toml" <<TOML
 

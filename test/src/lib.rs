@@ -15,6 +15,10 @@ pub const WASMTIME_RUNTIME: &str = "io.containerd.wasmtime.v1";
 pub const PROBE_IMAGE: &str = "edgeshim.test/probe:1";
 pub const SPIN_IMAGE: &str = "edgeshim.test/spin:1";
 pub const PAUSE_IMAGE: &str = "edgeshim.test/pause:1";
+/// containerd's CRI namespace.
+pub const CRI_NAMESPACE: &str = "k8s.io";
+/// The pods' sandbox image, as hack/containerd.sh configures it.
+pub const SANDBOX_IMAGE: &str = "edgeshim.local/pause:1";
 pub const BAD_IMAGE: &str = "edgeshim.test/bad:1";
 
 /// Path of a workload built by build.rs.
@@ -33,8 +37,13 @@ pub fn address() -> String {
 
 /// `ctr` against the private containerd, in the test namespace.
 pub fn ctr(args: &[&str]) -> Output {
+    ctr_in(NAMESPACE, args)
+}
+
+/// `ctr` in containerd namespace `namespace`.
+pub fn ctr_in(namespace: &str, args: &[&str]) -> Output {
     let output = Command::new("ctr")
-        .args(["--address", &address(), "--namespace", NAMESPACE])
+        .args(["--address", &address(), "--namespace", namespace])
         .args(args)
         .output()
         .expect("run ctr");
@@ -88,7 +97,8 @@ pub fn images() {
                 ],
             ),
         ];
-        for (name, entrypoint, files) in images {
+        let sandbox = (SANDBOX_IMAGE, "/pause", vec![(built("pause"), "/pause")]);
+        for (name, entrypoint, files) in images.into_iter().chain([sandbox]) {
             let mut spec = ImageSpec::new(name);
             spec.entrypoint = vec![entrypoint.to_string()];
             spec.dirs = vec!["/data".into(), "/tmp".into()];
@@ -103,12 +113,14 @@ pub fn images() {
             let archive = dir.path().join("image.tar");
             write_archive(&spec, &archive).expect("archive");
             let archive = archive.to_string_lossy().into_owned();
-            let output = ctr(&["image", "import", &archive]);
-            assert!(
-                output.status.success(),
-                "import {name}: {}",
-                stderr(&output)
-            );
+            for namespace in [NAMESPACE, CRI_NAMESPACE] {
+                let output = ctr_in(namespace, &["image", "import", &archive]);
+                assert!(
+                    output.status.success(),
+                    "import {name}: {}",
+                    stderr(&output)
+                );
+            }
         }
     });
 }
@@ -177,18 +189,23 @@ pub fn remove(id: &str) {
 /// Asserts nothing of container `id` is left: no shim serving it, no state
 /// folder, no cgroup, no mount. Waits for the shim to finish exiting.
 pub fn assert_no_leftovers(id: &str) {
+    assert_no_leftovers_in(NAMESPACE, id);
+}
+
+/// [`assert_no_leftovers`] for a container of containerd namespace `namespace`.
+pub fn assert_no_leftovers_in(namespace: &str, id: &str) {
     await_condition(
         &format!("shim of {id} to exit"),
         Duration::from_secs(30),
         || !shim_running_for(id),
     );
-    let socket = containerd_shim::socket_address(&address(), NAMESPACE, id);
+    let socket = containerd_shim::socket_address(&address(), namespace, id);
     let socket = socket.trim_start_matches("unix://");
     assert!(!Path::new(socket).exists(), "shim socket left at {socket}");
-    let state = Path::new("/run/edgeshim").join(NAMESPACE).join(id);
+    let state = Path::new("/run/edgeshim").join(namespace).join(id);
     assert!(!state.exists(), "state left at {}", state.display());
     for controller in cgroup_roots() {
-        let dir = controller.join(NAMESPACE).join(id);
+        let dir = controller.join(namespace).join(id);
         assert!(!dir.exists(), "cgroup left at {}", dir.display());
     }
     let mounts = std::fs::read_to_string("/proc/self/mountinfo").expect("mountinfo");

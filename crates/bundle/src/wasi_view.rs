@@ -68,7 +68,7 @@ impl WasiView {
             let is_system = SYSTEM_PREFIXES
                 .iter()
                 .any(|p| path == *p || path.starts_with(&format!("{p}/")));
-            if is_system || NON_FILE_MOUNT_TYPES.contains(&kind) {
+            if is_system || NON_FILE_MOUNT_TYPES.contains(&kind) || is_file_bind(mount) {
                 continue;
             }
             let read_only = mount
@@ -97,6 +97,16 @@ impl WasiView {
     }
 }
 
+/// A bind mount of a single file (CRI mounts /etc/hosts, /etc/hostname,
+/// /etc/resolv.conf so): not a preopen, which must be a folder; the file is
+/// still reachable through `/`.
+fn is_file_bind(mount: &oci_spec::runtime::Mount) -> bool {
+    mount
+        .source()
+        .as_ref()
+        .is_some_and(|source| source.is_absolute() && source.exists() && !source.is_dir())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -109,7 +119,8 @@ mod tests {
             "mounts":[{"destination":"/proc","type":"proc","source":"proc"},
                       {"destination":"/dev/shm","type":"tmpfs","source":"shm"},
                       {"destination":"/data","type":"bind","source":"/srv","options":["rbind","ro"]},
-                      {"destination":"/tmp","type":"tmpfs","source":"tmpfs"}],
+                      {"destination":"/tmp","type":"tmpfs","source":"tmpfs"},
+                      {"destination":"/etc/hostname","type":"bind","source":"/etc/hostname","options":["rbind","ro"]}],
             "linux":{"resources":{"memory":{"limit":67108864}}}}"#,
         )
         .expect("spec");

@@ -68,8 +68,14 @@ impl<E: Engine> TaskService<E> {
         };
         let cgroup =
             containerd_shim::cgroup::get_cgroup(record.pid).map_err(|e| io_err(e.to_string()))?;
-        let metrics =
+        let mut metrics =
             containerd_shim::cgroup::collect_metrics(&cgroup).map_err(|e| io_err(e.to_string()))?;
+        if let Some((total, user, kernel)) = cpuacct_usage(record.pid) {
+            let usage = metrics.mut_cpu().mut_usage();
+            usage.total = total;
+            usage.user = user;
+            usage.kernel = kernel;
+        }
         let any = containerd_shim::util::convert_to_any(Box::new(metrics))
             .map_err(|e| io_err(e.to_string()))?;
         Ok(StatsResponse {
@@ -88,33 +94,51 @@ impl<E: Engine> TaskService<E> {
     }
 }
 
-/// The pids in `pid`'s own cgroup, read from its pids controller (v1) or the
-/// unified hierarchy (v2). By hand because cgroups-rs's `procs()` unions all
-/// controllers, and a controller the container does not use (name=systemd on
-/// hybrid hosts) resolves to the root cgroup: every process of the host.
-fn cgroup_procs(pid: u32) -> Vec<u32> {
-    let Ok(table) = std::fs::read_to_string(format!("/proc/{pid}/cgroup")) else {
-        return Vec::new();
-    };
-    let mut v1 = None;
-    let mut v2 = None;
+/// The folder of `pid`'s cgroup in `controller`'s v1 hierarchy, or in the
+/// unified one when the host has no such v1 controller. Read by hand from
+/// /proc because cgroups-rs unions all controllers (`procs()`), and one the
+/// container does not use (name=systemd on hybrid hosts) is the root cgroup.
+fn cgroup_dir(pid: u32, controller: &str) -> Option<std::path::PathBuf> {
+    let table = std::fs::read_to_string(format!("/proc/{pid}/cgroup")).ok()?;
+    let mut unified = None;
     for line in table.lines() {
         let mut fields = line.splitn(3, ':');
-        let (_, controllers, path) = (fields.next(), fields.next(), fields.next());
-        match (controllers, path) {
-            (Some(c), Some(p)) if c.split(',').any(|c| c == "pids") => v1 = Some(p.to_string()),
-            (Some(""), Some(p)) => v2 = Some(p.to_string()),
-            _ => {}
+        let (_, controllers, path) = (fields.next(), fields.next()?, fields.next()?);
+        if controllers.split(',').any(|c| c == controller) {
+            return Some(format!("/sys/fs/cgroup/{controller}{path}").into());
+        }
+        if controllers.is_empty() {
+            unified = Some(format!("/sys/fs/cgroup{path}"));
         }
     }
-    let file = match (v1, v2) {
-        (Some(path), _) => format!("/sys/fs/cgroup/pids{path}/cgroup.procs"),
-        (None, Some(path)) => format!("/sys/fs/cgroup{path}/cgroup.procs"),
-        (None, None) => return Vec::new(),
-    };
-    std::fs::read_to_string(file)
+    unified.map(Into::into)
+}
+
+/// The pids in `pid`'s own cgroup.
+fn cgroup_procs(pid: u32) -> Vec<u32> {
+    cgroup_dir(pid, "pids")
+        .and_then(|dir| std::fs::read_to_string(dir.join("cgroup.procs")).ok())
         .unwrap_or_default()
         .lines()
         .filter_map(|l| l.trim().parse().ok())
         .collect()
+}
+
+/// CPU usage from cgroup v1's cpuacct controller, in nanoseconds. The shim
+/// library reads only v2's `cpu.stat` fields, so on v1 and hybrid hosts its
+/// usage stays 0.
+fn cpuacct_usage(pid: u32) -> Option<(u64, u64, u64)> {
+    let dir = cgroup_dir(pid, "cpuacct").filter(|d| d.join("cpuacct.usage").exists())?;
+    let read = |name: &str| -> Option<u64> {
+        std::fs::read_to_string(dir.join(name))
+            .ok()?
+            .trim()
+            .parse()
+            .ok()
+    };
+    Some((
+        read("cpuacct.usage")?,
+        read("cpuacct.usage_user")?,
+        read("cpuacct.usage_sys")?,
+    ))
 }

@@ -1,0 +1,127 @@
+//! Pods through containerd's CRI API with runtimeClassName `wasmtime`, as
+//! kubelet drives them: the pause container runs natively under the shim, the
+//! Wasm containers in the same shim; logs in the CRI format, exit reasons,
+//! stats, and nothing left after the pod is removed.
+
+use std::path::Path;
+use std::time::Duration;
+
+use edgeshim_cri::{ContainerSpec, Cri, PodConfig};
+use edgeshim_integration::*;
+
+const HANDLER: &str = "wasmtime";
+const LIMIT: Duration = Duration::from_secs(60);
+
+fn cri() -> Cri {
+    images();
+    let mut cri = Cri::connect(Path::new(&address())).expect("CRI connection");
+    // The CRI plugin learns of imported images from containerd's events.
+    await_condition("CRI to see the images", LIMIT, || {
+        [SANDBOX_IMAGE, PROBE_IMAGE]
+            .iter()
+            .all(|image| cri.image_status(image).is_ok_and(|id| id.is_some()))
+    });
+    cri
+}
+
+fn wait_exited(cri: &mut Cri, id: &str) -> edgeshim_cri::api::ContainerStatus {
+    let mut last = None;
+    await_condition("container to exit", LIMIT, || {
+        let status = cri.container_status(id).expect("status");
+        let exited = edgeshim_cri::state_name(status.state) == "Exited";
+        last = Some(status);
+        exited
+    });
+    last.expect("status")
+}
+
+#[test]
+fn test_host_network_pod_runs_wasm_with_logs_reasons_and_stats() {
+    let logs = tempfile::tempdir().expect("log dir");
+    let pod = PodConfig {
+        name: "wasm-pod".into(),
+        namespace: "default".into(),
+        uid: "uid-host-1".into(),
+        host_network: true,
+        log_directory: logs.path().display().to_string(),
+    }
+    .to_cri();
+    let mut cri = cri();
+    let pod_id = cri.run_pod(&pod, HANDLER).expect("RunPodSandbox");
+
+    let container = |name: &str, args: &[&str]| ContainerSpec {
+        name: name.into(),
+        image: PROBE_IMAGE.into(),
+        command: vec!["/probe.wasm".into()],
+        args: args.iter().map(|a| a.to_string()).collect(),
+        log_path: format!("{name}.log"),
+        ..Default::default()
+    };
+    let hello = cri
+        .create_container(&pod_id, &container("hello", &["hello"]).to_cri(), &pod)
+        .expect("CreateContainer");
+    cri.start_container(&hello).expect("StartContainer");
+    let status = wait_exited(&mut cri, &hello);
+    let log = std::fs::read_to_string(logs.path().join("hello.log")).expect("log file");
+    assert_eq!(
+        (status.exit_code, status.reason.as_str()),
+        (0, "Completed"),
+        "{log}"
+    );
+    let line = log.lines().next().expect("a log line");
+    // CRI log format: <RFC3339Nano time> <stream> <P|F> <text>
+    let fields: Vec<&str> = line.splitn(4, ' ').collect();
+    assert_eq!(fields[1..], ["stdout", "F", "hello from wasm"], "{log}");
+
+    let failing = cri
+        .create_container(
+            &pod_id,
+            &container("failing", &["exit", "42"]).to_cri(),
+            &pod,
+        )
+        .expect("CreateContainer");
+    cri.start_container(&failing).expect("StartContainer");
+    let status = wait_exited(&mut cri, &failing);
+    assert_eq!((status.exit_code, status.reason.as_str()), (42, "Error"));
+
+    let sleeper = cri
+        .create_container(
+            &pod_id,
+            &container("sleeper", &["sleep", "3600"]).to_cri(),
+            &pod,
+        )
+        .expect("CreateContainer");
+    cri.start_container(&sleeper).expect("StartContainer");
+    await_condition("sleeper to print", LIMIT, || {
+        std::fs::read_to_string(logs.path().join("sleeper.log"))
+            .is_ok_and(|l| l.contains("sleeping"))
+    });
+    let stats = cri.container_stats(&sleeper).expect("ContainerStats");
+    let memory = stats
+        .memory
+        .and_then(|m| m.working_set_bytes)
+        .map(|v| v.value)
+        .unwrap_or_default();
+    assert!(memory > 0, "working set {memory}");
+    let cpu = stats
+        .cpu
+        .and_then(|c| c.usage_core_nano_seconds)
+        .map(|v| v.value)
+        .unwrap_or_default();
+    assert!(cpu > 0, "cpu {cpu}");
+
+    // One shim for the pod: the sandbox's.
+    assert!(shim_running_for(&pod_id));
+    for id in [&hello, &failing, &sleeper] {
+        assert!(!shim_running_for(id), "container {id} got its own shim");
+    }
+
+    cri.stop_container(&sleeper, 10).expect("StopContainer");
+    let status = wait_exited(&mut cri, &sleeper);
+    assert_eq!(status.exit_code, 143, "{status:?}");
+    cri.stop_pod(&pod_id).expect("StopPodSandbox");
+    cri.remove_pod(&pod_id).expect("RemovePodSandbox");
+    for id in [&pod_id, &hello, &failing, &sleeper] {
+        assert_no_leftovers_in(CRI_NAMESPACE, id);
+    }
+}
