@@ -26,7 +26,20 @@ write_config() {
           -e "s#restrict_oom_score_adj = false#restrict_oom_score_adj = true#" \
           -e "s#conf_dir = \"/etc/cni/net.d\"#conf_dir = \"$home/cni/conf\"#" \
           -e "s#sandbox_image = .*#sandbox_image = \"$sandbox_image\"#" \
+          -e "s#bin_dir = \"/opt/cni/bin\"#bin_dir = \"/usr/lib/cni\"#" \
     > "$home/config.toml"
+  # Pod network: Debian's bridge + host-local plugins on a private bridge.
+  cat > "$home/cni/conf/10-edgeshim.conflist" <<JSON
+{
+  "cniVersion": "1.0.0",
+  "name": "edgeshim",
+  "plugins": [
+    { "type": "bridge", "bridge": "edgeshim0", "isGateway": true, "ipMasq": false,
+      "ipam": { "type": "host-local", "ranges": [[{ "subnet": "10.88.77.0/24" }]],
+                "routes": [{ "dst": "0.0.0.0/0" }] } }
+  ]
+}
+JSON
   cat >> "$home/config.toml" <<TOML
 
 # edgeshim: runtime handlers for CRI (runtimeClassName wasmtime / wasmedge).
@@ -92,6 +105,8 @@ stop() {
   # Unmount anything left under the private root (snapshots, rootfs).
   { grep -o " $home/[^ ]*" /proc/self/mountinfo || true; } | sort -r \
     | while read -r m; do umount -l "$m" 2>/dev/null || true; done
+  ip link delete edgeshim0 2>/dev/null || true
+  rm -rf /var/lib/cni/networks/edgeshim
   return 0
 }
 

@@ -125,3 +125,52 @@ fn test_host_network_pod_runs_wasm_with_logs_reasons_and_stats() {
         assert_no_leftovers_in(CRI_NAMESPACE, id);
     }
 }
+
+#[test]
+fn test_bridge_network_pod_gets_an_ip_and_runs_wasm() {
+    let logs = tempfile::tempdir().expect("log dir");
+    let pod = PodConfig {
+        name: "wasm-bridge-pod".into(),
+        namespace: "default".into(),
+        uid: "uid-bridge-1".into(),
+        host_network: false,
+        log_directory: logs.path().display().to_string(),
+    }
+    .to_cri();
+    let mut cri = cri();
+    let pod_id = cri.run_pod(&pod, HANDLER).expect("RunPodSandbox");
+    let ip = cri
+        .pod_status(&pod_id)
+        .expect("PodSandboxStatus")
+        .network
+        .map(|n| n.ip)
+        .unwrap_or_default();
+    assert!(ip.starts_with("10.88.77."), "pod ip {ip:?}");
+
+    let spec = ContainerSpec {
+        name: "hello".into(),
+        image: PROBE_IMAGE.into(),
+        command: vec!["/probe.wasm".into()],
+        args: vec!["hello".into()],
+        log_path: "hello.log".into(),
+        ..Default::default()
+    };
+    let id = cri
+        .create_container(&pod_id, &spec.to_cri(), &pod)
+        .expect("CreateContainer");
+    cri.start_container(&id).expect("StartContainer");
+    let status = wait_exited(&mut cri, &id);
+    let log = std::fs::read_to_string(logs.path().join("hello.log")).expect("log file");
+    assert_eq!(
+        (status.exit_code, status.reason.as_str()),
+        (0, "Completed"),
+        "{log}"
+    );
+    assert!(log.ends_with(" stdout F hello from wasm\n"), "{log}");
+
+    cri.stop_pod(&pod_id).expect("StopPodSandbox");
+    cri.remove_pod(&pod_id).expect("RemovePodSandbox");
+    for id in [&pod_id, &id] {
+        assert_no_leftovers_in(CRI_NAMESPACE, id);
+    }
+}
