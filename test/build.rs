@@ -14,10 +14,12 @@ fn main() {
         .args(["--target=wasm32-wasi", "-O2", "-Wl,--strip-all", "-o"])
         .arg(out.join("probe.wasm"))
         .arg(modules.join("probe.c")));
-    run(Command::new("cc")
-        .args(["-static", "-O2", "-s", "-o"])
-        .arg(out.join("pause"))
-        .arg(modules.join("pause.c")));
+    for native in ["pause", "hog"] {
+        run(Command::new("cc")
+            .args(["-static", "-O2", "-s", "-o"])
+            .arg(out.join(native))
+            .arg(modules.join(format!("{native}.c"))));
+    }
     let source = modules.join("spin.wat");
     let bytes =
         wat::parse_file(&source).unwrap_or_else(|e| panic!("compile {}: {e}", source.display()));

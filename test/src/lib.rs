@@ -86,7 +86,11 @@ pub fn images() {
                 "/spin.wasm",
                 vec![(built("spin.wasm"), "/spin.wasm")],
             ),
-            (PAUSE_IMAGE, "/pause", vec![(built("pause"), "/pause")]),
+            (
+                PAUSE_IMAGE,
+                "/pause",
+                vec![(built("pause"), "/pause"), (built("hog"), "/hog")],
+            ),
             (
                 BAD_IMAGE,
                 "/truncated.wasm",
@@ -246,4 +250,60 @@ pub fn cgroup_roots() -> Vec<PathBuf> {
     }
     roots.push(PathBuf::from("/sys/fs/cgroup"));
     roots
+}
+
+/// `ctr events`, read line by line in the background.
+pub struct EventWatcher {
+    child: std::process::Child,
+    lines: std::sync::mpsc::Receiver<String>,
+    seen: Vec<String>,
+}
+
+impl EventWatcher {
+    /// Starts `ctr events` and returns once it is subscribed: it subscribes
+    /// asynchronously, so this waits until it reports a container of its own.
+    pub fn start() -> Self {
+        use std::io::BufRead;
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        static NEXT: AtomicUsize = AtomicUsize::new(0);
+        images();
+        let mut child = Command::new("ctr")
+            .args(["--address", &address(), "events"])
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .expect("ctr events");
+        let pipe = child.stdout.take().expect("pipe");
+        let (tx, lines) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in std::io::BufReader::new(pipe).lines().map_while(Result::ok) {
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        let mut watcher = Self {
+            child,
+            lines,
+            seen: Vec::new(),
+        };
+        let marker = format!("events-probe-{}", NEXT.fetch_add(1, Ordering::Relaxed));
+        await_condition("ctr events to subscribe", Duration::from_secs(60), || {
+            ctr(&["container", "create", PROBE_IMAGE, &marker]);
+            ctr(&["container", "rm", &marker]);
+            watcher.seen.extend(watcher.lines.try_iter());
+            watcher.seen.iter().any(|l| l.contains(&marker))
+        });
+        watcher
+    }
+
+    /// Waits until a line satisfies `done`, then stops and returns all lines.
+    pub fn until(mut self, done: impl Fn(&str) -> bool) -> Vec<String> {
+        await_condition("an event", Duration::from_secs(60), || {
+            self.seen.extend(self.lines.try_iter());
+            self.seen.iter().any(|l| done(l))
+        });
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        std::mem::take(&mut self.seen)
+    }
 }

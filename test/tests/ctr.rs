@@ -276,44 +276,11 @@ fn test_a_dead_shims_container_is_cleaned_up() {
 
 #[test]
 fn test_lifecycle_events_reach_containerd() {
-    use std::io::BufRead;
     let id = "events";
-    let mut watcher = std::process::Command::new("ctr")
-        .args(["--address", &address(), "events"])
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .expect("ctr events");
-    let stdout_pipe = watcher.stdout.take().expect("pipe");
-    let (lines_tx, lines) = std::sync::mpsc::channel::<String>();
-    std::thread::spawn(move || {
-        for line in std::io::BufReader::new(stdout_pipe)
-            .lines()
-            .map_while(Result::ok)
-        {
-            if lines_tx.send(line).is_err() {
-                break;
-            }
-        }
-    });
-    // `ctr events` subscribes asynchronously: wait until it sees an event of
-    // its own making before the container runs.
-    let mut seen = Vec::new();
-    await_condition("ctr events to subscribe", LIMIT, || {
-        images();
-        ctr(&["container", "create", PROBE_IMAGE, "events-probe"]);
-        ctr(&["container", "rm", "events-probe"]);
-        seen.extend(lines.try_iter());
-        seen.iter().any(|l| l.contains("events-probe"))
-    });
+    let events = EventWatcher::start();
     let out = run_rm(id, PROBE_IMAGE, &[], &["/probe.wasm", "exit", "3"]);
     assert_eq!(out.status.code(), Some(3));
-    await_condition("the delete event", LIMIT, || {
-        seen.extend(lines.try_iter());
-        seen.iter()
-            .any(|l| l.contains("/tasks/delete") && l.contains(id))
-    });
-    watcher.kill().expect("kill ctr events");
-    let _ = watcher.wait();
+    let seen = events.until(|l| l.contains("/tasks/delete") && l.contains(id));
     let ours: Vec<&String> = seen
         .iter()
         .filter(|l| l.contains(&format!("\"container_id\":\"{id}\"")))
@@ -358,5 +325,26 @@ fn test_memory_limit_caps_linear_memory_with_a_clear_message() {
         "{err}"
     );
     assert!(err.contains("allocation failed after"), "{err}");
+    assert_no_leftovers(id);
+}
+
+#[test]
+fn test_cgroup_oom_kill_gives_137_and_a_task_oom_event() {
+    let id = "oom";
+    let events = EventWatcher::start();
+    let limit = (32u64 << 20).to_string();
+    let out = run_rm(
+        id,
+        PAUSE_IMAGE,
+        &["--memory-limit", &limit],
+        &["/hog", "200"],
+    );
+    assert_eq!(out.status.code(), Some(137), "{}", stderr(&out));
+    let seen = events.until(|l| l.contains("/tasks/delete") && l.contains(id));
+    let oom = seen.iter().find(|l| l.contains("/tasks/oom"));
+    assert!(
+        oom.is_some_and(|l| l.contains(id)),
+        "no /tasks/oom for {id} in {seen:?}"
+    );
     assert_no_leftovers(id);
 }

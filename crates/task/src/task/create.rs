@@ -71,6 +71,7 @@ impl<E: Engine> TaskService<E> {
                     record.set_exited(&mut inner, status as u32);
                 }
                 self.map().insert(id.clone(), record);
+                crate::oom::watch(&id, pid, self.events.clone());
                 send(
                     self.events.as_ref(),
                     TaskCreate {
