@@ -348,3 +348,36 @@ fn test_cgroup_oom_kill_gives_137_and_a_task_oom_event() {
     );
     assert_no_leftovers(id);
 }
+
+#[test]
+fn test_cpu_quota_holds_a_busy_loop_to_its_share() {
+    let id = "cpu-quota";
+    let out = run_detached(id, SPIN_IMAGE, &["--cpus", "0.1"], &[]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    await_condition("spin to run", LIMIT, || {
+        task_status(id).as_deref() == Some("RUNNING")
+    });
+    let usage_file = Path::new("/sys/fs/cgroup/cpuacct")
+        .join(NAMESPACE)
+        .join(id)
+        .join("cpuacct.usage");
+    let read_usage = || -> f64 {
+        std::fs::read_to_string(&usage_file)
+            .expect("cpuacct.usage")
+            .trim()
+            .parse::<f64>()
+            .expect("number")
+            / 1e9
+    };
+    // A measuring window, not a wait for a condition: the share is a rate.
+    let (start, used_before) = (Instant::now(), read_usage());
+    std::thread::sleep(Duration::from_secs(2));
+    let share = (read_usage() - used_before) / start.elapsed().as_secs_f64();
+    eprintln!("busy loop under a 0.1 cpu quota used {share:.3} cpu");
+    assert!(
+        (0.05..0.2).contains(&share),
+        "cpu share {share:.3}, quota 0.1"
+    );
+    remove(id);
+    assert_no_leftovers(id);
+}
