@@ -84,12 +84,10 @@ fn test_host_network_pod_runs_wasm_with_logs_reasons_and_stats() {
     let status = wait_exited(&mut cri, &failing);
     assert_eq!((status.exit_code, status.reason.as_str()), (42, "Error"));
 
+    let mut sleeper_spec = container("sleeper", &["sleep", "3600"]);
+    sleeper_spec.memory_limit_bytes = 64 << 20;
     let sleeper = cri
-        .create_container(
-            &pod_id,
-            &container("sleeper", &["sleep", "3600"]).to_cri(),
-            &pod,
-        )
+        .create_container(&pod_id, &sleeper_spec.to_cri(), &pod)
         .expect("CreateContainer");
     cri.start_container(&sleeper).expect("StartContainer");
     await_condition("sleeper to print", LIMIT, || {
@@ -109,6 +107,17 @@ fn test_host_network_pod_runs_wasm_with_logs_reasons_and_stats() {
         .map(|v| v.value)
         .unwrap_or_default();
     assert!(cpu > 0, "cpu {cpu}");
+
+    // UpdateContainerResources reaches the running container's cgroup.
+    let limit_file = Path::new("/sys/fs/cgroup/memory")
+        .join(CRI_NAMESPACE)
+        .join(&sleeper)
+        .join("memory.limit_in_bytes");
+    let limit = || std::fs::read_to_string(&limit_file).expect("memory.limit_in_bytes");
+    assert_eq!(limit().trim(), (64u64 << 20).to_string());
+    cri.update_memory_limit(&sleeper, 128 << 20)
+        .expect("UpdateContainerResources");
+    assert_eq!(limit().trim(), (128u64 << 20).to_string());
 
     // One shim for the pod: the sandbox's.
     assert!(shim_running_for(&pod_id));

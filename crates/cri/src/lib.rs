@@ -130,6 +130,21 @@ impl Cri {
         Ok(())
     }
 
+    /// UpdateContainerResources with a new memory limit (bytes).
+    pub fn update_memory_limit(&mut self, id: &str, bytes: i64) -> Result<()> {
+        let request = UpdateContainerResourcesRequest {
+            container_id: id.to_string(),
+            linux: Some(LinuxContainerResources {
+                memory_limit_in_bytes: bytes,
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        self.tokio
+            .block_on(self.runtime.update_container_resources(request))?;
+        Ok(())
+    }
+
     pub fn container_status(&mut self, id: &str) -> Result<ContainerStatus> {
         let request = ContainerStatusRequest {
             container_id: id.to_string(),

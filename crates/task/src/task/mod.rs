@@ -5,6 +5,7 @@ mod delete;
 mod info;
 mod kill;
 mod start;
+mod update;
 mod wait;
 
 use std::collections::HashMap;
@@ -207,8 +208,9 @@ impl<E: Engine> Task for TaskService<E> {
         Err(TaskError::Unsupported("resume").into())
     }
 
-    fn update(&self, _: &TtrpcContext, _: UpdateTaskRequest) -> TtrpcResult<Empty> {
-        Err(TaskError::Unsupported("update").into())
+    fn update(&self, _: &TtrpcContext, req: UpdateTaskRequest) -> TtrpcResult<Empty> {
+        self.do_update(&req)?;
+        Ok(Empty::new())
     }
 
     fn checkpoint(&self, _: &TtrpcContext, _: CheckpointTaskRequest) -> TtrpcResult<Empty> {
