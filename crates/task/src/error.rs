@@ -44,6 +44,17 @@ pub enum TaskError {
     Unsupported(&'static str),
 }
 
+impl TaskError {
+    /// A maker of [`TaskError::Io`] for container `id` at step `what`.
+    pub fn io<'a>(id: &'a str, what: &'static str) -> impl Fn(String) -> TaskError + 'a {
+        move |reason| TaskError::Io {
+            id: id.to_string(),
+            what,
+            reason,
+        }
+    }
+}
+
 impl From<TaskError> for ttrpc::Error {
     fn from(err: TaskError) -> Self {
         let code = match &err {

@@ -50,11 +50,8 @@ impl<E: Engine> TaskService<E> {
             });
         }
         let bundle_dir = PathBuf::from(&req.bundle);
-        let mounted = rootfs::mount(&bundle_dir, &req.rootfs).map_err(|reason| TaskError::Io {
-            id: id.clone(),
-            what: "rootfs",
-            reason,
-        })?;
+        let mounted =
+            rootfs::mount(&bundle_dir, &req.rootfs).map_err(TaskError::io(&id, "rootfs"))?;
         match self.create_process(&id, &bundle_dir, &req) {
             Ok((process, policy_input)) => {
                 let pid = process.pid().unwrap_or_default();
@@ -138,12 +135,8 @@ impl<E: Engine> TaskService<E> {
                 }))
             }
         };
-        let stdio =
-            stdio::open(&req.stdin, &req.stdout, &req.stderr).map_err(|reason| TaskError::Io {
-                id: id.to_string(),
-                what: "stdio",
-                reason,
-            })?;
+        let stdio = stdio::open(&req.stdin, &req.stdout, &req.stderr)
+            .map_err(TaskError::io(id, "stdio"))?;
         if self.state_root.join(id).exists() {
             // State this shim does not know: left by a shim that died.
             log::warn!("container {id}: removing state left by an earlier shim");

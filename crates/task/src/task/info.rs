@@ -61,11 +61,7 @@ impl<E: Engine> TaskService<E> {
 
     pub(super) fn do_stats(&self, id: &str) -> Result<StatsResponse> {
         let record = self.get(id)?;
-        let io_err = |reason: String| TaskError::Io {
-            id: id.to_string(),
-            what: "stats",
-            reason,
-        };
+        let io_err = TaskError::io(id, "stats");
         let cgroup =
             containerd_shim::cgroup::get_cgroup(record.pid).map_err(|e| io_err(e.to_string()))?;
         let mut metrics =

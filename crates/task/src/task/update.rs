@@ -30,11 +30,7 @@ impl<E: Engine> TaskService<E> {
                 "resources are not runtime-spec LinuxResources: {e}"
             ))
         })?;
-        let io_err = |reason: String| TaskError::Io {
-            id: id.to_string(),
-            what: "update",
-            reason,
-        };
+        let io_err = TaskError::io(id, "update");
         let cgroup =
             containerd_shim::cgroup::get_cgroup(record.pid).map_err(|e| io_err(e.to_string()))?;
         containerd_shim::cgroup::update_resources(&cgroup, &resources)
