@@ -17,7 +17,7 @@ fn cri() -> Cri {
     let mut cri = Cri::connect(Path::new(&address())).expect("CRI connection");
     // The CRI plugin learns of imported images from containerd's events.
     await_condition("CRI to see the images", LIMIT, || {
-        [SANDBOX_IMAGE, PROBE_IMAGE]
+        [SANDBOX_IMAGE, PROBE_IMAGE, PAUSE_IMAGE]
             .iter()
             .all(|image| cri.image_status(image).is_ok_and(|id| id.is_some()))
     });
@@ -177,6 +177,44 @@ fn test_bridge_network_pod_gets_an_ip_and_runs_wasm() {
     );
     assert!(log.ends_with(" stdout F hello from wasm\n"), "{log}");
 
+    cri.stop_pod(&pod_id).expect("StopPodSandbox");
+    cri.remove_pod(&pod_id).expect("RemovePodSandbox");
+    for id in [&pod_id, &id] {
+        assert_no_leftovers_in(CRI_NAMESPACE, id);
+    }
+}
+
+#[test]
+fn test_oom_killed_container_is_reported_as_oomkilled() {
+    let logs = tempfile::tempdir().expect("log dir");
+    let pod = PodConfig {
+        name: "oom-pod".into(),
+        namespace: "default".into(),
+        uid: "uid-oom-1".into(),
+        host_network: true,
+        log_directory: logs.path().display().to_string(),
+    }
+    .to_cri();
+    let mut cri = cri();
+    let pod_id = cri.run_pod(&pod, HANDLER).expect("RunPodSandbox");
+    let hog = ContainerSpec {
+        name: "hog".into(),
+        image: PAUSE_IMAGE.into(),
+        command: vec!["/hog".into()],
+        args: vec!["200".into()],
+        log_path: "hog.log".into(),
+        memory_limit_bytes: 32 << 20,
+        ..Default::default()
+    };
+    let id = cri
+        .create_container(&pod_id, &hog.to_cri(), &pod)
+        .expect("CreateContainer");
+    cri.start_container(&id).expect("StartContainer");
+    let status = wait_exited(&mut cri, &id);
+    assert_eq!(
+        (status.exit_code, status.reason.as_str()),
+        (137, "OOMKilled")
+    );
     cri.stop_pod(&pod_id).expect("StopPodSandbox");
     cri.remove_pod(&pod_id).expect("RemovePodSandbox");
     for id in [&pod_id, &id] {
