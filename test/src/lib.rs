@@ -20,6 +20,8 @@ pub const CRI_NAMESPACE: &str = "k8s.io";
 /// The pods' sandbox image, as hack/containerd.sh configures it.
 pub const SANDBOX_IMAGE: &str = "edgeshim.local/pause:1";
 pub const BAD_IMAGE: &str = "edgeshim.test/bad:1";
+/// The probe, a file at /etc/secret, and links that try to leave `/`.
+pub const TRAVERSAL_IMAGE: &str = "edgeshim.test/traversal:1";
 
 /// Path of a workload built by build.rs.
 pub fn built(name: &str) -> PathBuf {
@@ -79,8 +81,19 @@ pub fn images() {
         let text = dir.path().join("notes.txt");
         std::fs::write(&text, b"just some text\n").expect("write");
 
+        let secret = dir.path().join("secret");
+        std::fs::write(&secret, b"in the rootfs\n").expect("write");
         let images = [
-            (PROBE_IMAGE, "/probe.wasm", vec![(probe, "/probe.wasm")]),
+            (
+                PROBE_IMAGE,
+                "/probe.wasm",
+                vec![(probe.clone(), "/probe.wasm")],
+            ),
+            (
+                TRAVERSAL_IMAGE,
+                "/probe.wasm",
+                vec![(probe, "/probe.wasm"), (secret, "/etc/secret")],
+            ),
             (
                 SPIN_IMAGE,
                 "/spin.wasm",
@@ -106,6 +119,13 @@ pub fn images() {
             let mut spec = ImageSpec::new(name);
             spec.entrypoint = vec![entrypoint.to_string()];
             spec.dirs = vec!["/data".into(), "/tmp".into()];
+            if name == TRAVERSAL_IMAGE {
+                spec.symlinks = vec![
+                    ("/inside".into(), "etc".into()),
+                    ("/up".into(), "../../../../etc".into()),
+                    ("/absolute".into(), "/etc".into()),
+                ];
+            }
             spec.files = files
                 .into_iter()
                 .map(|(source, target)| ImageFile {

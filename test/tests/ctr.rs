@@ -381,3 +381,31 @@ fn test_cpu_quota_holds_a_busy_loop_to_its_share() {
     remove(id);
     assert_no_leftovers(id);
 }
+
+#[test]
+fn test_module_cannot_walk_out_of_its_preopens() {
+    let read =
+        |id: &str, path: &str| run_rm(id, TRAVERSAL_IMAGE, &[], &["/probe.wasm", "read", path]);
+    // A relative link that stays inside works.
+    let out = read("trav-ok", "/inside/secret");
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(stdout(&out), "in the rootfs\n");
+    // `..` past `/`, a link climbing out, an absolute link: all refused.
+    for (id, path) in [
+        ("trav-dotdot", "/../../../etc/secret"),
+        ("trav-up", "/up/secret"),
+        ("trav-abs", "/absolute/secret"),
+    ] {
+        let out = read(id, path);
+        assert_eq!(out.status.code(), Some(2), "{path}: {}", stdout(&out));
+        assert!(
+            stderr(&out).contains("probe: cannot open"),
+            "{}",
+            stderr(&out)
+        );
+        assert_eq!(stdout(&out), "", "{path} was read");
+    }
+    for id in ["trav-ok", "trav-dotdot", "trav-up", "trav-abs"] {
+        assert_no_leftovers(id);
+    }
+}

@@ -33,6 +33,8 @@ pub struct ImageSpec {
     pub files: Vec<ImageFile>,
     /// Empty folders to create, e.g. `/data`.
     pub dirs: Vec<String>,
+    /// Symbolic links: (path in the image, link target as written).
+    pub symlinks: Vec<(String, String)>,
     /// `os/arch`; containerd unpacks the host's platform by default.
     pub platform: (String, String),
 }
@@ -46,6 +48,7 @@ impl ImageSpec {
             env: vec!["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin".into()],
             files: Vec::new(),
             dirs: Vec::new(),
+            symlinks: Vec::new(),
             platform: ("linux".into(), host_arch().into()),
         }
     }
@@ -183,6 +186,15 @@ fn layer_tar(spec: &ImageSpec) -> Result<Vec<u8>> {
         header.set_mode(0o755);
         header.set_size(0);
         layer.append_data(&mut header, format!("{dir}/"), std::io::empty())?;
+    }
+    for (path, target) in &spec.symlinks {
+        let mut header = tar::Header::new_gnu();
+        header.set_entry_type(tar::EntryType::Symlink);
+        header.set_mode(0o777);
+        header.set_size(0);
+        layer
+            .append_link(&mut header, path.trim_start_matches('/'), target)
+            .with_context(|| format!("symlink {path}"))?;
     }
     for file in &spec.files {
         let bytes = std::fs::read(&file.source)

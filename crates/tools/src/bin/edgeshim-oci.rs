@@ -33,6 +33,9 @@ struct Args {
     /// Empty folders to create in the image
     #[arg(long)]
     dir: Vec<String>,
+    /// LINK_PATH:TARGET symbolic links; repeat for more
+    #[arg(long)]
+    symlink: Vec<String>,
     /// Output archive
     #[arg(short, long)]
     output: PathBuf,
@@ -45,6 +48,12 @@ fn main() -> Result<()> {
     spec.cmd = args.cmd;
     spec.env.extend(args.env);
     spec.dirs = args.dir;
+    for link in &args.symlink {
+        let Some((path, target)) = link.split_once(':') else {
+            bail!("--symlink {link:?}: expected LINK_PATH:TARGET");
+        };
+        spec.symlinks.push((path.into(), target.into()));
+    }
     for file in &args.files {
         let Some((source, target)) = file.split_once(':') else {
             bail!("--file {file:?}: expected HOST_PATH:IMAGE_PATH");
