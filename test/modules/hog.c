@@ -1,9 +1,26 @@
 // A native memory hog: touches N MiB (argv[1]), so that a memory limit below
 // it gets the container OOM-killed. Built by test/build.rs with `cc -static`.
+// With `fork`, forks until the kernel refuses (the pids limit) and prints how
+// many children it made.
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+static int fork_until_refused(void) {
+    int children = 0;
+    for (;;) {
+        pid_t pid = fork();
+        if (pid < 0) break;
+        if (pid == 0) { pause(); _exit(0); }
+        if (++children >= 1000) break;
+    }
+    printf("forked %d\n", children);
+    return 0;
+}
 
 int main(int argc, char **argv) {
+    if (argc > 1 && !strcmp(argv[1], "fork")) return fork_until_refused();
     long mib = argc > 1 ? atol(argv[1]) : 1;
     for (long i = 0; i < mib; i++) {
         volatile char *p = malloc(1 << 20);

@@ -327,3 +327,41 @@ impl EventWatcher {
         std::mem::take(&mut self.seen)
     }
 }
+
+/// `ctr run --rm --config`: a spec of our own (from `ctr oci spec`, changed
+/// by `edit`) over a rootfs folder holding `files`; for what ctr has no flag
+/// for (pids limits, say).
+pub fn run_rm_with_spec(
+    id: &str,
+    files: &[(PathBuf, &str)],
+    args: &[&str],
+    edit: impl FnOnce(&mut serde_json::Value),
+) -> Output {
+    images();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let rootfs = dir.path().join("rootfs");
+    for (source, target) in files {
+        let dest = rootfs.join(target.trim_start_matches('/'));
+        std::fs::create_dir_all(dest.parent().expect("parent")).expect("mkdir");
+        std::fs::copy(source, &dest).expect("copy");
+    }
+    let spec = ctr(&["oci", "spec"]);
+    let mut spec: serde_json::Value = serde_json::from_slice(&spec.stdout).expect("spec json");
+    spec["root"] = serde_json::json!({ "path": rootfs, "readonly": false });
+    spec["process"]["args"] = serde_json::json!(args);
+    spec["process"]["env"] = serde_json::json!(["PATH=/usr/sbin:/usr/bin:/sbin:/bin"]);
+    spec["linux"]["cgroupsPath"] = serde_json::json!(format!("/{NAMESPACE}/{id}"));
+    edit(&mut spec);
+    let spec_file = dir.path().join("config.json");
+    std::fs::write(&spec_file, serde_json::to_vec(&spec).expect("json")).expect("write");
+    let spec_file = spec_file.to_string_lossy().into_owned();
+    ctr(&[
+        "run",
+        "--rm",
+        "--runtime",
+        WASMTIME_RUNTIME,
+        "--config",
+        &spec_file,
+        id,
+    ])
+}

@@ -406,3 +406,35 @@ fn test_module_cannot_walk_out_of_its_preopens() {
         assert_no_leftovers(id);
     }
 }
+
+fn pids_limit(limit: i64) -> impl FnOnce(&mut serde_json::Value) {
+    move |spec| spec["linux"]["resources"]["pids"] = serde_json::json!({ "limit": limit })
+}
+
+#[test]
+fn test_pids_limit_below_two_is_refused_with_the_reason() {
+    let files = [(built("probe.wasm"), "/probe.wasm")];
+    let out = run_rm_with_spec("pids-1", &files, &["/probe.wasm"], pids_limit(1));
+    assert!(!out.status.success());
+    let err = stderr(&out);
+    assert!(
+        err.contains("container pids-1: pids limit 1 is too low"),
+        "{err}"
+    );
+    assert_no_leftovers("pids-1");
+    // Two is enough for a Wasm container (main thread + one WASI I/O thread).
+    let out = run_rm_with_spec("pids-2", &files, &["/probe.wasm"], pids_limit(2));
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(stdout(&out), "hello from wasm\n");
+    assert_no_leftovers("pids-2");
+}
+
+#[test]
+fn test_pids_limit_holds_a_forking_native_container() {
+    let files = [(built("hog"), "/hog")];
+    let out = run_rm_with_spec("pids-fork", &files, &["/hog", "fork"], pids_limit(5));
+    assert!(out.status.success(), "{}", stderr(&out));
+    // The limit counts the forking process itself.
+    assert_eq!(stdout(&out), "forked 4\n");
+    assert_no_leftovers("pids-fork");
+}

@@ -26,7 +26,11 @@ impl Executor for ContainerExecutor {
             None => DefaultExecutor {}.exec(spec),
             Some(payload) => {
                 terminate_on_signals();
-                let status = payload.run();
+                // A panic must end the container, not unwind into
+                // libcontainer's set-up code (which would leave it hanging).
+                let status =
+                    std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| payload.run()))
+                        .unwrap_or(PANIC_STATUS);
                 std::process::exit(status)
             }
         }
@@ -40,6 +44,9 @@ impl Executor for ContainerExecutor {
         }
     }
 }
+
+/// Exit status of a payload that panicked (Rust's own for a panicking main).
+const PANIC_STATUS: i32 = 101;
 
 /// Signals whose default action ends a process.
 const TERMINATING: &[nix::sys::signal::Signal] = {

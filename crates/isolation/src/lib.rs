@@ -18,3 +18,8 @@ mod executor;
 pub use container::{IsolatedContainer, Stdio};
 pub use error::{IsolationError, Result};
 pub use executor::Payload;
+
+/// The smallest pids limit a container can be created under: libcontainer's
+/// intermediate process and the container's init share the cgroup for a
+/// moment (and a Wasm payload keeps one WASI I/O thread beside its main).
+pub const MIN_PIDS_LIMIT: i64 = 2;

@@ -19,6 +19,21 @@ pub fn run_command(
     prepared: &InstancePre<ContainerState>,
     view: &WasiView,
 ) -> Result<i32> {
+    // wasmtime-wasi drives WASI I/O and timers on a Tokio runtime; without
+    // one entered it builds a global one with a worker per core. One worker
+    // is enough for one module: fewer threads per container (memory, and
+    // the container's pids limit counts threads).
+    let io_runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_io()
+        .enable_time()
+        .build()
+        .map_err(|e| {
+            EngineError::Setup(format!(
+                "cannot start the WASI I/O thread (is the container's pids limit below 2?): {e}"
+            ))
+        })?;
+    let _entered = io_runtime.enter();
     let wasi = wasi_context(view)?;
     let state = ContainerState {
         wasi,

@@ -114,6 +114,7 @@ impl<E: Engine> TaskService<E> {
             source,
         };
         let bundle = Bundle::load(bundle_dir).map_err(bundle_err)?;
+        check_pids_limit(id, &bundle)?;
         let workload = bundle.workload().map_err(bundle_err)?;
         let input = decision_input(id, &bundle, &workload);
         self.check_policy(&input)?;
@@ -182,6 +183,30 @@ impl<E: Engine> TaskService<E> {
                 reasons: decision.reasons,
             })
         }
+    }
+}
+
+/// Refuses, with the reason, a pids limit the container could not even be
+/// created under (libcontainer would fail with "failed to launch init").
+fn check_pids_limit(id: &str, bundle: &Bundle) -> Result<()> {
+    let limit = bundle
+        .spec
+        .linux()
+        .as_ref()
+        .and_then(|l| l.resources().as_ref())
+        .and_then(|r| r.pids().as_ref())
+        .map(|p| p.limit());
+    match limit {
+        Some(limit) if limit > 0 && limit < edgeshim_isolation::MIN_PIDS_LIMIT => {
+            Err(TaskError::FailedPrecondition {
+                id: id.to_string(),
+                reason: format!(
+                    "pids limit {limit} is too low: edgeshim needs at least {} to create a container",
+                    edgeshim_isolation::MIN_PIDS_LIMIT
+                ),
+            })
+        }
+        _ => Ok(()),
     }
 }
 
