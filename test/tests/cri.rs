@@ -6,6 +6,7 @@
 use std::path::Path;
 use std::time::Duration;
 
+use edgeshim_cri::api::PodSandboxConfig;
 use edgeshim_cri::{ContainerSpec, Cri, PodConfig};
 use edgeshim_integration::*;
 
@@ -24,6 +25,27 @@ fn cri() -> Cri {
     cri
 }
 
+fn pod(name: &str, uid: &str, host_network: bool, logs: &Path) -> PodSandboxConfig {
+    PodConfig {
+        name: name.into(),
+        namespace: "default".into(),
+        uid: uid.into(),
+        host_network,
+        log_directory: logs.display().to_string(),
+    }
+    .to_cri()
+}
+
+/// StopPodSandbox + RemovePodSandbox, then nothing of the pod may be left.
+fn remove_pod(cri: &mut Cri, pod_id: &str, containers: &[&String]) {
+    cri.stop_pod(pod_id).expect("StopPodSandbox");
+    cri.remove_pod(pod_id).expect("RemovePodSandbox");
+    assert_no_leftovers_in(CRI_NAMESPACE, pod_id);
+    for id in containers {
+        assert_no_leftovers_in(CRI_NAMESPACE, id);
+    }
+}
+
 fn wait_exited(cri: &mut Cri, id: &str) -> edgeshim_cri::api::ContainerStatus {
     let mut last = None;
     await_condition("container to exit", LIMIT, || {
@@ -38,14 +60,7 @@ fn wait_exited(cri: &mut Cri, id: &str) -> edgeshim_cri::api::ContainerStatus {
 #[test]
 fn test_host_network_pod_runs_wasm_with_logs_reasons_and_stats() {
     let logs = tempfile::tempdir().expect("log dir");
-    let pod = PodConfig {
-        name: "wasm-pod".into(),
-        namespace: "default".into(),
-        uid: "uid-host-1".into(),
-        host_network: true,
-        log_directory: logs.path().display().to_string(),
-    }
-    .to_cri();
+    let pod = pod("wasm-pod", "uid-host-1", true, logs.path());
     let mut cri = cri();
     let pod_id = cri.run_pod(&pod, HANDLER).expect("RunPodSandbox");
 
@@ -128,24 +143,13 @@ fn test_host_network_pod_runs_wasm_with_logs_reasons_and_stats() {
     cri.stop_container(&sleeper, 10).expect("StopContainer");
     let status = wait_exited(&mut cri, &sleeper);
     assert_eq!(status.exit_code, 143, "{status:?}");
-    cri.stop_pod(&pod_id).expect("StopPodSandbox");
-    cri.remove_pod(&pod_id).expect("RemovePodSandbox");
-    for id in [&pod_id, &hello, &failing, &sleeper] {
-        assert_no_leftovers_in(CRI_NAMESPACE, id);
-    }
+    remove_pod(&mut cri, &pod_id, &[&hello, &failing, &sleeper]);
 }
 
 #[test]
 fn test_bridge_network_pod_gets_an_ip_and_runs_wasm() {
     let logs = tempfile::tempdir().expect("log dir");
-    let pod = PodConfig {
-        name: "wasm-bridge-pod".into(),
-        namespace: "default".into(),
-        uid: "uid-bridge-1".into(),
-        host_network: false,
-        log_directory: logs.path().display().to_string(),
-    }
-    .to_cri();
+    let pod = pod("wasm-bridge-pod", "uid-bridge-1", false, logs.path());
     let mut cri = cri();
     let pod_id = cri.run_pod(&pod, HANDLER).expect("RunPodSandbox");
     let ip = cri
@@ -177,24 +181,13 @@ fn test_bridge_network_pod_gets_an_ip_and_runs_wasm() {
     );
     assert!(log.ends_with(" stdout F hello from wasm\n"), "{log}");
 
-    cri.stop_pod(&pod_id).expect("StopPodSandbox");
-    cri.remove_pod(&pod_id).expect("RemovePodSandbox");
-    for id in [&pod_id, &id] {
-        assert_no_leftovers_in(CRI_NAMESPACE, id);
-    }
+    remove_pod(&mut cri, &pod_id, &[&id]);
 }
 
 #[test]
 fn test_oom_killed_container_is_reported_as_oomkilled() {
     let logs = tempfile::tempdir().expect("log dir");
-    let pod = PodConfig {
-        name: "oom-pod".into(),
-        namespace: "default".into(),
-        uid: "uid-oom-1".into(),
-        host_network: true,
-        log_directory: logs.path().display().to_string(),
-    }
-    .to_cri();
+    let pod = pod("oom-pod", "uid-oom-1", true, logs.path());
     let mut cri = cri();
     let pod_id = cri.run_pod(&pod, HANDLER).expect("RunPodSandbox");
     let hog = ContainerSpec {
@@ -215,9 +208,5 @@ fn test_oom_killed_container_is_reported_as_oomkilled() {
         (status.exit_code, status.reason.as_str()),
         (137, "OOMKilled")
     );
-    cri.stop_pod(&pod_id).expect("StopPodSandbox");
-    cri.remove_pod(&pod_id).expect("RemovePodSandbox");
-    for id in [&pod_id, &id] {
-        assert_no_leftovers_in(CRI_NAMESPACE, id);
-    }
+    remove_pod(&mut cri, &pod_id, &[&id]);
 }
