@@ -149,7 +149,11 @@ fn test_sigterm_stops_a_tight_loop() {
 /// A failed create: a clear message naming the container and the cause, and
 /// nothing left behind.
 fn assert_create_fails(id: &str, image: &str, args: &[&str], cause: &str) {
-    let out = run_rm(id, image, &[], args);
+    assert_create_fails_with(id, image, &[], args, cause);
+}
+
+fn assert_create_fails_with(id: &str, image: &str, flags: &[&str], args: &[&str], cause: &str) {
+    let out = run_rm(id, image, flags, args);
     assert!(!out.status.success());
     let err = stderr(&out);
     assert!(err.contains(&format!("container {id}")), "{err}");
@@ -437,4 +441,15 @@ fn test_pids_limit_holds_a_forking_native_container() {
     // The limit counts the forking process itself.
     assert_eq!(stdout(&out), "forked 4\n");
     assert_no_leftovers("pids-fork");
+}
+
+#[test]
+fn test_memory_limit_too_low_for_set_up_is_named() {
+    assert_create_fails_with(
+        "tiny-memory",
+        PROBE_IMAGE,
+        &["--memory-limit", "131072"],
+        &[],
+        "memory limit of 131072 bytes is likely too low",
+    );
 }

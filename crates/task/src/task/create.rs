@@ -146,7 +146,7 @@ impl<E: Engine> TaskService<E> {
         let process = IsolatedContainer::create(&self.state_root, id, bundle_dir, stdio, payload)
             .map_err(|e| {
             self.remove_leftover_state(id);
-            TaskError::from(e)
+            TaskError::from(with_memory_hint(e, &bundle))
         })?;
         Ok((process, input))
     }
@@ -183,6 +183,40 @@ impl<E: Engine> TaskService<E> {
                 reasons: decision.reasons,
             })
         }
+    }
+}
+
+/// Below this memory limit, libcontainer's set-up processes (copies of the
+/// shim) may not fit in the container's memory cgroup (measured: 512 KiB
+/// fails, 1 MiB works).
+const SETUP_MEMORY_HINT_BELOW: i64 = 2 << 20;
+
+/// libcontainer reports a set-up process that died only as a broken
+/// channel; with a tiny memory limit, that is the likely cause, so say so.
+fn with_memory_hint(
+    err: edgeshim_isolation::IsolationError,
+    bundle: &Bundle,
+) -> edgeshim_isolation::IsolationError {
+    let limit = bundle
+        .spec
+        .linux()
+        .as_ref()
+        .and_then(|l| l.resources().as_ref())
+        .and_then(|r| r.memory().as_ref())
+        .and_then(|m| m.limit());
+    match (err, limit) {
+        (edgeshim_isolation::IsolationError::Create { id, reason }, Some(limit))
+            if limit > 0 && limit < SETUP_MEMORY_HINT_BELOW =>
+        {
+            edgeshim_isolation::IsolationError::Create {
+                id,
+                reason: format!(
+                    "{reason} (the memory limit of {limit} bytes is likely too low for the \
+                     container's set-up, which needs about 1 MiB)"
+                ),
+            }
+        }
+        (err, _) => err,
     }
 }
 
