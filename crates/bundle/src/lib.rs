@@ -91,6 +91,11 @@ impl Bundle {
             .map(String::as_str)
     }
 
+    /// `linux.resources`, if the spec sets any.
+    pub fn resources(&self) -> Option<&oci_spec::runtime::LinuxResources> {
+        self.spec.linux().as_ref()?.resources().as_ref()
+    }
+
     /// The `process.args`, or an error if there are none.
     pub fn args(&self) -> Result<&[String]> {
         self.spec

@@ -198,10 +198,7 @@ fn with_memory_hint(
     bundle: &Bundle,
 ) -> edgeshim_isolation::IsolationError {
     let limit = bundle
-        .spec
-        .linux()
-        .as_ref()
-        .and_then(|l| l.resources().as_ref())
+        .resources()
         .and_then(|r| r.memory().as_ref())
         .and_then(|m| m.limit());
     match (err, limit) {
@@ -224,10 +221,7 @@ fn with_memory_hint(
 /// created under (libcontainer would fail with "failed to launch init").
 fn check_pids_limit(id: &str, bundle: &Bundle) -> Result<()> {
     let limit = bundle
-        .spec
-        .linux()
-        .as_ref()
-        .and_then(|l| l.resources().as_ref())
+        .resources()
         .and_then(|r| r.pids().as_ref())
         .map(|p| p.limit());
     match limit {
