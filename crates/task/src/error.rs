@@ -20,7 +20,7 @@ pub enum TaskError {
     },
     #[error(transparent)]
     Isolation(#[from] edgeshim_isolation::IsolationError),
-    #[error("container {id}: edgeshim: denied by policy (revision {revision}): {}", reasons.join("; "))]
+    #[error("edgeshim: denied by policy (revision {revision}) for container {id}: {}", reasons.join("; "))]
     Denied {
         id: String,
         revision: String,
@@ -90,7 +90,8 @@ mod tests {
             reasons: vec!["image not allowed".into(), "no memory limit".into()],
         });
         assert_eq!(code, Code::PERMISSION_DENIED);
-        assert!(message.contains("edgeshim: denied by policy"), "{message}");
+        assert!(message.starts_with("edgeshim: denied by policy"), "{message}");
+        assert!(message.contains("container c1"), "{message}");
         assert!(message.contains("abc123"), "{message}");
         assert!(
             message.contains("image not allowed; no memory limit"),
