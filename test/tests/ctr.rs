@@ -453,3 +453,33 @@ fn test_memory_limit_too_low_for_set_up_is_named() {
         "memory limit of 131072 bytes is likely too low",
     );
 }
+
+#[test]
+fn test_bad_isolation_requests_are_named_and_leave_nothing() {
+    let files = [(built("probe.wasm"), "/probe.wasm")];
+    let missing_netns = |spec: &mut serde_json::Value| {
+        spec["linux"]["namespaces"]
+            .as_array_mut()
+            .expect("namespaces")
+            .push(serde_json::json!({ "type": "network", "path": "/run/netns/edgeshim-none" }));
+    };
+    let out = run_rm_with_spec("bad-netns", &files, &["/probe.wasm"], missing_netns);
+    let err = stderr(&out);
+    assert!(!out.status.success());
+    assert!(err.contains("container bad-netns"), "{err}");
+    assert!(
+        err.contains("net namespace to join at /run/netns/edgeshim-none does not exist"),
+        "{err}"
+    );
+    assert_no_leftovers("bad-netns");
+
+    let unwritable_cgroup = |spec: &mut serde_json::Value| {
+        spec["linux"]["cgroupsPath"] = serde_json::json!("/edgeshim-test/cgroup.procs/bad-cgroup");
+    };
+    let out = run_rm_with_spec("bad-cgroup", &files, &["/probe.wasm"], unwritable_cgroup);
+    let err = stderr(&out);
+    assert!(!out.status.success());
+    assert!(err.contains("container bad-cgroup"), "{err}");
+    assert!(err.contains("cgroup"), "{err}");
+    assert_no_leftovers("bad-cgroup");
+}

@@ -13,6 +13,10 @@ pub enum BundleError {
         path: PathBuf,
         source: oci_spec::OciSpecError,
     },
+    #[error("{kind} namespace to join at {path} does not exist")]
+    MissingNamespacePath { kind: String, path: String },
+    #[error("the host has no {0} namespace (no /proc/self/ns/{0})")]
+    UnsupportedNamespace(String),
     #[error("invalid spec: {0}")]
     Invalid(String),
     #[error("entrypoint {0:?} not found in the rootfs (searched PATH too)")]

@@ -96,6 +96,34 @@ impl Bundle {
         self.spec.linux().as_ref()?.resources().as_ref()
     }
 
+    /// Checks `linux.namespaces` against the host before anything is made:
+    /// each kind must exist here, each path to join must exist. (libcontainer
+    /// would fail later with a bare "ENOENT" that names neither.)
+    pub fn check_namespaces(&self) -> Result<()> {
+        let namespaces = self
+            .spec
+            .linux()
+            .as_ref()
+            .and_then(|l| l.namespaces().as_ref())
+            .map(Vec::as_slice)
+            .unwrap_or_default();
+        for ns in namespaces {
+            let kind = proc_ns_name(ns.typ());
+            if !Path::new("/proc/self/ns").join(kind).exists() {
+                return Err(BundleError::UnsupportedNamespace(kind.to_string()));
+            }
+            if let Some(path) = ns.path()
+                && !path.exists()
+            {
+                return Err(BundleError::MissingNamespacePath {
+                    kind: kind.to_string(),
+                    path: path.display().to_string(),
+                });
+            }
+        }
+        Ok(())
+    }
+
     /// The `process.args`, or an error if there are none.
     pub fn args(&self) -> Result<&[String]> {
         self.spec
@@ -139,9 +167,44 @@ impl Bundle {
     }
 }
 
+/// The name of a namespace kind under /proc/<pid>/ns.
+fn proc_ns_name(kind: oci_spec::runtime::LinuxNamespaceType) -> &'static str {
+    use oci_spec::runtime::LinuxNamespaceType::*;
+    match kind {
+        Mount => "mnt",
+        Cgroup => "cgroup",
+        Uts => "uts",
+        Ipc => "ipc",
+        User => "user",
+        Pid => "pid",
+        Network => "net",
+        Time => "time",
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn test_namespace_path_that_does_not_exist_is_named() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        std::fs::write(
+            dir.path().join("config.json"),
+            br#"{"ociVersion":"1.0.2","root":{"path":"rootfs"},
+                "process":{"cwd":"/","args":["/m.wasm"],"user":{"uid":0,"gid":0}},
+                "linux":{"namespaces":[{"type":"pid"},{"type":"network","path":"/run/netns/nope"}]}}"#,
+        )
+        .expect("write");
+        let err = Bundle::load(dir.path())
+            .expect("load")
+            .check_namespaces()
+            .expect_err("missing netns");
+        assert_eq!(
+            err.to_string(),
+            "net namespace to join at /run/netns/nope does not exist"
+        );
+    }
 
     #[test]
     fn test_missing_config_is_named() {

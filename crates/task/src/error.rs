@@ -90,7 +90,10 @@ mod tests {
             reasons: vec!["image not allowed".into(), "no memory limit".into()],
         });
         assert_eq!(code, Code::PERMISSION_DENIED);
-        assert!(message.starts_with("edgeshim: denied by policy"), "{message}");
+        assert!(
+            message.starts_with("edgeshim: denied by policy"),
+            "{message}"
+        );
         assert!(message.contains("container c1"), "{message}");
         assert!(message.contains("abc123"), "{message}");
         assert!(

@@ -115,6 +115,7 @@ impl<E: Engine> TaskService<E> {
         };
         let bundle = Bundle::load(bundle_dir).map_err(bundle_err)?;
         check_pids_limit(id, &bundle)?;
+        bundle.check_namespaces().map_err(bundle_err)?;
         let workload = bundle.workload().map_err(bundle_err)?;
         let input = decision_input(id, &bundle, &workload);
         self.check_policy(&input)?;
