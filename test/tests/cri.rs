@@ -210,3 +210,92 @@ fn test_oom_killed_container_is_reported_as_oomkilled() {
     );
     remove_pod(&mut cri, &pod_id, &[&id]);
 }
+
+/// `edgeshim-crictl`, built beside this test binary by `cargo build --workspace`.
+fn crictl(args: &[&str]) -> std::process::Output {
+    let exe = std::env::current_exe().expect("test binary");
+    let bin = exe
+        .parent()
+        .and_then(Path::parent)
+        .expect("target dir")
+        .join("edgeshim-crictl");
+    let output = std::process::Command::new(&bin)
+        .args(["--runtime-endpoint", &address()])
+        .args(args)
+        .output()
+        .unwrap_or_else(|e| panic!("run {} (cargo build --workspace first): {e}", bin.display()));
+    eprintln!(
+        "edgeshim-crictl {}: {}\n{}{}",
+        args.join(" "),
+        output.status,
+        stdout(&output),
+        stderr(&output)
+    );
+    output
+}
+
+#[test]
+fn test_crictl_runs_a_wasm_pod_and_shows_its_logs() {
+    let mut cri = cri();
+    let logs = tempfile::tempdir().expect("log dir");
+    let log_dir = logs.path().display().to_string();
+    let out = crictl(&[
+        "run",
+        "--host-network",
+        "--pod-name",
+        "cli-pod",
+        "--pod-uid",
+        "uid-cli-1",
+        "--log-dir",
+        &log_dir,
+        "--name",
+        "cli",
+        "--image",
+        PROBE_IMAGE,
+        "--command",
+        "/probe.wasm",
+        "--",
+        "args",
+        "from",
+        "crictl",
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let id = stdout(&out).trim().to_string();
+    let status = wait_exited(&mut cri, &id);
+    assert_eq!(status.reason, "Completed");
+
+    let out = crictl(&["logs", &id]);
+    assert_eq!(
+        stdout(&out),
+        "arg[0]=/probe.wasm\narg[1]=args\narg[2]=from\narg[3]=crictl\n"
+    );
+    let out = crictl(&["ps", "-a"]);
+    let row = stdout(&out)
+        .lines()
+        .find(|l| l.starts_with(&id[..13]))
+        .map(str::to_string)
+        .expect("container listed");
+    assert!(row.contains("Exited") && row.contains("cli"), "{row}");
+    let inspect: serde_json::Value =
+        serde_json::from_slice(&crictl(&["inspect", &id]).stdout).expect("inspect json");
+    assert_eq!(inspect["exit_code"], 0);
+
+    let pods = stdout(&crictl(&["pods"]));
+    let pod_row = pods
+        .lines()
+        .find(|l| l.contains("cli-pod"))
+        .expect("pod listed");
+    assert!(pod_row.contains("wasmtime"), "{pod_row}");
+    let pod_id = cri
+        .list_pods()
+        .expect("pods")
+        .into_iter()
+        .find(|p| p.metadata.as_ref().is_some_and(|m| m.name == "cli-pod"))
+        .expect("pod")
+        .id;
+    assert!(crictl(&["stopp", &pod_id]).status.success());
+    assert!(crictl(&["rmp", &pod_id]).status.success());
+    assert!(!stdout(&crictl(&["pods"])).contains("cli-pod"));
+    assert_no_leftovers_in(CRI_NAMESPACE, &pod_id);
+    assert_no_leftovers_in(CRI_NAMESPACE, &id);
+}
