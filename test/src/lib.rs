@@ -152,18 +152,17 @@ pub fn images() {
 /// `ctr run --rm` of `image` with the wasmtime runtime; `args` replaces the
 /// image's entrypoint when non-empty.
 pub fn run_rm(id: &str, image: &str, flags: &[&str], args: &[&str]) -> Output {
-    images();
-    let mut all = vec!["run", "--rm", "--runtime", WASMTIME_RUNTIME];
-    all.extend_from_slice(flags);
-    all.extend_from_slice(&[image, id]);
-    all.extend_from_slice(args);
-    ctr(&all)
+    ctr_run("--rm", id, image, flags, args)
 }
 
 /// `ctr run -d`: the task keeps running; remove it with [`remove`].
 pub fn run_detached(id: &str, image: &str, flags: &[&str], args: &[&str]) -> Output {
+    ctr_run("-d", id, image, flags, args)
+}
+
+fn ctr_run(mode: &str, id: &str, image: &str, flags: &[&str], args: &[&str]) -> Output {
     images();
-    let mut all = vec!["run", "-d", "--runtime", WASMTIME_RUNTIME];
+    let mut all = vec!["run", mode, "--runtime", WASMTIME_RUNTIME];
     all.extend_from_slice(flags);
     all.extend_from_slice(&[image, id]);
     all.extend_from_slice(args);

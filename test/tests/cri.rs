@@ -46,6 +46,36 @@ fn remove_pod(cri: &mut Cri, pod_id: &str, containers: &[&String]) {
     }
 }
 
+/// The probe module as a container named `name`, logging to `<name>.log`.
+fn container(name: &str, args: &[&str]) -> ContainerSpec {
+    ContainerSpec {
+        name: name.into(),
+        image: PROBE_IMAGE.into(),
+        command: vec!["/probe.wasm".into()],
+        args: args.iter().map(|a| a.to_string()).collect(),
+        log_path: format!("{name}.log"),
+        ..Default::default()
+    }
+}
+
+/// Creates and starts `spec` in the pod, waits for it to exit; returns its
+/// id, final status and CRI log.
+fn run_to_exit(
+    cri: &mut Cri,
+    pod_id: &str,
+    pod: &PodSandboxConfig,
+    spec: &ContainerSpec,
+    logs: &Path,
+) -> (String, edgeshim_cri::api::ContainerStatus, String) {
+    let id = cri
+        .create_container(pod_id, &spec.to_cri(), pod)
+        .expect("CreateContainer");
+    cri.start_container(&id).expect("StartContainer");
+    let status = wait_exited(cri, &id);
+    let log = std::fs::read_to_string(logs.join(&spec.log_path)).expect("log file");
+    (id, status, log)
+}
+
 fn wait_exited(cri: &mut Cri, id: &str) -> edgeshim_cri::api::ContainerStatus {
     let mut last = None;
     await_condition("container to exit", LIMIT, || {
@@ -64,20 +94,13 @@ fn test_host_network_pod_runs_wasm_with_logs_reasons_and_stats() {
     let mut cri = cri();
     let pod_id = cri.run_pod(&pod, HANDLER).expect("RunPodSandbox");
 
-    let container = |name: &str, args: &[&str]| ContainerSpec {
-        name: name.into(),
-        image: PROBE_IMAGE.into(),
-        command: vec!["/probe.wasm".into()],
-        args: args.iter().map(|a| a.to_string()).collect(),
-        log_path: format!("{name}.log"),
-        ..Default::default()
-    };
-    let hello = cri
-        .create_container(&pod_id, &container("hello", &["hello"]).to_cri(), &pod)
-        .expect("CreateContainer");
-    cri.start_container(&hello).expect("StartContainer");
-    let status = wait_exited(&mut cri, &hello);
-    let log = std::fs::read_to_string(logs.path().join("hello.log")).expect("log file");
+    let (hello, status, log) = run_to_exit(
+        &mut cri,
+        &pod_id,
+        &pod,
+        &container("hello", &["hello"]),
+        logs.path(),
+    );
     assert_eq!(
         (status.exit_code, status.reason.as_str()),
         (0, "Completed"),
@@ -88,16 +111,13 @@ fn test_host_network_pod_runs_wasm_with_logs_reasons_and_stats() {
     let fields: Vec<&str> = line.splitn(4, ' ').collect();
     assert_eq!(fields[1..], ["stdout", "F", "hello from wasm"], "{log}");
 
-    let failing = cri
-        .create_container(
-            &pod_id,
-            &container("failing", &["exit", "42"]).to_cri(),
-            &pod,
-        )
-        .expect("CreateContainer");
-    cri.start_container(&failing).expect("StartContainer");
-    let status = wait_exited(&mut cri, &failing);
-    assert_eq!((status.exit_code, status.reason.as_str()), (42, "Error"));
+    let failing_spec = container("failing", &["exit", "42"]);
+    let (failing, status, log) = run_to_exit(&mut cri, &pod_id, &pod, &failing_spec, logs.path());
+    assert_eq!(
+        (status.exit_code, status.reason.as_str()),
+        (42, "Error"),
+        "{log}"
+    );
 
     let mut sleeper_spec = container("sleeper", &["sleep", "3600"]);
     sleeper_spec.memory_limit_bytes = 64 << 20;
@@ -160,20 +180,13 @@ fn test_bridge_network_pod_gets_an_ip_and_runs_wasm() {
         .unwrap_or_default();
     assert!(ip.starts_with("10.88.77."), "pod ip {ip:?}");
 
-    let spec = ContainerSpec {
-        name: "hello".into(),
-        image: PROBE_IMAGE.into(),
-        command: vec!["/probe.wasm".into()],
-        args: vec!["hello".into()],
-        log_path: "hello.log".into(),
-        ..Default::default()
-    };
-    let id = cri
-        .create_container(&pod_id, &spec.to_cri(), &pod)
-        .expect("CreateContainer");
-    cri.start_container(&id).expect("StartContainer");
-    let status = wait_exited(&mut cri, &id);
-    let log = std::fs::read_to_string(logs.path().join("hello.log")).expect("log file");
+    let (id, status, log) = run_to_exit(
+        &mut cri,
+        &pod_id,
+        &pod,
+        &container("hello", &["hello"]),
+        logs.path(),
+    );
     assert_eq!(
         (status.exit_code, status.reason.as_str()),
         (0, "Completed"),
@@ -199,14 +212,11 @@ fn test_oom_killed_container_is_reported_as_oomkilled() {
         memory_limit_bytes: 32 << 20,
         ..Default::default()
     };
-    let id = cri
-        .create_container(&pod_id, &hog.to_cri(), &pod)
-        .expect("CreateContainer");
-    cri.start_container(&id).expect("StartContainer");
-    let status = wait_exited(&mut cri, &id);
+    let (id, status, log) = run_to_exit(&mut cri, &pod_id, &pod, &hog, logs.path());
     assert_eq!(
         (status.exit_code, status.reason.as_str()),
-        (137, "OOMKilled")
+        (137, "OOMKilled"),
+        "{log}"
     );
     remove_pod(&mut cri, &pod_id, &[&id]);
 }
