@@ -26,14 +26,18 @@ fn cri() -> Cri {
 }
 
 fn pod(name: &str, uid: &str, host_network: bool, logs: &Path) -> PodSandboxConfig {
+    pod_config(name, uid, host_network, logs).to_cri()
+}
+
+fn pod_config(name: &str, uid: &str, host_network: bool, logs: &Path) -> PodConfig {
     PodConfig {
         name: name.into(),
         namespace: "default".into(),
         uid: uid.into(),
         host_network,
         log_directory: logs.display().to_string(),
+        cgroup_parent: String::new(),
     }
-    .to_cri()
 }
 
 /// StopPodSandbox + RemovePodSandbox, then nothing of the pod may be left.
@@ -197,10 +201,16 @@ fn test_bridge_network_pod_gets_an_ip_and_runs_wasm() {
     remove_pod(&mut cri, &pod_id, &[&id]);
 }
 
+/// kubelet's systemd cgroup driver gives pods a slice, which containerd
+/// turns into `slice:cri-containerd:<id>` cgroup paths.
+const SYSTEMD_POD_SLICE: &str = "edgeshim-besteffort-podoom.slice";
+
 #[test]
-fn test_oom_killed_container_is_reported_as_oomkilled() {
+fn test_oom_killed_container_in_a_systemd_slice_is_reported_as_oomkilled() {
     let logs = tempfile::tempdir().expect("log dir");
-    let pod = pod("oom-pod", "uid-oom-1", true, logs.path());
+    let mut config = pod_config("oom-pod", "uid-oom-1", true, logs.path());
+    config.cgroup_parent = SYSTEMD_POD_SLICE.into();
+    let pod = config.to_cri();
     let mut cri = cri();
     let pod_id = cri.run_pod(&pod, HANDLER).expect("RunPodSandbox");
     let hog = ContainerSpec {
@@ -218,7 +228,24 @@ fn test_oom_killed_container_is_reported_as_oomkilled() {
         (137, "OOMKilled"),
         "{log}"
     );
+    let slice = Path::new("/sys/fs/cgroup/memory/edgeshim.slice/edgeshim-besteffort.slice")
+        .join(SYSTEMD_POD_SLICE);
+    // The hog's own scope went with its task (CRI deletes a task once it
+    // exits); the pause container's is there while the pod lives.
+    let scope = slice.join(format!("cri-containerd-{pod_id}.scope"));
+    assert!(scope.is_dir(), "no cgroup at {}", scope.display());
     remove_pod(&mut cri, &pod_id, &[&id]);
+    assert!(!scope.exists(), "cgroup left at {}", scope.display());
+    // The pod's slice is kubelet's to remove; here the test stands in.
+    for root in cgroup_roots() {
+        for dir in [
+            "edgeshim.slice/edgeshim-besteffort.slice/edgeshim-besteffort-podoom.slice",
+            "edgeshim.slice/edgeshim-besteffort.slice",
+            "edgeshim.slice",
+        ] {
+            let _ = std::fs::remove_dir(root.join(dir));
+        }
+    }
 }
 
 /// `edgeshim-crictl`, built beside this test binary by `cargo build --workspace`.

@@ -483,3 +483,80 @@ fn test_bad_isolation_requests_are_named_and_leave_nothing() {
     assert!(err.contains("cgroup"), "{err}");
     assert_no_leftovers("bad-cgroup");
 }
+
+#[test]
+fn test_systemd_style_cgroups_path_is_laid_out_as_systemd_would() {
+    let id = "systemd-path";
+    let limit = (64u64 << 20).to_string();
+    let cgroup = format!("edgeshim-test.slice:edgeshim:{id}");
+    let flags = [
+        "--cgroup",
+        cgroup.as_str(),
+        "--memory-limit",
+        limit.as_str(),
+    ];
+    let out = run_detached(id, SPIN_IMAGE, &flags, &[]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let slice = Path::new("/sys/fs/cgroup/memory/edgeshim.slice");
+    let scope = slice.join("edgeshim-test.slice/edgeshim-systemd-path.scope");
+    let table = std::fs::read_to_string(format!("/proc/{}/cgroup", task_pid(id))).expect("cgroup");
+    assert!(
+        table.lines().any(|l| l
+            .ends_with(":memory:/edgeshim.slice/edgeshim-test.slice/edgeshim-systemd-path.scope")),
+        "{table}"
+    );
+    let applied = std::fs::read_to_string(scope.join("memory.limit_in_bytes")).expect("limit");
+    assert_eq!(applied.trim(), limit);
+    remove(id);
+    assert!(!scope.exists(), "scope left at {}", scope.display());
+    assert_no_leftovers(id);
+    // Slices outlive their scopes (under systemd too); this test made them.
+    for root in cgroup_roots() {
+        let _ = std::fs::remove_dir(root.join("edgeshim.slice/edgeshim-test.slice"));
+        let _ = std::fs::remove_dir(root.join("edgeshim.slice"));
+    }
+}
+
+/// A v1 controller the kernel has but this host has not mounted, with the
+/// resources entry that needs it.
+fn unmounted_controller() -> Option<(&'static str, serde_json::Value)> {
+    let table = std::fs::read_to_string("/proc/cgroups").expect("/proc/cgroups");
+    let unmounted = |name: &str| {
+        table.lines().any(|l| {
+            let cols: Vec<&str> = l.split_whitespace().collect();
+            cols.first() == Some(&name) && cols.get(1) == Some(&"0")
+        })
+    };
+    let candidates = [
+        (
+            "hugetlb",
+            serde_json::json!({ "hugepageLimits": [ { "pageSize": "2MB", "limit": 2097152 } ] }),
+        ),
+        (
+            "net_cls",
+            serde_json::json!({ "network": { "classID": 1048577 } }),
+        ),
+    ];
+    candidates.into_iter().find(|(name, _)| unmounted(name))
+}
+
+#[test]
+fn test_resource_for_a_missing_cgroup_controller_is_refused_by_name() {
+    let Some((controller, resources)) = unmounted_controller() else {
+        eprintln!("SKIPPED: every candidate cgroup controller is mounted on this host");
+        return;
+    };
+    let id = "missing-controller";
+    let files = [(built("probe.wasm"), "/probe.wasm")];
+    let out = run_rm_with_spec(id, &files, &["/probe.wasm"], |spec| {
+        spec["linux"]["resources"] = resources;
+    });
+    assert!(!out.status.success());
+    let err = stderr(&out);
+    assert!(err.contains(&format!("container {id}")), "{err}");
+    assert!(
+        err.contains(&format!("this host has no {controller} cgroup controller")),
+        "{err}"
+    );
+    assert_no_leftovers(id);
+}

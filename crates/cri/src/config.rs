@@ -4,7 +4,8 @@ use std::collections::HashMap;
 
 use k8s_cri::v1::*;
 
-/// A pod: name, namespace, uid, network mode, log folder.
+/// A pod: name, namespace, uid, network mode, log folder, cgroup parent
+/// (empty: containerd's default).
 #[derive(Debug, Clone)]
 pub struct PodConfig {
     pub name: String,
@@ -12,6 +13,7 @@ pub struct PodConfig {
     pub uid: String,
     pub host_network: bool,
     pub log_directory: String,
+    pub cgroup_parent: String,
 }
 
 impl PodConfig {
@@ -41,6 +43,7 @@ impl PodConfig {
                 ("io.kubernetes.pod.uid".into(), self.uid.clone()),
             ]),
             linux: Some(LinuxPodSandboxConfig {
+                cgroup_parent: self.cgroup_parent.clone(),
                 security_context: Some(LinuxSandboxSecurityContext {
                     namespace_options: Some(NamespaceOption {
                         network: network as i32,

@@ -8,6 +8,9 @@ use libcontainer::container::Container;
 use libcontainer::container::builder::ContainerBuilder;
 use libcontainer::syscall::syscall::SyscallType;
 
+use oci_spec::runtime::Spec;
+
+use crate::cgroups::{self, CgroupDriver};
 use crate::error::chain;
 use crate::executor::{ContainerExecutor, Payload};
 use crate::{IsolationError, Result};
@@ -31,18 +34,20 @@ impl IsolatedContainer {
     /// it then waits for [`start`](Self::start). `payload` `None` means the
     /// spec's `process.args` is `exec`ed natively.
     ///
-    /// The bundle's rootfs must already be mounted. State lives under
-    /// `state_root/<id>`.
+    /// The bundle's rootfs must already be mounted; `spec` is its
+    /// config.json as loaded. State lives under `state_root/<id>`.
     pub fn create(
         state_root: &Path,
         id: &str,
         bundle: &Path,
+        spec: &Spec,
         stdio: Stdio,
         payload: Option<Arc<dyn Payload>>,
     ) -> Result<Self> {
+        let driver = cgroups::prepare(id, bundle, spec)?;
         let err = |e: &dyn std::error::Error| IsolationError::Create {
             id: id.to_string(),
-            reason: chain(e),
+            reason: with_memory_hint(chain(e), spec),
         };
         let mut builder = ContainerBuilder::new(id.to_string(), SyscallType::default())
             .with_executor(ContainerExecutor { payload })
@@ -64,7 +69,7 @@ impl IsolatedContainer {
             .validate_id()
             .map_err(|e| err(&e))?
             .as_init(bundle)
-            .with_systemd(false)
+            .with_systemd(driver == CgroupDriver::Systemd)
             .with_detach(true)
             .build()
             .map_err(|e| err(&e))?;
@@ -117,5 +122,28 @@ impl IsolatedContainer {
                 id: self.container.id().to_string(),
                 reason: chain(&e),
             })
+    }
+}
+
+/// Below this memory limit, libcontainer's set-up processes (copies of the
+/// shim) may not fit in the container's memory cgroup (measured: 512 KiB
+/// fails, 1 MiB works).
+const SETUP_MEMORY_HINT_BELOW: i64 = 2 << 20;
+
+/// libcontainer reports a set-up process that died only as a broken
+/// channel; with a tiny memory limit, that is the likely cause, so say so.
+fn with_memory_hint(reason: String, spec: &Spec) -> String {
+    let limit = spec
+        .linux()
+        .as_ref()
+        .and_then(|l| l.resources().as_ref())
+        .and_then(|r| r.memory().as_ref())
+        .and_then(|m| m.limit());
+    match limit {
+        Some(limit) if limit > 0 && limit < SETUP_MEMORY_HINT_BELOW => format!(
+            "{reason} (the memory limit of {limit} bytes is likely too low for the \
+             container's set-up, which needs about 1 MiB)"
+        ),
+        _ => reason,
     }
 }

@@ -6,6 +6,9 @@ pub type Result<T, E = IsolationError> = std::result::Result<T, E>;
 pub enum IsolationError {
     #[error("container {id}: cannot create its process: {reason}")]
     Create { id: String, reason: String },
+    /// The spec asks for what this host or edgeshim cannot provide.
+    #[error("container {id}: {reason}")]
+    Unsupported { id: String, reason: String },
     #[error("container {id}: cannot start: {reason}")]
     Start { id: String, reason: String },
     #[error("container {id}: cannot signal: {reason}")]

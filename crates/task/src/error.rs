@@ -62,7 +62,10 @@ impl From<TaskError> for ttrpc::Error {
             TaskError::Denied { .. } => Code::PERMISSION_DENIED,
             TaskError::NotFound(_) | TaskError::AlreadyFinished { .. } => Code::NOT_FOUND,
             TaskError::AlreadyExists(_) => Code::ALREADY_EXISTS,
-            TaskError::FailedPrecondition { .. } => Code::FAILED_PRECONDITION,
+            TaskError::FailedPrecondition { .. }
+            | TaskError::Isolation(edgeshim_isolation::IsolationError::Unsupported { .. }) => {
+                Code::FAILED_PRECONDITION
+            }
             TaskError::Unsupported(_) => Code::UNIMPLEMENTED,
             TaskError::Isolation(_) | TaskError::Io { .. } => Code::INTERNAL,
         };

@@ -46,6 +46,10 @@ struct PodArgs {
     /// Folder for the containers' CRI logs
     #[arg(long, default_value = "/var/log/pods/edgeshim")]
     log_dir: String,
+    /// The pod's cgroup parent (a name ending in .slice gives systemd-style
+    /// cgroup paths, as kubelet's systemd driver does)
+    #[arg(long, default_value = "")]
+    cgroup_parent: String,
 }
 
 #[derive(Args)]
@@ -241,6 +245,7 @@ fn pod_config(args: &PodArgs) -> PodConfig {
         uid: args.pod_uid.clone(),
         host_network: args.host_network,
         log_directory: args.log_dir.clone(),
+        cgroup_parent: args.cgroup_parent.clone(),
     }
 }
 

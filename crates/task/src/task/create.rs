@@ -114,7 +114,6 @@ impl<E: Engine> TaskService<E> {
             source,
         };
         let bundle = Bundle::load(bundle_dir).map_err(bundle_err)?;
-        check_pids_limit(id, &bundle)?;
         bundle.check_namespaces().map_err(bundle_err)?;
         let workload = bundle.workload().map_err(bundle_err)?;
         let input = decision_input(id, &bundle, &workload);
@@ -144,10 +143,17 @@ impl<E: Engine> TaskService<E> {
             log::warn!("container {id}: removing state left by an earlier shim");
             self.remove_leftover_state(id);
         }
-        let process = IsolatedContainer::create(&self.state_root, id, bundle_dir, stdio, payload)
-            .map_err(|e| {
+        let process = IsolatedContainer::create(
+            &self.state_root,
+            id,
+            bundle_dir,
+            &bundle.spec,
+            stdio,
+            payload,
+        )
+        .map_err(|e| {
             self.remove_leftover_state(id);
-            TaskError::from(with_memory_hint(e, &bundle))
+            TaskError::from(e)
         })?;
         Ok((process, input))
     }
@@ -184,58 +190,6 @@ impl<E: Engine> TaskService<E> {
                 reasons: decision.reasons,
             })
         }
-    }
-}
-
-/// Below this memory limit, libcontainer's set-up processes (copies of the
-/// shim) may not fit in the container's memory cgroup (measured: 512 KiB
-/// fails, 1 MiB works).
-const SETUP_MEMORY_HINT_BELOW: i64 = 2 << 20;
-
-/// libcontainer reports a set-up process that died only as a broken
-/// channel; with a tiny memory limit, that is the likely cause, so say so.
-fn with_memory_hint(
-    err: edgeshim_isolation::IsolationError,
-    bundle: &Bundle,
-) -> edgeshim_isolation::IsolationError {
-    let limit = bundle
-        .resources()
-        .and_then(|r| r.memory().as_ref())
-        .and_then(|m| m.limit());
-    match (err, limit) {
-        (edgeshim_isolation::IsolationError::Create { id, reason }, Some(limit))
-            if limit > 0 && limit < SETUP_MEMORY_HINT_BELOW =>
-        {
-            edgeshim_isolation::IsolationError::Create {
-                id,
-                reason: format!(
-                    "{reason} (the memory limit of {limit} bytes is likely too low for the \
-                     container's set-up, which needs about 1 MiB)"
-                ),
-            }
-        }
-        (err, _) => err,
-    }
-}
-
-/// Refuses, with the reason, a pids limit the container could not even be
-/// created under (libcontainer would fail with "failed to launch init").
-fn check_pids_limit(id: &str, bundle: &Bundle) -> Result<()> {
-    let limit = bundle
-        .resources()
-        .and_then(|r| r.pids().as_ref())
-        .map(|p| p.limit());
-    match limit {
-        Some(limit) if limit > 0 && limit < edgeshim_isolation::MIN_PIDS_LIMIT => {
-            Err(TaskError::FailedPrecondition {
-                id: id.to_string(),
-                reason: format!(
-                    "pids limit {limit} is too low: edgeshim needs at least {} to create a container",
-                    edgeshim_isolation::MIN_PIDS_LIMIT
-                ),
-            })
-        }
-        _ => Ok(()),
     }
 }
 
