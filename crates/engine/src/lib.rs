@@ -27,7 +27,9 @@ use std::path::PathBuf;
 pub use edgeshim_bundle::WasiView;
 pub use error::{EngineError, Result};
 #[cfg(feature = "wasmtime")]
-pub use wasmtime::WasmtimeEngine;
+pub use wasmtime::{
+    WasmtimeEngine, engine_tag as wasmtime_engine_tag, load_or_compile as wasmtime_load_or_compile,
+};
 
 /// Exit status of a module that trapped: like a native program that aborted
 /// (128 + SIGABRT), so `unreachable` and `abort()` look the same to users.

@@ -1,54 +1,31 @@
 //! The policy gate: every Create and Start the shim receives is put to a
 //! [`Gate`] before anything happens for it.
 //!
-//! Owns: the decision contract ([`DecisionInput`] in, [`Decision`] out) and the
-//! gates. Today only [`AllowAll`] (mode `off`) exists; the OPA-Wasm and Rego
-//! backends of the policy issue plug in behind the same trait.
+//! Owns: the decision contract ([`DecisionInput`] in, built from the bundle
+//! crate's view; [`Decision`] out), reading policies in OPA's formats (Rego
+//! source on `regorus`, OPA-compiled Wasm on `opa-wasm`), the gate's config,
+//! hot reload, fail modes, and the decision log.
 //!
-//! Leaves out: reading bundles (the task service fills the input from the
-//! bundle crate's view), and any effect on containers: a gate only answers.
+//! Leaves out: any effect on containers (a gate only answers; the task
+//! service refuses the request), and the network: nothing here ever needs
+//! it.
 
-use serde::Serialize;
+pub mod config;
+mod decision;
+pub mod decision_log;
+mod eval;
+mod gate;
+mod input;
+mod source;
 
-/// Which request is being decided.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Action {
-    Create,
-    Start,
-}
-
-/// What kind of container the request is for.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum ContainerKind {
-    Wasm,
-    Native,
-    /// A pod's sandbox (pause) container.
-    Sandbox,
-}
-
-/// The input document a policy sees.
-#[derive(Debug, Clone, Serialize)]
-pub struct DecisionInput {
-    pub action: Action,
-    pub container_id: String,
-    pub kind: ContainerKind,
-    /// `process.args[0]` as the container sees it.
-    pub entrypoint: String,
-    /// Hex sha256 of the module, for Wasm containers.
-    pub module_sha256: Option<String>,
-    pub args: Vec<String>,
-}
-
-/// A gate's answer.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct Decision {
-    pub allow: bool,
-    pub reasons: Vec<String>,
-    /// Which policy decided (content hash or `off`).
-    pub revision: String,
-}
+pub use decision::{Decision, read_output};
+pub use eval::{LoadedPolicy, PolicyFormat};
+pub use gate::{PolicyGate, RECHECK_EVERY};
+pub use input::{
+    Action, ContainerInput, ContainerKind, DecisionInput, ModuleInput, MountInput, NamespaceInput,
+    NodeInput, PodInput, ResourcesInput,
+};
+pub use source::{PolicyCode, PolicySource};
 
 /// Decides requests. Implementations must be cheap: they sit on every start.
 pub trait Gate: Send + Sync + 'static {

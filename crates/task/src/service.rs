@@ -134,7 +134,9 @@ impl<E: Engine> Shim for EdgeShim<E> {
         TaskService::new(
             state_root(&self.namespace),
             events,
-            Arc::new(edgeshim_policy::AllowAll),
+            Arc::new(edgeshim_policy::PolicyGate::new(
+                &edgeshim_policy::config::config_path(),
+            )),
             self.exit.clone(),
         )
     }

@@ -84,45 +84,57 @@ impl WasmtimeEngine {
     }
 
     fn load_or_compile(&self, hash: &str, module: &[u8]) -> Result<Module> {
-        let Some(cache) = &self.cache else {
-            return Module::new(&self.engine, module)
-                .map_err(|e| EngineError::InvalidModule(format!("{e:#}")));
-        };
-        let entry = cache.entry(hash);
-        if entry.exists() {
-            // SAFETY: the cache folder is written only by this engine, with
-            // Wasmtime's own `precompile_module` output, atomically; Wasmtime
-            // checks the header (version, settings) and refuses foreign files.
-            match unsafe { Module::deserialize_file(&self.engine, &entry) } {
-                Ok(module) => return Ok(module),
-                Err(e) => {
-                    log::warn!(
-                        "cache entry {} unusable, rebuilding: {e:#}",
-                        entry.display()
-                    );
-                    cache.evict(hash);
-                }
-            }
-        }
-        let artifact = self
-            .engine
-            .precompile_module(module)
-            .map_err(|e| EngineError::InvalidModule(format!("{e:#}")))?;
-        match cache.store(hash, &artifact) {
-            // SAFETY: as above; the file was written from `artifact` just now.
-            Ok(path) => unsafe { Module::deserialize_file(&self.engine, path) },
-            Err(e) => {
-                log::warn!("cannot write module cache {}: {e}", entry.display());
-                // SAFETY: `artifact` is this engine's own precompile output.
-                unsafe { Module::deserialize(&self.engine, &artifact) }
-            }
-        }
-        .map_err(|e| EngineError::InvalidModule(format!("{e:#}")))
+        load_or_compile(&self.engine, self.cache.as_ref(), hash, module)
+            .map_err(EngineError::InvalidModule)
     }
 }
 
+/// `module` compiled for `engine`: read from `cache` when an entry for
+/// `hash` is there and usable, else compiled and stored. A bad entry is
+/// evicted and rebuilt, never run. Shared with the policy gate, whose OPA
+/// Wasm policies use the same cache layout.
+pub fn load_or_compile(
+    engine: &wasmtime::Engine,
+    cache: Option<&ModuleCache>,
+    hash: &str,
+    module: &[u8],
+) -> std::result::Result<Module, String> {
+    let Some(cache) = cache else {
+        return Module::new(engine, module).map_err(|e| format!("{e:#}"));
+    };
+    let entry = cache.entry(hash);
+    if entry.exists() {
+        // SAFETY: the cache folder is written only by edgeshim, with
+        // Wasmtime's own `precompile_module` output, atomically; Wasmtime
+        // checks the header (version, settings) and refuses foreign files.
+        match unsafe { Module::deserialize_file(engine, &entry) } {
+            Ok(module) => return Ok(module),
+            Err(e) => {
+                log::warn!(
+                    "cache entry {} unusable, rebuilding: {e:#}",
+                    entry.display()
+                );
+                cache.evict(hash);
+            }
+        }
+    }
+    let artifact = engine
+        .precompile_module(module)
+        .map_err(|e| format!("{e:#}"))?;
+    match cache.store(hash, &artifact) {
+        // SAFETY: as above; the file was written from `artifact` just now.
+        Ok(path) => unsafe { Module::deserialize_file(engine, path) },
+        Err(e) => {
+            log::warn!("cannot write module cache {}: {e}", entry.display());
+            // SAFETY: `artifact` is this engine's own precompile output.
+            unsafe { Module::deserialize(engine, &artifact) }
+        }
+    }
+    .map_err(|e| format!("{e:#}"))
+}
+
 /// Names the cache folder after everything that makes artifacts compatible.
-fn engine_tag(engine: &wasmtime::Engine) -> String {
+pub fn engine_tag(engine: &wasmtime::Engine) -> String {
     let mut hasher = std::collections::hash_map::DefaultHasher::new();
     engine.precompile_compatibility_hash().hash(&mut hasher);
     format!("wasmtime-{:016x}", hasher.finish())

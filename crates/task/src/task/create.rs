@@ -8,10 +8,10 @@ use std::sync::Arc;
 
 use containerd_shim::api::{CreateTaskRequest, CreateTaskResponse};
 use containerd_shim::protos::events::task::TaskCreate;
-use edgeshim_bundle::{Bundle, CONTAINER_TYPE_ANNOTATION, WasiView, Workload};
+use edgeshim_bundle::{Bundle, WasiView, Workload};
 use edgeshim_engine::Engine;
 use edgeshim_isolation::{IsolatedContainer, Payload};
-use edgeshim_policy::{Action, ContainerKind, DecisionInput};
+use edgeshim_policy::{Action, DecisionInput};
 
 use super::{TaskService, send};
 use crate::container::ContainerRecord;
@@ -116,7 +116,7 @@ impl<E: Engine> TaskService<E> {
         let bundle = Bundle::load(bundle_dir).map_err(bundle_err)?;
         bundle.check_namespaces().map_err(bundle_err)?;
         let workload = bundle.workload().map_err(bundle_err)?;
-        let input = decision_input(id, &bundle, &workload);
+        let input = DecisionInput::from_bundle(Action::Create, id, &bundle, &workload);
         self.check_policy(&input)?;
 
         let payload: Option<Arc<dyn Payload>> = match workload {
@@ -175,8 +175,8 @@ impl<E: Engine> TaskService<E> {
         log::info!(
             "policy {:?} {} for container {}: allow={} reasons={:?} revision={}",
             input.action,
-            input.entrypoint,
-            input.container_id,
+            input.container.entrypoint,
+            input.container.id,
             decision.allow,
             decision.reasons,
             decision.revision
@@ -185,40 +185,10 @@ impl<E: Engine> TaskService<E> {
             Ok(())
         } else {
             Err(TaskError::Denied {
-                id: input.container_id.clone(),
+                id: input.container.id.clone(),
                 revision: decision.revision,
                 reasons: decision.reasons,
             })
         }
-    }
-}
-
-/// The policy input for a create; start reuses it with its own action.
-fn decision_input(id: &str, bundle: &Bundle, workload: &Workload) -> DecisionInput {
-    let (kind, entrypoint, module_sha256) = match workload {
-        Workload::Wasm {
-            entrypoint, module, ..
-        } => (
-            ContainerKind::Wasm,
-            entrypoint.container_path.clone(),
-            Some(module.sha256.clone()),
-        ),
-        Workload::Native { entrypoint } => {
-            let sandbox = bundle.annotation(CONTAINER_TYPE_ANNOTATION) == Some("sandbox");
-            let kind = if sandbox {
-                ContainerKind::Sandbox
-            } else {
-                ContainerKind::Native
-            };
-            (kind, entrypoint.container_path.clone(), None)
-        }
-    };
-    DecisionInput {
-        action: Action::Create,
-        container_id: id.to_string(),
-        kind,
-        entrypoint,
-        module_sha256,
-        args: bundle.args().map(<[String]>::to_vec).unwrap_or_default(),
     }
 }

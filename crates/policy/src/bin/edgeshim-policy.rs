@@ -1,0 +1,155 @@
+//! `edgeshim-policy`: try a policy before deploying it.
+//!
+//! - `eval`: evaluates a policy (Rego or OPA Wasm, any shape the shim takes)
+//!   against an input document exactly as the shim would, and prints the
+//!   decision, the reasons and the evaluation time (like `opa eval`); with
+//!   `--inputs FILE.jsonl` it decides every line and prints one JSON line
+//!   each.
+//! - `input`: prints the input document the shim would build from an OCI
+//!   bundle folder (its rootfs must hold the entrypoint).
+
+use std::io::{BufRead, Write};
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::{Context, Result, bail};
+use clap::{Parser, Subcommand, ValueEnum};
+use edgeshim_bundle::Bundle;
+use edgeshim_policy::config::DEFAULT_ENTRYPOINT;
+use edgeshim_policy::{Action, DecisionInput, LoadedPolicy};
+
+#[derive(Parser)]
+#[command(
+    version,
+    about = "Evaluate edgeshim policies and show their input documents"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Decide an input document (or a JSON-lines file of them) with a policy
+    Eval {
+        /// A .rego file, a folder, a policy.wasm or an OPA bundle (.tar.gz)
+        #[arg(long)]
+        policy: PathBuf,
+        /// The input document (JSON)
+        #[arg(long, conflicts_with = "inputs")]
+        input: Option<PathBuf>,
+        /// One input document per line; prints one decision per line
+        #[arg(long)]
+        inputs: Option<PathBuf>,
+        /// The entrypoint whose value is the decision
+        #[arg(long, default_value = DEFAULT_ENTRYPOINT)]
+        entrypoint: String,
+        /// Evaluation budget in milliseconds
+        #[arg(long, default_value_t = 50)]
+        budget_ms: u64,
+        /// Where compiled policies are cached
+        #[arg(long, default_value = "/var/lib/edgeshim/cache/policy")]
+        cache_dir: PathBuf,
+    },
+    /// Print the input document the shim builds from a bundle folder
+    Input {
+        /// The OCI bundle folder (config.json and rootfs)
+        bundle: PathBuf,
+        #[arg(long, value_enum, default_value_t = CliAction::Create)]
+        action: CliAction,
+        /// Container id (default: the folder's name)
+        #[arg(long)]
+        id: Option<String>,
+    },
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum CliAction {
+    Create,
+    Start,
+}
+
+fn main() {
+    if let Err(e) = run(Cli::parse()) {
+        eprintln!("edgeshim-policy: {e:#}");
+        std::process::exit(2);
+    }
+}
+
+fn run(cli: Cli) -> Result<()> {
+    match cli.command {
+        Command::Eval {
+            policy,
+            input,
+            inputs,
+            entrypoint,
+            budget_ms,
+            cache_dir,
+        } => {
+            let mut loaded =
+                LoadedPolicy::load(&policy, &entrypoint, &cache_dir).map_err(anyhow::Error::msg)?;
+            let budget = Duration::from_millis(budget_ms);
+            match (input, inputs) {
+                (Some(input), None) => eval_one(&mut loaded, &input, budget),
+                (None, Some(inputs)) => eval_lines(&mut loaded, &inputs, budget),
+                _ => bail!("give --input FILE or --inputs FILE.jsonl"),
+            }
+        }
+        Command::Input { bundle, action, id } => {
+            let loaded = Bundle::load(&bundle).with_context(|| bundle.display().to_string())?;
+            let workload = loaded.workload().context("resolving the entrypoint")?;
+            let id = id.unwrap_or_else(|| {
+                bundle
+                    .file_name()
+                    .map(|n| n.to_string_lossy().into_owned())
+                    .unwrap_or_default()
+            });
+            let action = match action {
+                CliAction::Create => Action::Create,
+                CliAction::Start => Action::Start,
+            };
+            let input = DecisionInput::from_bundle(action, &id, &loaded, &workload);
+            println!("{}", serde_json::to_string_pretty(&input)?);
+            Ok(())
+        }
+    }
+}
+
+fn eval_one(policy: &mut LoadedPolicy, input: &PathBuf, budget: Duration) -> Result<()> {
+    let text = std::fs::read_to_string(input).with_context(|| input.display().to_string())?;
+    let value: serde_json::Value =
+        serde_json::from_str(&text).with_context(|| format!("{}: not JSON", input.display()))?;
+    let (outcome, took) = policy.decide(&value, budget);
+    let (allow, reasons) = outcome.map_err(anyhow::Error::msg)?;
+    println!(
+        "{}",
+        serde_json::to_string_pretty(&serde_json::json!({
+            "allow": allow,
+            "reasons": reasons,
+            "revision": policy.revision,
+            "format": policy.format.to_string(),
+            "eval_us": took.as_secs_f64() * 1e6,
+        }))?
+    );
+    Ok(())
+}
+
+fn eval_lines(policy: &mut LoadedPolicy, inputs: &PathBuf, budget: Duration) -> Result<()> {
+    let file = std::fs::File::open(inputs).with_context(|| inputs.display().to_string())?;
+    let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+    for (number, line) in std::io::BufReader::new(file).lines().enumerate() {
+        let line = line?;
+        let value: serde_json::Value = serde_json::from_str(&line)
+            .with_context(|| format!("{} line {}: not JSON", inputs.display(), number + 1))?;
+        let (outcome, _) = policy.decide(&value, budget);
+        let record = match outcome {
+            Ok((allow, mut reasons)) => {
+                reasons.sort();
+                serde_json::json!({"allow": allow, "reasons": reasons})
+            }
+            Err(e) => serde_json::json!({"error": e}),
+        };
+        writeln!(out, "{record}")?;
+    }
+    Ok(())
+}

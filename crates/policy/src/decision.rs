@@ -1,0 +1,98 @@
+//! A policy's answer, and how it is read out of what the policy returned.
+
+use serde::Serialize;
+
+/// The gate's answer to one request.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Decision {
+    pub allow: bool,
+    pub reasons: Vec<String>,
+    /// Which policy decided: its bundle revision or content hash, or `off`.
+    pub revision: String,
+}
+
+/// Reads `{"allow": bool, "reasons": [string]}` from a policy's value. OPA
+/// Wasm result sets (`[{"result": value}]`) are unwrapped first. Anything
+/// else is an error naming what was wrong, so that the fail mode applies.
+pub fn read_output(value: &serde_json::Value) -> Result<(bool, Vec<String>), String> {
+    let value = match value {
+        serde_json::Value::Array(results) => match results.as_slice() {
+            [] => return Err("the policy's decision is undefined".into()),
+            [first, ..] => first
+                .get("result")
+                .ok_or_else(|| format!("result set without a result: {}", clip(first)))?,
+        },
+        other => other,
+    };
+    let object = value
+        .as_object()
+        .ok_or_else(|| format!("the decision is not an object: {}", clip(value)))?;
+    let allow = object
+        .get("allow")
+        .and_then(serde_json::Value::as_bool)
+        .ok_or_else(|| format!("the decision has no boolean allow: {}", clip(value)))?;
+    let reasons = match object.get("reasons") {
+        None | Some(serde_json::Value::Null) => Vec::new(),
+        Some(serde_json::Value::Array(items)) => items
+            .iter()
+            .map(|item| match item {
+                serde_json::Value::String(text) => text.clone(),
+                other => other.to_string(),
+            })
+            .collect(),
+        Some(other) => {
+            return Err(format!(
+                "the decision's reasons are not a list: {}",
+                clip(other)
+            ));
+        }
+    };
+    Ok((allow, reasons))
+}
+
+/// A value's JSON, cut short for an error message.
+fn clip(value: &serde_json::Value) -> String {
+    let mut text = value.to_string();
+    if text.len() > 200 {
+        let mut end = 200;
+        while !text.is_char_boundary(end) {
+            end -= 1;
+        }
+        text.truncate(end);
+        text.push_str("...");
+    }
+    text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn test_plain_and_result_set_outputs_are_read() {
+        let plain = json!({"allow": false, "reasons": ["a", "b"]});
+        assert_eq!(
+            read_output(&plain),
+            Ok((false, vec!["a".into(), "b".into()]))
+        );
+        let set = json!([{"result": {"allow": true, "reasons": []}}]);
+        assert_eq!(read_output(&set), Ok((true, vec![])));
+        assert_eq!(read_output(&json!({"allow": true})), Ok((true, vec![])));
+    }
+
+    #[test]
+    fn test_malformed_outputs_are_errors_that_say_what_is_wrong() {
+        let cases = [
+            (json!([]), "undefined"),
+            (json!([{"x": 1}]), "without a result"),
+            (json!("yes"), "not an object"),
+            (json!({"allow": "yes"}), "no boolean allow"),
+            (json!({"allow": true, "reasons": "x"}), "not a list"),
+        ];
+        for (value, expected) in cases {
+            let err = read_output(&value).expect_err("malformed");
+            assert!(err.contains(expected), "{value}: {err}");
+        }
+    }
+}

@@ -1,0 +1,41 @@
+//! The OPA builtins the Wasm policy host implements.
+//!
+//! These are the names `opa-wasm` 0.3.4 resolves with the features edgeshim
+//! enables, less those it lists but only answers "not implemented" (x509,
+//! JWT, graphql, http.send, ...): a policy needing one of those is refused
+//! at load, not at its first decision. Update with the `opa-wasm` version.
+pub(crate) const HOST_BUILTINS: &[&str] = &[
+    "base64url.encode_no_pad",
+    "crypto.hmac.md5",
+    "crypto.hmac.sha1",
+    "crypto.hmac.sha256",
+    "crypto.hmac.sha512",
+    "crypto.md5",
+    "crypto.sha1",
+    "crypto.sha256",
+    "hex.decode",
+    "hex.encode",
+    "json.patch",
+    "opa.runtime",
+    "rand.intn",
+    "semver.compare",
+    "semver.is_valid",
+    "sprintf",
+    "time.add_date",
+    "time.clock",
+    "time.date",
+    "time.now_ns",
+    "time.parse_duration_ns",
+    "time.parse_rfc3339_ns",
+    "time.weekday",
+    "units.parse",
+    "units.parse_bytes",
+    "urlquery.decode",
+    "urlquery.decode_object",
+    "urlquery.encode",
+    "urlquery.encode_object",
+    "uuid.rfc4122",
+    "yaml.is_valid",
+    "yaml.marshal",
+    "yaml.unmarshal",
+];

@@ -1,0 +1,149 @@
+//! Rego source evaluated by `regorus`: compiled to its RVM bytecode (a few
+//! microseconds a decision), with its tree-walking interpreter as the
+//! fallback for what the RVM compiler rejects.
+//!
+//! The RVM program is cached on disk by the policy's content hash and the
+//! entrypoint, so a new shim process loads bytecode instead of compiling.
+
+use std::num::NonZeroU32;
+use std::sync::Arc;
+use std::time::Duration;
+
+use edgeshim_engine::cache::ModuleCache;
+use regorus::Value;
+use regorus::languages::rego::compiler::Compiler;
+use regorus::rvm::program::{DeserializationResult, Program};
+use regorus::rvm::vm::RegoVM;
+use regorus::utils::limits::ExecutionTimerConfig;
+
+use super::Evaluate;
+
+/// Work units between two reads of the clock while evaluating.
+const TIMER_CHECK_INTERVAL: u32 = 64;
+
+/// Instructions the RVM may run in one evaluation (its default, 25,000, is
+/// too tight for a real admission library; the wall-clock budget is the
+/// real limit).
+const MAX_INSTRUCTIONS: usize = 10_000_000;
+
+pub(crate) struct RegoEvaluator {
+    rule: String,
+    backend: Backend,
+}
+
+enum Backend {
+    Vm(Box<RegoVM>),
+    Interpreter(Box<regorus::Engine>),
+}
+
+/// `package/rule` (OPA's entrypoint form) as a rule path `data.package.rule`.
+pub(crate) fn rule_path(entrypoint: &str) -> String {
+    format!("data.{}", entrypoint.trim_matches('/').replace('/', "."))
+}
+
+impl RegoEvaluator {
+    pub(crate) fn compile(
+        modules: &[(String, String)],
+        data: &serde_json::Value,
+        entrypoint: &str,
+        cache: &ModuleCache,
+        content_hash: &str,
+    ) -> Result<Self, String> {
+        let rule = rule_path(entrypoint);
+        let key = edgeshim_engine::cache::content_hash(format!("{content_hash}:{rule}").as_bytes());
+        let data = Value::from(data.clone());
+        if let Some(program) = cached_program(cache, &key) {
+            let vm = vm_for(program, data.clone())?;
+            return Ok(Self {
+                rule,
+                backend: Backend::Vm(Box::new(vm)),
+            });
+        }
+        let mut engine = regorus::Engine::new();
+        for (path, text) in modules {
+            engine
+                .add_policy(path.clone(), text.clone())
+                .map_err(|e| e.to_string())?;
+        }
+        engine.add_data(data.clone()).map_err(|e| e.to_string())?;
+        let compiled = engine
+            .compile_with_entrypoint(&rule.as_str().into())
+            .map_err(|e| format!("entrypoint {entrypoint} ({rule}): {e}"))?;
+        let backend = match Compiler::compile_from_policy(&compiled, &[rule.as_str()]) {
+            Ok(program) => {
+                if let Ok(bytes) = program.serialize_binary()
+                    && let Err(e) = cache.store(&key, &bytes)
+                {
+                    log::warn!("cannot cache the compiled policy: {e}");
+                }
+                Backend::Vm(Box::new(vm_for(program, data)?))
+            }
+            Err(e) => {
+                log::warn!("policy {rule}: RVM cannot compile it ({e}); using the interpreter");
+                Backend::Interpreter(Box::new(engine))
+            }
+        };
+        Ok(Self { rule, backend })
+    }
+
+    /// Whether decisions run on the RVM (else the interpreter).
+    pub(crate) fn uses_vm(&self) -> bool {
+        matches!(self.backend, Backend::Vm(_))
+    }
+}
+
+fn cached_program(cache: &ModuleCache, key: &str) -> Option<Arc<Program>> {
+    let bytes = std::fs::read(cache.entry(key)).ok()?;
+    match Program::deserialize_binary(&bytes) {
+        Ok(DeserializationResult::Complete(program)) => Some(Arc::new(program)),
+        _ => {
+            // Stale format or a damaged file: rebuild it.
+            cache.evict(key);
+            None
+        }
+    }
+}
+
+fn vm_for(program: Arc<Program>, data: Value) -> Result<RegoVM, String> {
+    let mut vm = RegoVM::new();
+    vm.load_program(program);
+    vm.set_max_instructions(MAX_INSTRUCTIONS);
+    vm.set_data(data).map_err(|e| e.to_string())?;
+    Ok(vm)
+}
+
+fn timer(budget: Duration) -> ExecutionTimerConfig {
+    ExecutionTimerConfig {
+        limit: budget,
+        check_interval: NonZeroU32::new(TIMER_CHECK_INTERVAL).unwrap_or(NonZeroU32::MIN),
+    }
+}
+
+impl Evaluate for RegoEvaluator {
+    fn evaluate(
+        &mut self,
+        input: &serde_json::Value,
+        budget: Duration,
+    ) -> Result<serde_json::Value, String> {
+        let input = Value::from(input.clone());
+        let value = match &mut self.backend {
+            Backend::Vm(vm) => {
+                vm.set_execution_timer_config(Some(timer(budget)));
+                vm.set_input(input);
+                vm.execute_entry_point_by_name(&self.rule)
+                    .map_err(|e| e.to_string())
+            }
+            Backend::Interpreter(engine) => {
+                engine.set_execution_timer_config(timer(budget));
+                engine.set_input(input);
+                engine
+                    .eval_rule(self.rule.clone())
+                    .map_err(|e| e.to_string())
+            }
+        }?;
+        if value == Value::Undefined {
+            return Err(format!("{} is undefined for this input", self.rule));
+        }
+        serde_json::to_value(&value).map_err(|e| e.to_string())
+    }
+}
