@@ -1,0 +1,245 @@
+//! The configured gate end to end on real files: modes, fail modes, hot
+//! reload, a broken policy keeping the last good one, the input cap, the
+//! budget, and the decision log.
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use edgeshim_policy::{ContainerKind, DecisionInput, Gate, PolicyGate};
+
+const EXAMPLE: &str = include_str!("../../../docs/policy/input.example.json");
+
+const WASM_ONLY: &str = r#"package edgeshim
+decision := {"allow": count(deny) == 0, "reasons": deny}
+deny contains "wasm-only: native containers are not allowed" if input.container.kind == "native"
+"#;
+
+const ALLOW_ALL: &str = r#"package edgeshim
+decision := {"allow": true, "reasons": set()}
+"#;
+
+fn input(kind: ContainerKind) -> DecisionInput {
+    let mut input: DecisionInput = serde_json::from_str(EXAMPLE).expect("example");
+    input.container.kind = kind;
+    input
+}
+
+struct Setup {
+    dir: tempfile::TempDir,
+}
+
+impl Setup {
+    fn new(config: &str, policy: Option<&str>) -> Self {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let setup = Self { dir };
+        std::fs::create_dir(setup.path("policy")).expect("mkdir");
+        let config = format!(
+            "policy = \"policy\"\ncache_dir = \"cache\"\n{config}\n[decision_log]\npath = \"decisions.log\"\n"
+        );
+        std::fs::write(setup.path("policy.toml"), config).expect("config");
+        if let Some(policy) = policy {
+            setup.write_policy(policy);
+        }
+        setup
+    }
+
+    fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+
+    /// Replaces the policy as an operator should: write aside, then rename.
+    fn write_policy(&self, text: &str) {
+        let staged = self.path("staged.rego");
+        std::fs::write(&staged, text).expect("write");
+        std::fs::rename(&staged, self.path("policy/edgeshim.rego")).expect("rename");
+    }
+
+    fn gate(&self) -> PolicyGate {
+        PolicyGate::new(&self.path("policy.toml"))
+    }
+
+    fn log_lines(&self) -> Vec<serde_json::Value> {
+        std::fs::read_to_string(self.path("decisions.log"))
+            .unwrap_or_default()
+            .lines()
+            .map(|l| serde_json::from_str(l).expect("json line"))
+            .collect()
+    }
+}
+
+/// Decides `input` until `done` holds; panics after 5 s (reload is due
+/// within 1 s).
+fn await_decision(
+    gate: &PolicyGate,
+    input: &DecisionInput,
+    done: impl Fn(&edgeshim_policy::Decision) -> bool,
+) {
+    let start = Instant::now();
+    loop {
+        let decision = gate.decide(input);
+        if done(&decision) {
+            return;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(5),
+            "still {decision:?}"
+        );
+        std::thread::yield_now();
+    }
+}
+
+#[test]
+fn test_no_config_file_means_the_gate_is_off() {
+    let gate = PolicyGate::new(Path::new("/nonexistent/edgeshim/policy.toml"));
+    let decision = gate.decide(&input(ContainerKind::Native));
+    assert!(decision.allow);
+    assert_eq!(decision.revision, "off");
+}
+
+#[test]
+fn test_enforce_denies_with_reasons_and_logs_every_decision() {
+    let setup = Setup::new("", Some(WASM_ONLY));
+    let gate = setup.gate();
+    let denied = gate.decide(&input(ContainerKind::Native));
+    assert!(!denied.allow);
+    assert_eq!(
+        denied.reasons,
+        ["wasm-only: native containers are not allowed"]
+    );
+    assert_eq!(denied.revision.len(), 12, "content-hash revision");
+    assert!(gate.decide(&input(ContainerKind::Wasm)).allow);
+    let lines = setup.log_lines();
+    assert_eq!(lines.len(), 2);
+    assert_eq!(lines[0]["decision"], "deny");
+    assert_eq!(lines[0]["container"], "5d1c0b9f3a");
+    assert_eq!(lines[0]["pod"], "line-3/sensor-agg-7f9c");
+    assert_eq!(lines[0]["revision"], denied.revision.as_str());
+    assert_eq!(lines[1]["decision"], "allow");
+    assert!(lines[1]["module_sha256"].is_string());
+    assert!(lines[1]["eval_us"].is_u64());
+}
+
+#[test]
+fn test_audit_mode_decides_and_logs_but_never_denies() {
+    let setup = Setup::new("mode = \"audit\"", Some(WASM_ONLY));
+    let decision = setup.gate().decide(&input(ContainerKind::Native));
+    assert!(decision.allow);
+    let lines = setup.log_lines();
+    assert_eq!(lines[0]["mode"], "audit");
+    assert_eq!(lines[0]["would_deny"], true);
+}
+
+#[test]
+fn test_missing_policy_fails_closed_by_default_and_open_when_configured() {
+    let setup = Setup::new("", None);
+    let decision = setup.gate().decide(&input(ContainerKind::Wasm));
+    assert!(!decision.allow);
+    assert!(
+        decision.reasons[0].contains("no policy loaded"),
+        "{decision:?}"
+    );
+    assert_eq!(setup.log_lines()[0]["decision"], "deny");
+
+    let setup = Setup::new("fail = \"open\"", None);
+    let decision = setup.gate().decide(&input(ContainerKind::Wasm));
+    assert!(decision.allow);
+    assert!(decision.reasons[0].contains("fail open"), "{decision:?}");
+}
+
+#[test]
+fn test_broken_config_fails_closed_with_the_cause() {
+    let setup = Setup::new("mode = \"sometimes\"", Some(ALLOW_ALL));
+    let decision = setup.gate().decide(&input(ContainerKind::Wasm));
+    assert!(!decision.allow);
+    assert!(decision.reasons[0].contains("sometimes"), "{decision:?}");
+}
+
+#[test]
+fn test_rego_syntax_error_is_named_and_fails_closed() {
+    let setup = Setup::new(
+        "",
+        Some("package edgeshim\ndecision := {\"allow\": true,,}\n"),
+    );
+    let decision = setup.gate().decide(&input(ContainerKind::Wasm));
+    assert!(!decision.allow);
+    assert!(
+        decision.reasons[0].contains("edgeshim.rego"),
+        "{decision:?}"
+    );
+}
+
+#[test]
+fn test_missing_entrypoint_is_named() {
+    let setup = Setup::new("entrypoint = \"edgeshim/verdict\"", Some(WASM_ONLY));
+    let decision = setup.gate().decide(&input(ContainerKind::Wasm));
+    assert!(!decision.allow);
+    assert!(
+        decision.reasons[0].contains("edgeshim/verdict"),
+        "{decision:?}"
+    );
+}
+
+#[test]
+fn test_hot_reload_flips_the_decision_and_a_broken_policy_keeps_the_last_good() {
+    let setup = Setup::new("", Some(WASM_ONLY));
+    let gate = setup.gate();
+    let native = input(ContainerKind::Native);
+    let first = gate.decide(&native);
+    assert!(!first.allow);
+
+    setup.write_policy(ALLOW_ALL);
+    await_decision(&gate, &native, |d| d.allow);
+    let second = gate.decide(&native);
+    assert_ne!(second.revision, first.revision);
+
+    setup.write_policy("package edgeshim\ndecision := {\n");
+    // Give the gate time to see the broken file (it checks every 250 ms):
+    // a condition on the file's stamp is not observable from outside.
+    let seen_after = Instant::now() + 2 * edgeshim_policy::RECHECK_EVERY;
+    while Instant::now() < seen_after {
+        let decision = gate.decide(&native);
+        assert!(decision.allow, "{decision:?}");
+        assert_eq!(decision.revision, second.revision);
+    }
+
+    setup.write_policy(WASM_ONLY);
+    await_decision(&gate, &native, |d| !d.allow);
+}
+
+#[test]
+fn test_oversized_input_is_an_evaluation_error_under_the_fail_mode() {
+    let setup = Setup::new("", Some(ALLOW_ALL));
+    let mut big = input(ContainerKind::Wasm);
+    big.container
+        .annotations
+        .insert("huge".into(), "x".repeat(1 << 20));
+    let decision = setup.gate().decide(&big);
+    assert!(!decision.allow);
+    assert!(
+        decision.reasons[0].contains("over max_input_bytes"),
+        "{decision:?}"
+    );
+    let lines = setup.log_lines();
+    assert!(
+        lines[0]["error"]
+            .as_str()
+            .is_some_and(|e| e.contains("max_input_bytes"))
+    );
+}
+
+#[test]
+fn test_policy_past_its_budget_fails_closed() {
+    let slow = r#"package edgeshim
+decision := {"allow": n > 0, "reasons": set()} if {
+    r := numbers.range(1, 3000)
+    n := count([x | some x in r; some y in r; x + y == -1])
+}
+"#;
+    let setup = Setup::new("budget_ms = 5", Some(slow));
+    let decision = setup.gate().decide(&input(ContainerKind::Wasm));
+    assert!(!decision.allow, "{decision:?}");
+    assert!(
+        decision.reasons[0].contains("exceeded time limit"),
+        "{decision:?}"
+    );
+}
