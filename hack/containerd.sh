@@ -5,6 +5,8 @@
 #
 #   EDGESHIM_HOME   the private folder (default: <repo>/.edgeshim)
 #   EDGESHIM_BIN    folder holding containerd-shim-*-v1 (default: target/debug)
+#   EDGESHIM_POLICY the Rego policy folder copied in at start (default:
+#                   test/policy, the suite's allow-unless-marked policy)
 set -euo pipefail
 
 repo=$(cd "$(dirname "$0")/.." && pwd)
@@ -16,9 +18,26 @@ pidfile=$home/containerd.pid
 # test suite imports it into the k8s.io namespace under this name).
 sandbox_image=${EDGESHIM_SANDBOX_IMAGE:-edgeshim.local/pause:1}
 log=$home/containerd.log
+policy_src=${EDGESHIM_POLICY:-$repo/test/policy}
+
+# The shims' policy gate: enforce mode on a copy of the policy folder, which
+# tests (and you) may edit while everything runs: the gate reloads it.
+write_policy_config() {
+  mkdir -p "$home/policy"
+  if [ ! -d "$home/policy/rego" ]; then cp -r "$policy_src" "$home/policy/rego"; fi
+  cat > "$home/policy/policy.toml" <<TOML
+mode = "enforce"
+fail = "closed"
+policy = "rego"
+cache_dir = "$home/cache/policy"
+[decision_log]
+path = "$home/decisions.log"
+TOML
+}
 
 write_config() {
   mkdir -p "$home/root" "$home/state" "$home/cache" "$home/cni/conf" "$home/cni/bin"
+  write_policy_config
   containerd config default \
     | sed -e "s#^root = .*#root = \"$home/root\"#" \
           -e "s#^state = .*#state = \"$home/state\"#" \
@@ -59,6 +78,7 @@ start() {
   write_config
   # The shims are found on containerd's PATH; their module cache is private too.
   PATH="$bin:$PATH" EDGESHIM_CACHE_DIR="$home/cache" \
+    EDGESHIM_POLICY_CONFIG="$home/policy/policy.toml" \
     setsid containerd --config "$home/config.toml" >"$log" 2>&1 < /dev/null &
   echo $! > "$pidfile"
   for _ in $(seq 1 100); do
@@ -114,6 +134,11 @@ case "${1:-}" in
   start) start ;;
   stop) stop ;;
   status) running && echo "running (pid $(cat "$pidfile"))" || { echo "not running"; exit 1; } ;;
-  env) echo "export EDGESHIM_CONTAINERD_ADDRESS=$sock" ;;
+  env)
+    echo "export EDGESHIM_CONTAINERD_ADDRESS=$sock"
+    echo "export EDGESHIM_POLICY_DIR=$home/policy/rego"
+    echo "export EDGESHIM_DECISION_LOG=$home/decisions.log"
+    echo "export EDGESHIM_CONTAINERD_LOG=$log"
+    ;;
   *) echo "usage: $0 start|stop|status|env" >&2; exit 2 ;;
 esac

@@ -10,6 +10,7 @@ packages=(
   protobuf-compiler                     # CRI protos (k8s-cri)
   gcc libc6-dev                         # the static native test program
   iproute2 containernetworking-plugins  # pod networks (bridge CNI)
+  python3 python3-venv                  # the OPA oracle (real OPA via PyPI)
 )
 
 missing=()
@@ -23,3 +24,5 @@ if [ ${#missing[@]} -gt 0 ]; then
   apt-get install -y -qq --no-install-recommends "${missing[@]}"
 fi
 command -v cargo >/dev/null || { echo "cargo not found: install a Rust toolchain (1.95)" >&2; exit 1; }
+# Real OPA, the reference the policy tests compare edgeshim's decisions to.
+"$(dirname "$0")/install-oracle.sh" >/dev/null

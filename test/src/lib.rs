@@ -10,6 +10,8 @@ use std::time::{Duration, Instant};
 use edgeshim_tools::oci_image::{ImageFile, ImageSpec, write_archive};
 
 /// Namespace all tests use in containerd.
+pub mod pods;
+
 pub const NAMESPACE: &str = "edgeshim-test";
 pub const WASMTIME_RUNTIME: &str = "io.containerd.wasmtime.v1";
 pub const PROBE_IMAGE: &str = "edgeshim.test/probe:1";
@@ -241,18 +243,22 @@ pub fn assert_no_leftovers_in(namespace: &str, id: &str) {
 
 /// Whether a shim process was started for container `id` (its `-id` flag).
 pub fn shim_running_for(id: &str) -> bool {
-    let Ok(entries) = std::fs::read_dir("/proc") else {
-        return false;
-    };
-    entries.flatten().any(|e| {
+    shim_pid_for(id).is_some()
+}
+
+/// The pid of the shim process started for container `id`.
+pub fn shim_pid_for(id: &str) -> Option<u32> {
+    let entries = std::fs::read_dir("/proc").ok()?;
+    entries.flatten().find_map(|e| {
         let cmdline = std::fs::read(e.path().join("cmdline")).unwrap_or_default();
         let words: Vec<&[u8]> = cmdline.split(|b| *b == 0).collect();
-        words
+        let ours = words
             .first()
             .is_some_and(|w| w.ends_with(b"containerd-shim-wasmtime-v1"))
             && words
                 .windows(2)
-                .any(|w| w[0] == b"-id" && w[1] == id.as_bytes())
+                .any(|w| w[0] == b"-id" && w[1] == id.as_bytes());
+        ours.then(|| e.file_name().to_str()?.parse().ok()).flatten()
     })
 }
 
@@ -363,4 +369,44 @@ pub fn run_rm_with_spec(
         &spec_file,
         id,
     ])
+}
+
+/// An environment variable `hack/containerd.sh env` exports.
+fn env_path(name: &str) -> PathBuf {
+    std::env::var_os(name)
+        .map(PathBuf::from)
+        .unwrap_or_else(|| panic!("{name} is not set: run the suite with hack/test.sh"))
+}
+
+/// The Rego folder the shims' policy gate serves (test/policy, copied).
+pub fn policy_dir() -> PathBuf {
+    env_path("EDGESHIM_POLICY_DIR")
+}
+
+/// The shims' decision log.
+pub fn decision_log() -> String {
+    std::fs::read_to_string(env_path("EDGESHIM_DECISION_LOG")).unwrap_or_default()
+}
+
+/// containerd's log, where the shims' own log lines land.
+pub fn containerd_log() -> String {
+    std::fs::read_to_string(env_path("EDGESHIM_CONTAINERD_LOG")).unwrap_or_default()
+}
+
+/// Writes (atomically, as an operator should) `rel` under the policy
+/// folder; `None` removes it.
+pub fn write_policy_file(rel: &str, text: Option<&str>) {
+    let path = policy_dir().join(rel);
+    match text {
+        Some(text) => {
+            let parent = path.parent().expect("parent");
+            std::fs::create_dir_all(parent).expect("mkdir");
+            let staged = parent.join(".staged");
+            std::fs::write(&staged, text).expect("write");
+            std::fs::rename(&staged, &path).expect("rename");
+        }
+        None => {
+            let _ = std::fs::remove_file(&path);
+        }
+    }
 }

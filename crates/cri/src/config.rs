@@ -72,6 +72,9 @@ pub struct ContainerSpec {
     /// Relative to the pod's log directory.
     pub log_path: String,
     pub memory_limit_bytes: i64,
+    /// Join the pod's pid namespace (a pod with `shareProcessNamespace`);
+    /// otherwise the container gets its own, as kubelet does by default.
+    pub share_pid_namespace: bool,
 }
 
 impl ContainerSpec {
@@ -101,7 +104,19 @@ impl ContainerSpec {
                     memory_limit_in_bytes: self.memory_limit_bytes,
                     ..Default::default()
                 }),
-                ..Default::default()
+                security_context: Some(LinuxContainerSecurityContext {
+                    namespace_options: Some(NamespaceOption {
+                        network: NamespaceMode::Pod as i32,
+                        pid: if self.share_pid_namespace {
+                            NamespaceMode::Pod
+                        } else {
+                            NamespaceMode::Container
+                        } as i32,
+                        ipc: NamespaceMode::Pod as i32,
+                        ..Default::default()
+                    }),
+                    ..Default::default()
+                }),
             }),
             ..Default::default()
         }

@@ -26,10 +26,10 @@ pub(crate) enum CgroupDriver {
     Systemd,
 }
 
-/// Refuses what the host cannot enforce and picks the driver; rewrites the
-/// bundle's `cgroupsPath` when a systemd-style path must be laid out on the
-/// cgroup filesystem by hand.
-pub(crate) fn prepare(id: &str, bundle: &Path, spec: &Spec) -> Result<CgroupDriver> {
+/// Refuses what the host cannot enforce and picks the driver; returns the
+/// cgroupfs path to put in the bundle when a systemd-style path must be laid
+/// out on the cgroup filesystem by hand.
+pub(crate) fn prepare(id: &str, spec: &Spec) -> Result<(CgroupDriver, Option<PathBuf>)> {
     let unsupported = |reason: String| IsolationError::Unsupported {
         id: id.to_string(),
         reason,
@@ -46,21 +46,17 @@ pub(crate) fn prepare(id: &str, bundle: &Path, spec: &Spec) -> Result<CgroupDriv
         .and_then(|p| p.to_str())
         .filter(|p| is_systemd_style(p))
     else {
-        return Ok(CgroupDriver::Cgroupfs);
+        return Ok((CgroupDriver::Cgroupfs, None));
     };
     if systemd_manages_cgroups(&setup) {
-        return Ok(CgroupDriver::Systemd);
+        return Ok((CgroupDriver::Systemd, None));
     }
     let cgroupfs = systemd_layout(path).map_err(unsupported)?;
     log::info!(
         "container {id}: no systemd to manage cgroups; placing {path} at {}",
         cgroupfs.display()
     );
-    set_bundle_cgroups_path(bundle, &cgroupfs).map_err(|e| IsolationError::Create {
-        id: id.to_string(),
-        reason: format!("cannot rewrite cgroupsPath in {}: {e}", bundle.display()),
-    })?;
-    Ok(CgroupDriver::Cgroupfs)
+    Ok((CgroupDriver::Cgroupfs, Some(cgroupfs)))
 }
 
 fn check_pids_limit(resources: &LinuxResources) -> std::result::Result<(), String> {
@@ -226,25 +222,6 @@ fn systemd_layout(path: &str) -> std::result::Result<PathBuf, String> {
     Ok(layout)
 }
 
-/// Sets `linux.cgroupsPath` in the bundle's config.json, keeping every other
-/// field as written (edited as JSON, not through a typed spec, so nothing
-/// the spec types do not know is dropped); replaced atomically.
-fn set_bundle_cgroups_path(bundle: &Path, cgroups_path: &Path) -> std::io::Result<()> {
-    let config = bundle.join("config.json");
-    let mut json: serde_json::Value = serde_json::from_slice(&std::fs::read(&config)?)?;
-    let linux = json
-        .get_mut("linux")
-        .and_then(|l| l.as_object_mut())
-        .ok_or_else(|| std::io::Error::other("config.json has no linux section"))?;
-    linux.insert(
-        "cgroupsPath".into(),
-        serde_json::Value::String(cgroups_path.display().to_string()),
-    );
-    let staged = bundle.join(".config.json.edgeshim");
-    std::fs::write(&staged, serde_json::to_vec(&json)?)?;
-    std::fs::rename(&staged, &config)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -306,21 +283,5 @@ mod tests {
             .map(|(_, c)| c.to_string())
             .collect();
         assert_eq!(names, ["memory", "hugetlb"]);
-    }
-
-    #[test]
-    fn test_bundle_cgroups_path_is_rewritten_keeping_other_fields() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let config = dir.path().join("config.json");
-        std::fs::write(
-            &config,
-            r#"{"ociVersion":"1.0.2","x-unknown":1,"linux":{"cgroupsPath":"a.slice:p:n"}}"#,
-        )
-        .expect("write");
-        set_bundle_cgroups_path(dir.path(), Path::new("/a.slice/p-n.scope")).expect("rewrite");
-        let json: serde_json::Value =
-            serde_json::from_slice(&std::fs::read(&config).expect("read")).expect("json");
-        assert_eq!(json["linux"]["cgroupsPath"], "/a.slice/p-n.scope");
-        assert_eq!(json["x-unknown"], 1);
     }
 }

@@ -10,6 +10,7 @@ use libcontainer::syscall::syscall::SyscallType;
 
 use oci_spec::runtime::Spec;
 
+use crate::bundle_config::{self, SpecEdits};
 use crate::cgroups::{self, CgroupDriver};
 use crate::error::chain;
 use crate::executor::{ContainerExecutor, Payload};
@@ -44,7 +45,20 @@ impl IsolatedContainer {
         stdio: Stdio,
         payload: Option<Arc<dyn Payload>>,
     ) -> Result<Self> {
-        let driver = cgroups::prepare(id, bundle, spec)?;
+        let (driver, cgroups_path) = cgroups::prepare(id, spec)?;
+        let edits = SpecEdits {
+            cgroups_path: cgroups_path.map(|p| p.display().to_string()),
+            // A module cannot reach /sys, so the cgroup filesystem is of no
+            // use to it, and libcontainer's v1 cgroup mount fails in a
+            // shared pid namespace (it takes the init's parent pid, seen in
+            // the pod's namespace, for a host pid). It also saves a tmpfs
+            // and a bind mount per controller on every start.
+            drop_cgroup_mounts: payload.is_some(),
+        };
+        bundle_config::apply(bundle, &edits).map_err(|e| IsolationError::Create {
+            id: id.to_string(),
+            reason: format!("cannot adapt {}/config.json: {e}", bundle.display()),
+        })?;
         let err = |e: &dyn std::error::Error| IsolationError::Create {
             id: id.to_string(),
             reason: with_memory_hint(chain(e), spec),

@@ -11,6 +11,7 @@
 //! endpoints (the task service opens them and hands over descriptors), and
 //! policy. It never runs a payload in the shim's own process.
 
+mod bundle_config;
 mod cgroups;
 mod container;
 mod error;

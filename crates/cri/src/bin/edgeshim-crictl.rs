@@ -69,6 +69,9 @@ struct ContainerArgs {
     /// Memory limit in bytes
     #[arg(long, default_value_t = 0)]
     memory_limit: i64,
+    /// Join the pod's pid namespace (shareProcessNamespace)
+    #[arg(long)]
+    share_pid: bool,
     /// Arguments
     args: Vec<String>,
 }
@@ -267,6 +270,7 @@ fn container_spec(args: &ContainerArgs) -> Result<ContainerSpec> {
         env,
         log_path: format!("{}.log", args.name),
         memory_limit_bytes: args.memory_limit,
+        share_pid_namespace: args.share_pid,
     })
 }
 

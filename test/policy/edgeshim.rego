@@ -1,0 +1,32 @@
+# The policy the private containerd of hack/containerd.sh starts with (the
+# integration suite's): everything is allowed except what a test marks, so
+# that tests running side by side never deny each other's containers.
+package edgeshim
+
+decision := {"allow": count(deny) == 0, "reasons": deny}
+
+deny contains concat("", ["test: container ", input.container.id, " is denied by its id"]) if {
+	startswith(input.container.id, "policy-deny-")
+}
+
+deny contains concat("", ["test: start of ", input.container.id, " is denied"]) if {
+	input.action == "start"
+	startswith(input.container.id, "policy-nostart-")
+}
+
+deny contains concat("", ["test: CRI container name ", input.container.name, " is denied"]) if {
+	startswith(input.container.name, "policy-denied")
+}
+
+deny contains concat("", ["test: pod ", input.pod.name, " is denied"]) if {
+	startswith(input.pod.name, "policy-denied")
+}
+
+# Deny lists a test writes at runtime (hot reload): a folder
+# deny_lists/<test>/ holding data.json {"names": [...]} becomes
+# data.deny_lists.<test>.names.
+deny contains concat("", ["test: ", input.container.name, " is on deny list ", list_name]) if {
+	some list_name, list in data.deny_lists
+	some name in list.names
+	name == input.container.name
+}

@@ -1,0 +1,189 @@
+//! The policy gate in the shim, under the real containerd: a denied
+//! container never runs and leaves nothing, the reason reaches ctr and CRI,
+//! every decision is logged, and a policy change takes effect in a running
+//! shim without a restart while a broken one keeps the last good serving.
+//!
+//! The private containerd serves test/policy (allow unless a test marks a
+//! container), so these tests never deny their neighbours' containers.
+
+use edgeshim_integration::pods::*;
+use edgeshim_integration::*;
+
+#[test]
+fn test_container_denied_at_create_never_runs_and_ctr_shows_why() {
+    let id = "policy-deny-ctr";
+    let out = run_rm(id, PROBE_IMAGE, &[], &[]);
+    assert!(!out.status.success());
+    let err = stderr(&out);
+    assert!(
+        err.contains("edgeshim: denied by policy (revision "),
+        "{err}"
+    );
+    assert!(
+        err.contains(
+            "for container policy-deny-ctr: test: container policy-deny-ctr is denied by its id"
+        ),
+        "{err}"
+    );
+    assert_eq!(stdout(&out), "", "the module must not have run");
+    assert_no_leftovers(id);
+    let logged = decision_log();
+    let line = logged
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).expect("json line"))
+        .find(|l| l["container"] == id)
+        .expect("a decision-log line for the denied container");
+    assert_eq!(line["decision"], "deny");
+    assert_eq!(line["action"], "create");
+    assert_eq!(line["kind"], "wasm");
+    assert!(
+        line["module_sha256"]
+            .as_str()
+            .is_some_and(|s| s.len() == 64)
+    );
+}
+
+#[test]
+fn test_container_denied_at_start_is_created_but_never_runs() {
+    let id = "policy-nostart-ctr";
+    let out = run_rm(id, PROBE_IMAGE, &[], &[]);
+    assert!(!out.status.success());
+    let err = stderr(&out);
+    assert!(
+        err.contains("test: start of policy-nostart-ctr is denied"),
+        "{err}"
+    );
+    assert_eq!(stdout(&out), "");
+    remove(id);
+    assert_no_leftovers(id);
+    let actions: Vec<String> = decision_log()
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter(|l| l["container"] == id)
+        .map(|l| {
+            format!(
+                "{} {}",
+                l["action"].as_str().unwrap_or_default(),
+                l["decision"].as_str().unwrap_or_default()
+            )
+        })
+        .collect();
+    assert_eq!(actions, ["create allow", "start deny"]);
+}
+
+#[test]
+fn test_cri_returns_the_denial_for_containers_and_pods() {
+    let logs = tempfile::tempdir().expect("log dir");
+    let mut cri = cri();
+
+    let denied_pod = pod("policy-denied-pod", "uid-policy-2", true, logs.path());
+    let err = cri
+        .run_pod(&denied_pod, HANDLER)
+        .expect_err("the sandbox is denied");
+    let text = format!("{err:#}");
+    assert!(text.contains("edgeshim: denied by policy"), "{text}");
+    assert!(
+        text.contains("test: pod policy-denied-pod is denied"),
+        "{text}"
+    );
+
+    let pod = pod("policy-pod", "uid-policy-1", true, logs.path());
+    let pod_id = cri.run_pod(&pod, HANDLER).expect("RunPodSandbox");
+    // containerd's CRI creates the task (and so asks the shim) in
+    // StartContainer; CreateContainer only records the container.
+    let spec = container("policy-denied", &["hello"]);
+    let denied = cri
+        .create_container(&pod_id, &spec.to_cri(), &pod)
+        .expect("CreateContainer");
+    let err = cri
+        .start_container(&denied)
+        .expect_err("the container is denied");
+    let text = format!("{err:#}");
+    assert!(text.contains("edgeshim: denied by policy"), "{text}");
+    assert!(
+        text.contains("test: CRI container name policy-denied is denied"),
+        "{text}"
+    );
+    cri.remove_container(&denied).expect("RemoveContainer");
+    assert_no_leftovers_in(CRI_NAMESPACE, &denied);
+    // The pod and its shim carry on: an allowed container still runs.
+    let (id, status, log) = run_to_exit(
+        &mut cri,
+        &pod_id,
+        &pod,
+        &container("allowed", &["hello"]),
+        logs.path(),
+    );
+    assert_eq!(status.exit_code, 0, "{log}");
+    remove_pod(&mut cri, &pod_id, &[&id]);
+}
+
+/// Creates, starts, awaits and removes container `name` in the pod; `Err`
+/// carries the CRI error text.
+fn try_run(
+    cri: &mut edgeshim_cri::Cri,
+    pod_id: &str,
+    pod: &edgeshim_cri::api::PodSandboxConfig,
+    name: &str,
+) -> Result<(), String> {
+    let spec = container(name, &["hello"]);
+    let id = cri
+        .create_container(pod_id, &spec.to_cri(), pod)
+        .map_err(|e| format!("{e:#}"))?;
+    let started = cri.start_container(&id).map_err(|e| format!("{e:#}"));
+    if started.is_ok() {
+        wait_exited(cri, &id);
+    }
+    cri.remove_container(&id).expect("RemoveContainer");
+    assert_no_leftovers_in(CRI_NAMESPACE, &id);
+    started
+}
+
+#[test]
+fn test_policy_change_reaches_a_running_shim_and_a_broken_one_keeps_the_last_good() {
+    let logs = tempfile::tempdir().expect("log dir");
+    let mut cri = cri();
+    let pod = pod("policy-reload-pod", "uid-reload-1", true, logs.path());
+    let pod_id = cri.run_pod(&pod, HANDLER).expect("RunPodSandbox");
+    let pid_before = shim_pid_for(&pod_id).expect("the pod's shim");
+    try_run(&mut cri, &pod_id, &pod, "flip-1").expect("allowed at first");
+
+    // Deny "flip-2" by a data change: the running shim picks it up.
+    write_policy_file(
+        "deny_lists/reload/data.json",
+        Some(r#"{"names": ["flip-2"]}"#),
+    );
+    await_condition("the deny list to take effect", LIMIT, || {
+        try_run(&mut cri, &pod_id, &pod, "flip-2")
+            .is_err_and(|e| e.contains("is on deny list reload"))
+    });
+
+    // A broken policy file: the shim logs why and keeps the last good one
+    // (it looks at the files when it decides, so keep it deciding).
+    let marker = containerd_log().len();
+    write_policy_file(
+        "broken.rego",
+        Some("package edgeshim\ndeny contains x if {\n"),
+    );
+    await_condition("the shim to refuse the broken policy", LIMIT, || {
+        try_run(&mut cri, &pod_id, &pod, "flip-3").expect("last good allows");
+        containerd_log()[marker..].contains("keeps serving")
+    });
+    let err = try_run(&mut cri, &pod_id, &pod, "flip-2").expect_err("last good still denies");
+    assert!(err.contains("is on deny list reload"), "{err}");
+    try_run(&mut cri, &pod_id, &pod, "flip-3").expect("last good still allows");
+
+    // Fixed again, and the deny list emptied: "flip-2" runs.
+    write_policy_file("broken.rego", None);
+    write_policy_file("deny_lists/reload/data.json", Some(r#"{"names": []}"#));
+    await_condition("the emptied deny list to take effect", LIMIT, || {
+        try_run(&mut cri, &pod_id, &pod, "flip-2").is_ok()
+    });
+    assert_eq!(
+        shim_pid_for(&pod_id),
+        Some(pid_before),
+        "the pod's shim was not restarted"
+    );
+    write_policy_file("deny_lists/reload/data.json", None);
+    remove_pod(&mut cri, &pod_id, &[]);
+}
