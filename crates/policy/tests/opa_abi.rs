@@ -178,3 +178,42 @@ fn walk(dir: &Path) -> Vec<PathBuf> {
     }
     found
 }
+
+/// Real `opa build -t wasm -e edgeshim/decision` bundles, when a folder of
+/// them is named by `EDGESHIM_OPA_WASM_DIR` (nothing here can build them):
+/// each must load and decide the documented example input.
+#[test]
+fn test_real_opa_wasm_bundles_load_and_decide() {
+    let Some(dir) = std::env::var_os("EDGESHIM_OPA_WASM_DIR") else {
+        eprintln!("SKIPPED: set EDGESHIM_OPA_WASM_DIR to a folder of opa-built Wasm bundles");
+        return;
+    };
+    let example: serde_json::Value =
+        serde_json::from_str(include_str!("../../../docs/policy/input.example.json"))
+            .expect("example");
+    let cache = tempfile::tempdir().expect("cache");
+    let mut tried = 0;
+    for entry in std::fs::read_dir(&dir)
+        .expect("EDGESHIM_OPA_WASM_DIR")
+        .flatten()
+    {
+        let path = entry.path();
+        if !path.to_string_lossy().ends_with(".tar.gz") {
+            continue;
+        }
+        let mut policy = LoadedPolicy::load(&path, ENTRYPOINT, cache.path())
+            .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        let (outcome, took) = policy.decide(&example, BUDGET);
+        let (allow, reasons) = outcome.unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        eprintln!(
+            "{}: allow={allow} reasons={reasons:?} in {took:?}",
+            path.display()
+        );
+        tried += 1;
+    }
+    assert!(
+        tried > 0,
+        "no .tar.gz bundle in {}",
+        Path::new(&dir).display()
+    );
+}
