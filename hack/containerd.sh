@@ -137,6 +137,7 @@ case "${1:-}" in
   env)
     echo "export EDGESHIM_CONTAINERD_ADDRESS=$sock"
     echo "export EDGESHIM_POLICY_DIR=$home/policy/rego"
+    echo "export EDGESHIM_POLICY_CONFIG=$home/policy/policy.toml"
     echo "export EDGESHIM_DECISION_LOG=$home/decisions.log"
     echo "export EDGESHIM_CONTAINERD_LOG=$log"
     ;;

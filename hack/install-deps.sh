@@ -11,6 +11,7 @@ packages=(
   gcc libc6-dev                         # the static native test program
   iproute2 containernetworking-plugins  # pod networks (bridge CNI)
   python3 python3-venv                  # the OPA oracle (real OPA via PyPI)
+  busybox-static                        # runc's workload in the benchmarks
 )
 
 missing=()

@@ -25,10 +25,7 @@ pub const BAD_IMAGE: &str = "edgeshim.test/bad:1";
 /// The probe, a file at /etc/secret, and links that try to leave `/`.
 pub const TRAVERSAL_IMAGE: &str = "edgeshim.test/traversal:1";
 
-/// Path of a workload built by build.rs.
-pub fn built(name: &str) -> PathBuf {
-    Path::new(env!("OUT_DIR")).join(name)
-}
+pub use edgeshim_workloads::built;
 
 /// containerd's socket, from `EDGESHIM_CONTAINERD_ADDRESS`. Integration tests
 /// fail (never skip) without it: `hack/test.sh` sets it.
@@ -409,4 +406,14 @@ pub fn write_policy_file(rel: &str, text: Option<&str>) {
             let _ = std::fs::remove_file(&path);
         }
     }
+}
+
+/// A binary of the workspace, built beside the test binaries by
+/// `cargo build --workspace`.
+pub fn workspace_binary(name: &str) -> PathBuf {
+    let exe = std::env::current_exe().expect("test binary");
+    exe.parent()
+        .and_then(Path::parent)
+        .expect("target dir")
+        .join(name)
 }

@@ -168,12 +168,7 @@ fn test_oom_killed_container_in_a_systemd_slice_is_reported_as_oomkilled() {
 
 /// `edgeshim-crictl`, built beside this test binary by `cargo build --workspace`.
 fn crictl(args: &[&str]) -> std::process::Output {
-    let exe = std::env::current_exe().expect("test binary");
-    let bin = exe
-        .parent()
-        .and_then(Path::parent)
-        .expect("target dir")
-        .join("edgeshim-crictl");
+    let bin = workspace_binary("edgeshim-crictl");
     let output = std::process::Command::new(&bin)
         .args(["--runtime-endpoint", &address()])
         .args(args)

@@ -125,7 +125,13 @@ impl IsolatedContainer {
         };
         let signal = nix::sys::signal::Signal::try_from(signal)
             .map_err(|e| err(format!("signal {signal}: {e}")))?;
-        self.container.kill(signal, all).map_err(|e| err(chain(&e)))
+        match self.container.kill(signal, all) {
+            // The process died before the shim reaped it: nothing to signal.
+            Err(libcontainer::error::LibcontainerError::IncorrectStatus(
+                libcontainer::container::ContainerStatus::Stopped,
+            )) => Err(IsolationError::Finished { id }),
+            other => other.map_err(|e| err(chain(&e))),
+        }
     }
 
     /// Kills whatever is left, removes the cgroup and the state folder.

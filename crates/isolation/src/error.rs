@@ -13,6 +13,9 @@ pub enum IsolationError {
     Start { id: String, reason: String },
     #[error("container {id}: cannot signal: {reason}")]
     Kill { id: String, reason: String },
+    /// The process has exited (it may not be reaped yet).
+    #[error("container {id}: process already finished")]
+    Finished { id: String },
     #[error("container {id}: cannot delete: {reason}")]
     Delete { id: String, reason: String },
     #[error("container {id}: no state under {root}: {reason}")]

@@ -17,7 +17,12 @@ impl<E: Engine> TaskService<E> {
             id: id.to_string(),
             reason: format!("invalid signal {signal}"),
         })?;
-        inner.process.kill(signal, all)?;
+        match inner.process.kill(signal, all) {
+            Err(edgeshim_isolation::IsolationError::Finished { id }) => {
+                return Err(TaskError::AlreadyFinished { id });
+            }
+            other => other?,
+        }
         log::info!("container {id}: sent signal {signal} (all={all})");
         Ok(())
     }

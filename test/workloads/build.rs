@@ -10,10 +10,12 @@ fn main() {
     let modules = Path::new("modules");
     println!("cargo:rerun-if-changed=modules");
 
-    run(Command::new("clang")
-        .args(["--target=wasm32-wasi", "-O2", "-Wl,--strip-all", "-o"])
-        .arg(out.join("probe.wasm"))
-        .arg(modules.join("probe.c")));
+    for module in ["probe", "sensor"] {
+        run(Command::new("clang")
+            .args(["--target=wasm32-wasi", "-O2", "-Wl,--strip-all", "-o"])
+            .arg(out.join(format!("{module}.wasm")))
+            .arg(modules.join(format!("{module}.c"))));
+    }
     for native in ["pause", "hog"] {
         run(Command::new("cc")
             .args(["-static", "-O2", "-s", "-o"])
@@ -29,6 +31,6 @@ fn main() {
 fn run(command: &mut Command) {
     let status = command
         .status()
-        .unwrap_or_else(|e| panic!("cannot run {command:?} (run hack/setup.sh first): {e}"));
+        .unwrap_or_else(|e| panic!("cannot run {command:?} (run hack/install-deps.sh first): {e}"));
     assert!(status.success(), "{command:?} failed: {status}");
 }

@@ -1,0 +1,110 @@
+//! Scenario 3: long-running (sleeping) containers started one after another
+//! up to a target count, memory read at every step; at the end every
+//! container must still be running.
+
+use std::path::Path;
+use std::time::Instant;
+
+use anyhow::Result;
+use edgeshim_cri::Cri;
+use serde::Serialize;
+
+use crate::images::{Program, workload};
+use crate::memory;
+use crate::pod_run;
+use crate::variant::Variant;
+
+#[derive(Debug, Clone, Serialize)]
+pub struct DensityPoint {
+    pub containers: usize,
+    /// Mean time to start one pod during the last step.
+    pub ms_per_container: f64,
+    pub pss_kb: u64,
+    pub pss_kb_per_container: f64,
+    pub node_used_kb_per_container: f64,
+    pub cgroup_kb_per_container: f64,
+}
+
+#[derive(Debug, Serialize)]
+pub struct DensityResult {
+    pub variant: String,
+    pub target: usize,
+    pub reached: usize,
+    pub running_at_end: usize,
+    pub points: Vec<DensityPoint>,
+    pub error: Option<String>,
+}
+
+pub fn run(
+    cri: &mut Cri,
+    variant: &Variant,
+    target: usize,
+    step: usize,
+    log_root: &Path,
+) -> Result<DensityResult> {
+    variant.apply()?;
+    let sleeper = workload(&variant.handler, Program::Sleep);
+    let baseline = memory::sample();
+    let baseline_pss = baseline.pss_kb;
+    let baseline_cgroup = memory::cri_cgroup_bytes();
+    let progress = crate::progress(target, "density ramp");
+    let mut pods = Vec::new();
+    let mut points = Vec::new();
+    let mut error = None;
+    let mut step_start = Instant::now();
+    while pods.len() < target {
+        let name = format!("density-{}-{}", variant.slug(), pods.len());
+        match pod_run::start(cri, &variant.handler, &sleeper, &name, log_root) {
+            Ok((pod, _)) => pods.push(pod),
+            Err(e) => {
+                error = Some(format!("after {} containers: {e:#}", pods.len()));
+                break;
+            }
+        }
+        progress.inc(1);
+        if pods.len() % step == 0 || pods.len() == target {
+            let count = pods.len();
+            let in_step = (count - 1) % step + 1;
+            let ms_per_container = step_start.elapsed().as_secs_f64() * 1e3 / in_step as f64;
+            let now = memory::sample();
+            let pss = now.pss_kb.saturating_sub(baseline_pss);
+            let cgroup = memory::cri_cgroup_bytes().saturating_sub(baseline_cgroup) / 1024;
+            points.push(DensityPoint {
+                containers: count,
+                ms_per_container,
+                pss_kb: pss,
+                pss_kb_per_container: pss as f64 / count as f64,
+                node_used_kb_per_container: baseline
+                    .node_available_kb
+                    .saturating_sub(now.node_available_kb)
+                    as f64
+                    / count as f64,
+                cgroup_kb_per_container: cgroup as f64 / count as f64,
+            });
+            step_start = Instant::now();
+        }
+    }
+    progress.finish_and_clear();
+    let running_at_end = pods
+        .iter()
+        .filter(|pod| {
+            cri.container_status(&pod.container_id)
+                .is_ok_and(|s| edgeshim_cri::state_name(s.state) == "Running")
+        })
+        .count();
+    let reached = pods.len();
+    let cleanup = crate::progress(reached, "removing pods");
+    for pod in &pods {
+        pod_run::remove(cri, pod)?;
+        cleanup.inc(1);
+    }
+    cleanup.finish_and_clear();
+    Ok(DensityResult {
+        variant: variant.label(),
+        target,
+        reached,
+        running_at_end,
+        points,
+        error,
+    })
+}

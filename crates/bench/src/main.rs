@@ -1,0 +1,241 @@
+//! `edgeshim-bench`: measures what edge users choose a Wasm runtime by,
+//! through containerd's CRI API exactly as crictl and kubelet drive it, for
+//! any runtime handlers configured in containerd, side by side.
+//!
+//! Scenarios: `cold` (sequential pods, each step timed), `burst` (pods at
+//! once), `density` (sleeping containers up to a target, memory per step),
+//! `policy` (decision latency in-process, gate cost, a new process's first
+//! decision); `cold --gate enforce,off` is the policy overhead on a start.
+//! Each writes a JSON file; `report` turns the files into BENCHMARKS.md's
+//! tables and SVG charts.
+
+mod burst;
+mod charts;
+mod cold;
+mod density;
+mod images;
+mod memory;
+mod pod_run;
+mod policy;
+mod report;
+mod stats;
+mod variant;
+
+use std::path::PathBuf;
+
+use anyhow::{Context, Result, bail};
+use clap::{Args, Parser, Subcommand};
+use edgeshim_cri::Cri;
+use indicatif::{ProgressBar, ProgressStyle};
+
+use crate::images::Program;
+use crate::variant::Variant;
+
+#[derive(Parser)]
+#[command(
+    version,
+    about = "Benchmarks through CRI: cold start, burst, density, policy"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Args)]
+struct Target {
+    /// containerd's socket (as for crictl)
+    #[arg(
+        long,
+        env = "EDGESHIM_CONTAINERD_ADDRESS",
+        default_value = "/run/containerd/containerd.sock"
+    )]
+    address: PathBuf,
+    /// Runtime handlers to compare (repeat or comma-separate); `runc` runs busybox
+    #[arg(
+        long = "handler",
+        value_delimiter = ',',
+        default_value = "wasmtime,runc"
+    )]
+    handlers: Vec<String>,
+    /// Where result JSON files go
+    #[arg(long, default_value = "benches/results")]
+    out: PathBuf,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Sequential cold starts, handlers interleaved
+    Cold {
+        #[command(flatten)]
+        target: Target,
+        #[arg(short, default_value_t = 30)]
+        n: usize,
+        #[arg(long, value_enum, default_value_t = Program::Hello)]
+        program: Program,
+        /// Gate modes to compare for the non-runc handlers (e.g. enforce,off);
+        /// needs --policy-config
+        #[arg(long, value_delimiter = ',')]
+        gate: Vec<String>,
+        /// The shims' policy config (hack/containerd.sh env prints it)
+        #[arg(long, env = "EDGESHIM_POLICY_CONFIG")]
+        policy_config: Option<PathBuf>,
+        /// Result file name (default: cold, or cold-gate with --gate)
+        #[arg(long)]
+        name: Option<String>,
+    },
+    /// N pods at once
+    Burst {
+        #[command(flatten)]
+        target: Target,
+        #[arg(short, default_value_t = 20)]
+        n: usize,
+        #[arg(long, value_enum, default_value_t = Program::Hello)]
+        program: Program,
+    },
+    /// Sleeping containers up to a target count
+    Density {
+        #[command(flatten)]
+        target: Target,
+        #[arg(long, default_value_t = 100)]
+        count: usize,
+        /// Containers between two memory readings
+        #[arg(long, default_value_t = 25)]
+        step: usize,
+    },
+    /// Policy decision latency, gate cost and first decision of a new process
+    Policy {
+        #[arg(short, default_value_t = 10_000)]
+        n: usize,
+        #[arg(long, default_value = "benches/results")]
+        out: PathBuf,
+    },
+    /// (internal) One timed first decision in this process
+    #[command(hide = true)]
+    PolicyFirst {
+        #[arg(long)]
+        policy: PathBuf,
+        #[arg(long)]
+        cache: PathBuf,
+    },
+    /// Rebuild BENCHMARKS.md's generated part and the charts from result files
+    Report {
+        #[arg(long, default_value = "benches/results")]
+        results: PathBuf,
+        #[arg(long, default_value = "BENCHMARKS.md")]
+        markdown: PathBuf,
+        #[arg(long, default_value = "benches/charts")]
+        charts: PathBuf,
+    },
+}
+
+/// A progress bar on stderr for long runs.
+pub(crate) fn progress(len: usize, what: &str) -> ProgressBar {
+    let bar = ProgressBar::new(len as u64);
+    if let Ok(style) = ProgressStyle::with_template("{msg} [{bar:40}] {pos}/{len} {elapsed}") {
+        bar.set_style(style);
+    }
+    bar.set_message(what.to_string());
+    bar
+}
+
+fn connect(target: &Target) -> Result<(Cri, tempfile::TempDir)> {
+    let mut cri = Cri::connect(&target.address)
+        .with_context(|| format!("CRI at {}", target.address.display()))?;
+    images::prepare(&target.address, &mut cri)?;
+    let logs = tempfile::tempdir()?;
+    Ok((cri, logs))
+}
+
+fn variants(target: &Target, gate: &[String], config: Option<&PathBuf>) -> Result<Vec<Variant>> {
+    let mut variants = Vec::new();
+    for handler in &target.handlers {
+        if gate.is_empty() || handler == "runc" {
+            variants.push(Variant {
+                handler: handler.clone(),
+                gate: None,
+            });
+            continue;
+        }
+        let Some(config) = config else {
+            bail!("--gate needs --policy-config (or EDGESHIM_POLICY_CONFIG)");
+        };
+        for mode in gate {
+            variants.push(Variant {
+                handler: handler.clone(),
+                gate: Some((mode.clone(), config.clone())),
+            });
+        }
+    }
+    Ok(variants)
+}
+
+fn main() -> Result<()> {
+    match Cli::parse().command {
+        Command::Cold {
+            target,
+            n,
+            program,
+            gate,
+            policy_config,
+            name,
+        } => {
+            let variants = variants(&target, &gate, policy_config.as_ref())?;
+            let (mut cri, logs) = connect(&target)?;
+            let results = cold::run(&mut cri, &variants, program, n, logs.path())?;
+            // Leave the gate as it was found: enforcing.
+            if let Some(variant) = variants.iter().find(|v| v.gate.is_some()) {
+                let mut restore = variant.clone();
+                if let Some((mode, _)) = &mut restore.gate {
+                    *mode = "enforce".into();
+                }
+                restore.apply()?;
+            }
+            let default_name = if gate.is_empty() { "cold" } else { "cold-gate" };
+            report::save(
+                &target.out,
+                name.as_deref().unwrap_or(default_name),
+                &results,
+            )
+        }
+        Command::Burst { target, n, program } => {
+            let variants = variants(&target, &[], None)?;
+            let (_, logs) = connect(&target)?;
+            let results = burst::run(&target.address, &variants, program, n, logs.path())?;
+            report::save(&target.out, "burst", &results)
+        }
+        Command::Density {
+            target,
+            count,
+            step,
+        } => {
+            let (mut cri, logs) = connect(&target)?;
+            for variant in variants(&target, &[], None)? {
+                let result = density::run(&mut cri, &variant, count, step.max(1), logs.path())?;
+                report::save(&target.out, &format!("density-{}", variant.slug()), &result)?;
+            }
+            Ok(())
+        }
+        Command::Policy { n, out } => report::save(&out, "policy", &policy::run(n)?),
+        Command::PolicyFirst { policy, cache } => policy::first_in_this_process(&policy, &cache),
+        Command::Report {
+            results,
+            markdown,
+            charts,
+        } => {
+            let link = charts.display().to_string();
+            let generated = report::markdown(&results, &charts, &link)?;
+            let text = std::fs::read_to_string(&markdown).unwrap_or_default();
+            const BEGIN: &str = "<!-- BEGIN edgeshim-bench report -->";
+            const END: &str = "<!-- END edgeshim-bench report -->";
+            let updated = match (text.find(BEGIN), text.find(END)) {
+                (Some(begin), Some(end)) if begin < end => {
+                    format!("{}{BEGIN}\n{generated}{}", &text[..begin], &text[end..])
+                }
+                _ => format!("{text}\n{BEGIN}\n{generated}{END}\n"),
+            };
+            std::fs::write(&markdown, updated)?;
+            eprintln!("wrote {}", markdown.display());
+            Ok(())
+        }
+    }
+}

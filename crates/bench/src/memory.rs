@@ -1,0 +1,131 @@
+//! Memory as users measure it: proportional set size (PSS, from
+//! /proc/PID/smaps_rollup) of the shims and every process under them, and
+//! the node's available memory.
+
+use std::collections::{HashMap, HashSet};
+
+use serde::Serialize;
+
+#[derive(Debug, Clone, Copy, Default, Serialize)]
+pub struct MemorySample {
+    /// PSS of every shim process and its descendants (pause, containers).
+    pub pss_kb: u64,
+    pub processes: usize,
+    /// MemAvailable from /proc/meminfo.
+    pub node_available_kb: u64,
+}
+
+/// Reads the PSS of the processes whose program name starts with
+/// `containerd-shim` and of all their descendants.
+pub fn sample() -> MemorySample {
+    let parents = parent_map();
+    let shims: HashSet<u32> = parents
+        .keys()
+        .copied()
+        .filter(|pid| comm(*pid).is_some_and(|c| c.starts_with("containerd-shim")))
+        .collect();
+    let mut pss_kb = 0;
+    let mut processes = 0;
+    for pid in parents.keys() {
+        if under_any(*pid, &shims, &parents)
+            && let Some(pss) = pss_kb_of(*pid)
+        {
+            pss_kb += pss;
+            processes += 1;
+        }
+    }
+    MemorySample {
+        pss_kb,
+        processes,
+        node_available_kb: meminfo("MemAvailable:").unwrap_or_default(),
+    }
+}
+
+fn under_any(mut pid: u32, roots: &HashSet<u32>, parents: &HashMap<u32, u32>) -> bool {
+    for _ in 0..64 {
+        if roots.contains(&pid) {
+            return true;
+        }
+        match parents.get(&pid) {
+            Some(parent) if *parent > 1 => pid = *parent,
+            _ => return false,
+        }
+    }
+    false
+}
+
+fn parent_map() -> HashMap<u32, u32> {
+    let mut map = HashMap::new();
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return map;
+    };
+    for entry in entries.flatten() {
+        let Some(pid) = entry
+            .file_name()
+            .to_str()
+            .and_then(|n| n.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+            continue;
+        };
+        // The field after the parenthesised name: state, then ppid.
+        let ppid = stat
+            .rsplit_once(')')
+            .and_then(|(_, rest)| rest.split_whitespace().nth(1))
+            .and_then(|p| p.parse().ok());
+        if let Some(ppid) = ppid {
+            map.insert(pid, ppid);
+        }
+    }
+    map
+}
+
+fn comm(pid: u32) -> Option<String> {
+    std::fs::read_to_string(format!("/proc/{pid}/comm"))
+        .ok()
+        .map(|c| c.trim().to_string())
+}
+
+fn pss_kb_of(pid: u32) -> Option<u64> {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/smaps_rollup")).ok()?;
+    field_kb(&text, "Pss:")
+}
+
+fn meminfo(key: &str) -> Option<u64> {
+    field_kb(&std::fs::read_to_string("/proc/meminfo").ok()?, key)
+}
+
+fn field_kb(text: &str, key: &str) -> Option<u64> {
+    text.lines()
+        .find(|l| l.starts_with(key))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|v| v.parse().ok())
+}
+
+/// Memory usage of the CRI namespace's cgroup (every pod's containers).
+pub fn cri_cgroup_bytes() -> u64 {
+    std::fs::read_to_string("/sys/fs/cgroup/memory/k8s.io/memory.usage_in_bytes")
+        .ok()
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn test_fields_are_read_in_kilobytes() {
+        let text = "Rss:     100 kB\nPss:      42 kB\n";
+        assert_eq!(field_kb(text, "Pss:"), Some(42));
+        assert_eq!(field_kb(text, "Swap:"), None);
+    }
+
+    #[test]
+    fn test_own_process_has_a_pss() {
+        assert!(pss_kb_of(std::process::id()).is_some_and(|kb| kb > 0));
+        assert!(sample().node_available_kb > 0);
+    }
+}

@@ -1,0 +1,113 @@
+//! One pod as kubelet runs it: RunPodSandbox, CreateContainer,
+//! StartContainer, the container's first output in its CRI log, then
+//! StopPodSandbox and RemovePodSandbox; each step timed.
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail};
+use edgeshim_cri::{ContainerSpec, Cri, PodConfig};
+use serde::Serialize;
+
+use crate::images::Workload;
+
+/// Milliseconds per step of one pod start.
+#[derive(Debug, Clone, Copy, Default, Serialize)]
+pub struct PodTiming {
+    pub sandbox_ms: f64,
+    pub create_ms: f64,
+    pub start_ms: f64,
+    /// From StartContainer's return to the first line in the log.
+    pub first_output_ms: f64,
+    /// From RunPodSandbox's call to the first line in the log.
+    pub total_ms: f64,
+}
+
+/// A started pod: what is needed to remove it.
+pub struct RunningPod {
+    pub pod_id: String,
+    pub container_id: String,
+    pub log_dir: PathBuf,
+}
+
+/// How long to wait for a container's first output before calling the run
+/// failed (a guard, not a measurement).
+const OUTPUT_LIMIT: Duration = Duration::from_secs(60);
+
+fn millis(from: Instant, to: Instant) -> f64 {
+    to.duration_since(from).as_secs_f64() * 1e3
+}
+
+/// Starts pod `name` with one container running `workload` under
+/// `handler`, and waits for its first output.
+pub fn start(
+    cri: &mut Cri,
+    handler: &str,
+    workload: &Workload,
+    name: &str,
+    log_root: &Path,
+) -> Result<(RunningPod, PodTiming)> {
+    // Unique per bench process: a failed earlier run may leave its pods.
+    let name = &format!("{name}-{}", std::process::id());
+    let log_dir = log_root.join(name);
+    std::fs::create_dir_all(&log_dir)?;
+    let pod = PodConfig {
+        name: name.into(),
+        namespace: "bench".into(),
+        uid: format!("uid-{name}"),
+        host_network: true,
+        log_directory: log_dir.display().to_string(),
+        cgroup_parent: String::new(),
+    }
+    .to_cri();
+    let spec = ContainerSpec {
+        name: "main".into(),
+        image: workload.image.into(),
+        command: workload.command.clone(),
+        log_path: "main.log".into(),
+        ..Default::default()
+    };
+    let t0 = Instant::now();
+    let pod_id = cri.run_pod(&pod, handler).context("RunPodSandbox")?;
+    let t1 = Instant::now();
+    let container_id = cri
+        .create_container(&pod_id, &spec.to_cri(), &pod)
+        .context("CreateContainer")?;
+    let t2 = Instant::now();
+    cri.start_container(&container_id)
+        .context("StartContainer")?;
+    let t3 = Instant::now();
+    let log = log_dir.join("main.log");
+    let t4 = loop {
+        if std::fs::metadata(&log).is_ok_and(|m| m.len() > 0) {
+            break Instant::now();
+        }
+        if t3.elapsed() > OUTPUT_LIMIT {
+            bail!("pod {name}: no output in {}", log.display());
+        }
+        std::thread::sleep(Duration::from_micros(200));
+    };
+    let timing = PodTiming {
+        sandbox_ms: millis(t0, t1),
+        create_ms: millis(t1, t2),
+        start_ms: millis(t2, t3),
+        first_output_ms: millis(t3, t4),
+        total_ms: millis(t0, t4),
+    };
+    Ok((
+        RunningPod {
+            pod_id,
+            container_id,
+            log_dir,
+        },
+        timing,
+    ))
+}
+
+/// StopPodSandbox + RemovePodSandbox, and the pod's log folder.
+pub fn remove(cri: &mut Cri, pod: &RunningPod) -> Result<()> {
+    cri.stop_pod(&pod.pod_id).context("StopPodSandbox")?;
+    cri.remove_pod(&pod.pod_id).context("RemovePodSandbox")?;
+    let _ = std::fs::remove_dir_all(&pod.log_dir);
+    Ok(())
+}

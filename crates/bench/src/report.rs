@@ -1,0 +1,317 @@
+//! Result files (one JSON per scenario, with the machine, versions and
+//! command that produced it) and BENCHMARKS.md with its charts, rebuilt
+//! from whatever result files are present.
+
+use std::fmt::Write as _;
+use std::path::Path;
+use std::process::Command;
+
+use anyhow::{Context, Result};
+use serde::Serialize;
+
+use crate::charts::{Series, lines};
+
+#[derive(Debug, Serialize)]
+pub struct RunInfo {
+    pub time: String,
+    pub command: String,
+    pub machine: String,
+    pub versions: String,
+}
+
+impl RunInfo {
+    pub fn now() -> Self {
+        let cpu = std::fs::read_to_string("/proc/cpuinfo")
+            .ok()
+            .and_then(|c| {
+                c.lines()
+                    .find(|l| l.starts_with("model name"))
+                    .and_then(|l| l.split_once(':'))
+                    .map(|(_, v)| v.trim().to_string())
+            })
+            .unwrap_or_default();
+        let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
+        let mem_gb = std::fs::read_to_string("/proc/meminfo")
+            .ok()
+            .and_then(|m| {
+                m.lines()
+                    .next()
+                    .and_then(|l| l.split_whitespace().nth(1)?.parse::<f64>().ok())
+            })
+            .map_or(0.0, |kb| kb / 1024.0 / 1024.0);
+        let first_line = |program: &str, arg: &str| {
+            Command::new(program)
+                .arg(arg)
+                .output()
+                .ok()
+                .map(|o| {
+                    String::from_utf8_lossy(&o.stdout)
+                        .lines()
+                        .next()
+                        .unwrap_or_default()
+                        .to_string()
+                })
+                .unwrap_or_default()
+        };
+        let commit = Command::new("git")
+            .args(["rev-parse", "--short", "HEAD"])
+            .output()
+            .ok()
+            .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+            .unwrap_or_default();
+        Self {
+            time: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+            command: std::env::args().collect::<Vec<_>>().join(" "),
+            machine: format!(
+                "{cpu}, {cores} cores, {mem_gb:.0} GB, kernel {}",
+                first_line("uname", "-r")
+            ),
+            versions: format!(
+                "edgeshim {commit}; {}; runc {}",
+                first_line("containerd", "--version"),
+                first_line("runc", "--version")
+            ),
+        }
+    }
+}
+
+/// Writes `<dir>/<name>.json` with the run's info and `results`.
+pub fn save<T: Serialize>(dir: &Path, name: &str, results: &T) -> Result<()> {
+    std::fs::create_dir_all(dir)?;
+    let value = serde_json::json!({ "run": RunInfo::now(), "results": results });
+    let path = dir.join(format!("{name}.json"));
+    std::fs::write(&path, serde_json::to_string_pretty(&value)?)
+        .with_context(|| path.display().to_string())?;
+    eprintln!("wrote {}", path.display());
+    Ok(())
+}
+
+fn load(dir: &Path, name: &str) -> Option<serde_json::Value> {
+    let text = std::fs::read_to_string(dir.join(format!("{name}.json"))).ok()?;
+    serde_json::from_str(&text).ok()
+}
+
+fn num(value: &serde_json::Value, path: &[&str]) -> f64 {
+    let mut v = value;
+    for key in path {
+        v = &v[key];
+    }
+    v.as_f64().unwrap_or(f64::NAN)
+}
+
+fn run_line(doc: &serde_json::Value) -> String {
+    let run = &doc["run"];
+    format!(
+        "_{} · {} · {} · `{}`_\n\n",
+        run["time"].as_str().unwrap_or_default(),
+        run["machine"].as_str().unwrap_or_default(),
+        run["versions"].as_str().unwrap_or_default(),
+        run["command"].as_str().unwrap_or_default()
+    )
+}
+
+/// BENCHMARKS.md's generated part, and the charts beside it.
+pub fn markdown(results: &Path, charts: &Path, charts_link: &str) -> Result<String> {
+    std::fs::create_dir_all(charts)?;
+    let mut md = String::new();
+    for (name, title) in [
+        (
+            "cold",
+            "Cold start through CRI (RunPodSandbox to first output), ms",
+        ),
+        (
+            "cold-sensor",
+            "Cold start of the sensor module (first 5-second window out), ms",
+        ),
+        (
+            "cold-gate",
+            "Policy gate overhead on a cold start (enforce vs off), ms",
+        ),
+    ] {
+        if let Some(doc) = load(results, name) {
+            cold_table(&doc, name, title, charts, charts_link, &mut md)?;
+        }
+    }
+    if let Some(doc) = load(results, "burst") {
+        md.push_str("### Burst: pods started at once, ms\n\n");
+        md.push_str(&run_line(&doc));
+        md.push_str("| variant | pods | all produced output | per pod p50 | per pod p99 | failures |\n|---|---|---|---|---|---|\n");
+        for r in doc["results"].as_array().into_iter().flatten() {
+            let _ = writeln!(
+                md,
+                "| {} | {} | {:.0} | {:.0} | {:.0} | {} |",
+                r["variant"].as_str().unwrap_or_default(),
+                r["pods"],
+                num(r, &["all_done_ms"]),
+                num(r, &["per_pod", "p50"]),
+                num(r, &["per_pod", "p99"]),
+                r["failures"]
+            );
+        }
+        md.push('\n');
+    }
+    density_markdown(results, charts, charts_link, &mut md)?;
+    if let Some(doc) = load(results, "policy") {
+        md.push_str("### Policy decisions, µs\n\n");
+        md.push_str(&run_line(&doc));
+        md.push_str("| what | format | n | p50 | p99 | max |\n|---|---|---|---|---|---|\n");
+        for r in doc["results"].as_array().into_iter().flatten() {
+            let _ = writeln!(
+                md,
+                "| {} | {} | {} | {:.1} | {:.1} | {:.1} |",
+                r["what"].as_str().unwrap_or_default(),
+                r["format"].as_str().unwrap_or_default(),
+                r["decisions"],
+                num(r, &["latency_us", "p50"]),
+                num(r, &["latency_us", "p99"]),
+                num(r, &["latency_us", "max"])
+            );
+        }
+        md.push('\n');
+    }
+    Ok(md)
+}
+
+fn cold_table(
+    doc: &serde_json::Value,
+    name: &str,
+    title: &str,
+    charts: &Path,
+    charts_link: &str,
+    md: &mut String,
+) -> Result<()> {
+    let _ = writeln!(md, "### {title}\n");
+    md.push_str(&run_line(doc));
+    md.push_str("| variant | n | p50 | p90 | p99 | sandbox p50 | create p50 | start p50 | first output p50 |\n|---|---|---|---|---|---|---|---|---|\n");
+    let mut series = Vec::new();
+    for r in doc["results"].as_array().into_iter().flatten() {
+        let _ = writeln!(
+            md,
+            "| {} | {} | {:.1} | {:.1} | {:.1} | {:.1} | {:.1} | {:.1} | {:.1} |",
+            r["variant"].as_str().unwrap_or_default(),
+            num(r, &["total", "n"]),
+            num(r, &["total", "p50"]),
+            num(r, &["total", "p90"]),
+            num(r, &["total", "p99"]),
+            num(r, &["sandbox", "p50"]),
+            num(r, &["create", "p50"]),
+            num(r, &["start", "p50"]),
+            num(r, &["first_output", "p50"]),
+        );
+        let mut totals: Vec<f64> = r["runs"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|t| num(t, &["total_ms"]))
+            .collect();
+        totals.sort_by(f64::total_cmp);
+        let n = totals.len().max(1) as f64;
+        series.push(Series {
+            name: r["variant"].as_str().unwrap_or_default().to_string(),
+            points: totals
+                .iter()
+                .enumerate()
+                .map(|(i, t)| ((i + 1) as f64 / n * 100.0, *t))
+                .collect(),
+        });
+    }
+    let file = format!("{name}.svg");
+    lines(&charts.join(&file), title, "percentile", "ms", &series)?;
+    let _ = writeln!(md, "\n![{name}]({charts_link}/{file})\n");
+    Ok(())
+}
+
+fn density_markdown(
+    results: &Path,
+    charts: &Path,
+    charts_link: &str,
+    md: &mut String,
+) -> Result<()> {
+    let mut docs: Vec<(String, serde_json::Value)> = std::fs::read_dir(results)?
+        .flatten()
+        .filter_map(|e| {
+            let name = e.file_name().to_string_lossy().into_owned();
+            let stem = name.strip_suffix(".json")?.to_string();
+            stem.starts_with("density-")
+                .then(|| load(results, &stem).map(|d| (stem, d)))?
+        })
+        .collect();
+    if docs.is_empty() {
+        return Ok(());
+    }
+    docs.sort_by(|a, b| a.0.cmp(&b.0));
+    md.push_str("### Density: sleeping containers, one pod each\n\n");
+    md.push_str("| variant | target | reached | running at end | PSS per container (MB) | node memory per container (MB) | cgroup per container (MB) | ms per container at end | run |\n|---|---|---|---|---|---|---|---|---|\n");
+    let (mut memory, mut ramp, mut notes) = (Vec::new(), Vec::new(), Vec::new());
+    for (_, doc) in &docs {
+        let r = &doc["results"];
+        let last = r["points"]
+            .as_array()
+            .and_then(|p| p.last())
+            .cloned()
+            .unwrap_or_default();
+        let _ = writeln!(
+            md,
+            "| {} | {} | {} | {} | {:.2} | {:.2} | {:.2} | {:.0} | {} |",
+            r["variant"].as_str().unwrap_or_default(),
+            r["target"],
+            r["reached"],
+            r["running_at_end"],
+            num(&last, &["pss_kb_per_container"]) / 1024.0,
+            num(&last, &["node_used_kb_per_container"]) / 1024.0,
+            num(&last, &["cgroup_kb_per_container"]) / 1024.0,
+            num(&last, &["ms_per_container"]),
+            doc["run"]["time"].as_str().unwrap_or_default()
+        );
+        let name = r["variant"].as_str().unwrap_or_default().to_string();
+        let points = r["points"].as_array().cloned().unwrap_or_default();
+        memory.push(Series {
+            name: name.clone(),
+            points: points
+                .iter()
+                .map(|p| {
+                    (
+                        num(p, &["containers"]),
+                        num(p, &["pss_kb_per_container"]) / 1024.0,
+                    )
+                })
+                .collect(),
+        });
+        ramp.push(Series {
+            name,
+            points: points
+                .iter()
+                .map(|p| (num(p, &["containers"]), num(p, &["ms_per_container"])))
+                .collect(),
+        });
+        if let Some(error) = r["error"].as_str() {
+            notes.push(format!(
+                "> {}: {error}\n",
+                r["variant"].as_str().unwrap_or_default()
+            ));
+        }
+    }
+    if !notes.is_empty() {
+        md.push('\n');
+        md.push_str(&notes.join("\n"));
+    }
+    lines(
+        &charts.join("density-memory.svg"),
+        "PSS per running container",
+        "containers",
+        "MB",
+        &memory,
+    )?;
+    lines(
+        &charts.join("density-ramp.svg"),
+        "Start time per container while ramping",
+        "containers",
+        "ms",
+        &ramp,
+    )?;
+    let _ = writeln!(
+        md,
+        "\n![memory per container]({charts_link}/density-memory.svg)\n![ramp]({charts_link}/density-ramp.svg)\n"
+    );
+    Ok(())
+}

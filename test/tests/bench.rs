@@ -1,0 +1,131 @@
+//! The benchmark tool runs every scenario against the real containerd at a
+//! small size and writes well-formed results, Markdown and SVG charts.
+//! (Speed is never asserted: the figures belong in BENCHMARKS.md.)
+
+use std::path::Path;
+use std::process::Command;
+
+use edgeshim_integration::*;
+
+fn bench(args: &[&str], out: &Path) {
+    let output = Command::new(workspace_binary("edgeshim-bench"))
+        .args(args)
+        .arg("--out")
+        .arg(out)
+        .env("EDGESHIM_CONTAINERD_ADDRESS", address())
+        .output()
+        .expect("run edgeshim-bench (cargo build --workspace first)");
+    assert!(
+        output.status.success(),
+        "edgeshim-bench {args:?}: {}",
+        stderr(&output)
+    );
+}
+
+fn results(out: &Path, name: &str) -> serde_json::Value {
+    let path = out.join(format!("{name}.json"));
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let doc: serde_json::Value = serde_json::from_str(&text).expect("json");
+    assert!(
+        doc["run"]["machine"]
+            .as_str()
+            .is_some_and(|m| m.contains("cores"))
+    );
+    assert!(
+        doc["run"]["command"]
+            .as_str()
+            .is_some_and(|c| c.contains(name.split('-').next().unwrap_or(name)))
+    );
+    doc
+}
+
+#[test]
+fn test_bench_scenarios_write_well_formed_results_and_a_report() {
+    let out = tempfile::tempdir().expect("tempdir");
+    let out = out.path();
+    bench(&["cold", "-n", "2", "--handler", "wasmtime,runc"], out);
+    let cold = results(out, "cold");
+    let variants = cold["results"].as_array().expect("results");
+    assert_eq!(variants.len(), 2);
+    for variant in variants {
+        assert_eq!(variant["runs"].as_array().map(Vec::len), Some(2));
+        let p50 = variant["total"]["p50"].as_f64().expect("p50");
+        let parts: f64 = ["sandbox", "create", "start", "first_output"]
+            .iter()
+            .map(|k| variant[k]["p50"].as_f64().expect("part"))
+            .sum();
+        assert!(p50 > 0.0 && parts > 0.0, "{variant}");
+    }
+
+    bench(&["burst", "-n", "2", "--handler", "wasmtime"], out);
+    let burst = results(out, "burst");
+    assert_eq!(burst["results"][0]["failures"], 0);
+    assert_eq!(burst["results"][0]["per_pod"]["n"], 2);
+
+    bench(
+        &[
+            "density",
+            "--count",
+            "2",
+            "--step",
+            "1",
+            "--handler",
+            "wasmtime",
+        ],
+        out,
+    );
+    let density = results(out, "density-wasmtime");
+    assert_eq!(density["results"]["reached"], 2);
+    assert_eq!(density["results"]["running_at_end"], 2, "{density}");
+    let points = density["results"]["points"].as_array().expect("points");
+    assert_eq!(points.len(), 2);
+    assert!(points[1]["pss_kb"].as_u64().is_some_and(|kb| kb > 0));
+
+    bench(&["policy", "-n", "50"], out);
+    let policy = results(out, "policy");
+    assert_eq!(policy["results"].as_array().map(Vec::len), Some(4));
+
+    let markdown = out.join("BENCHMARKS.md");
+    std::fs::write(&markdown, "# Benchmarks\n\nhand-written part\n").expect("write");
+    let charts = out.join("charts");
+    let report = Command::new(workspace_binary("edgeshim-bench"))
+        .args(["report", "--results"])
+        .arg(out)
+        .arg("--markdown")
+        .arg(&markdown)
+        .arg("--charts")
+        .arg(&charts)
+        .output()
+        .expect("report");
+    assert!(report.status.success(), "{}", stderr(&report));
+    let text = std::fs::read_to_string(&markdown).expect("markdown");
+    assert!(
+        text.starts_with("# Benchmarks\n\nhand-written part\n"),
+        "{text}"
+    );
+    for heading in [
+        "### Cold start",
+        "### Burst",
+        "### Density",
+        "### Policy decisions",
+    ] {
+        assert!(text.contains(heading), "{heading} missing from\n{text}");
+    }
+    for chart in ["cold.svg", "density-memory.svg", "density-ramp.svg"] {
+        let svg = std::fs::read_to_string(charts.join(chart)).expect("chart");
+        assert!(svg.contains("<svg"), "{chart}");
+    }
+    // A second report replaces the generated part rather than appending.
+    let again = Command::new(workspace_binary("edgeshim-bench"))
+        .args(["report", "--results"])
+        .arg(out)
+        .arg("--markdown")
+        .arg(&markdown)
+        .arg("--charts")
+        .arg(&charts)
+        .output()
+        .expect("report");
+    assert!(again.status.success());
+    let twice = std::fs::read_to_string(&markdown).expect("markdown");
+    assert_eq!(twice.matches("### Burst").count(), 1);
+}

@@ -1,0 +1,18 @@
+//! The workloads the integration suite and the benchmark tool run, built by
+//! this crate's build script: C to Wasm with Debian's clang + wasi-libc, WAT
+//! with the `wat` crate, static native programs with the system C compiler.
+//!
+//! - `probe.wasm`: one module, a behaviour per first argument (hello, args,
+//!   env, read, write, grow, trap, sleep, spin, exit).
+//! - `sensor.wasm`: a realistic edge module: sensor readings in, 5-second
+//!   window aggregates and an anomaly flag out.
+//! - `spin.wasm`: a loop with no host calls (WAT).
+//! - `pause`, `hog`: static native programs (a pod sandbox; a memory and
+//!   process hog).
+
+use std::path::{Path, PathBuf};
+
+/// Path of a built workload.
+pub fn built(name: &str) -> PathBuf {
+    Path::new(env!("OUT_DIR")).join(name)
+}
