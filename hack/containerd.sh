@@ -76,6 +76,9 @@ running() {
 start() {
   if running; then echo "containerd already running (pid $(cat "$pidfile"))"; return; fi
   write_config
+  # As containerd's own systemd unit (LimitNOFILE=infinity): thousands of
+  # shims mean thousands of sockets and pipes.
+  ulimit -n 1048576 2>/dev/null || ulimit -n "$(ulimit -Hn)"
   # The shims are found on containerd's PATH; their module cache is private too.
   PATH="$bin:$PATH" EDGESHIM_CACHE_DIR="$home/cache" \
     EDGESHIM_POLICY_CONFIG="$home/policy/policy.toml" \

@@ -74,7 +74,7 @@ fn test_bench_scenarios_write_well_formed_results_and_a_report() {
         ],
         out,
     );
-    let density = results(out, "density-wasmtime");
+    let density = results(out, "density-wasmtime-2");
     assert_eq!(density["results"]["reached"], 2);
     assert_eq!(density["results"]["running_at_end"], 2, "{density}");
     let points = density["results"]["points"].as_array().expect("points");

@@ -28,6 +28,8 @@ pub struct DensityPoint {
 #[derive(Debug, Serialize)]
 pub struct DensityResult {
     pub variant: String,
+    /// Containers per pod (kubelet's usual is 1; each pod is one shim).
+    pub per_pod: usize,
     pub target: usize,
     pub reached: usize,
     pub running_at_end: usize,
@@ -40,6 +42,7 @@ pub fn run(
     variant: &Variant,
     target: usize,
     step: usize,
+    per_pod: usize,
     log_root: &Path,
 ) -> Result<DensityResult> {
     variant.apply()?;
@@ -48,22 +51,39 @@ pub fn run(
     let baseline_pss = baseline.pss_kb;
     let baseline_cgroup = memory::cri_cgroup_bytes();
     let progress = crate::progress(target, "density ramp");
-    let mut pods = Vec::new();
+    let mut pods: Vec<pod_run::RunningPod> = Vec::new();
+    let mut containers = Vec::new();
     let mut points = Vec::new();
     let mut error = None;
     let mut step_start = Instant::now();
-    while pods.len() < target {
-        let name = format!("density-{}-{}", variant.slug(), pods.len());
-        match pod_run::start(cri, &variant.handler, &sleeper, &name, log_root) {
-            Ok((pod, _)) => pods.push(pod),
+    while containers.len() < target {
+        let index = containers.len();
+        let started = match pods.last() {
+            Some(pod) if index % per_pod != 0 => {
+                let name = format!("sleeper-{index}");
+                pod_run::add(cri, pod, &sleeper, &name).map(|id| (None, id))
+            }
+            _ => {
+                let name = format!("density-{}-{}", variant.slug(), index);
+                pod_run::start(cri, &variant.handler, &sleeper, &name, log_root).map(|(pod, _)| {
+                    let id = pod.container_id.clone();
+                    (Some(pod), id)
+                })
+            }
+        };
+        match started {
+            Ok((pod, id)) => {
+                pods.extend(pod);
+                containers.push(id);
+            }
             Err(e) => {
-                error = Some(format!("after {} containers: {e:#}", pods.len()));
+                error = Some(format!("after {index} containers: {e:#}"));
                 break;
             }
         }
         progress.inc(1);
-        if pods.len() % step == 0 || pods.len() == target {
-            let count = pods.len();
+        if containers.len() % step == 0 || containers.len() == target {
+            let count = containers.len();
             let in_step = (count - 1) % step + 1;
             let ms_per_container = step_start.elapsed().as_secs_f64() * 1e3 / in_step as f64;
             let now = memory::sample();
@@ -85,15 +105,15 @@ pub fn run(
         }
     }
     progress.finish_and_clear();
-    let running_at_end = pods
+    let running_at_end = containers
         .iter()
-        .filter(|pod| {
-            cri.container_status(&pod.container_id)
+        .filter(|id| {
+            cri.container_status(id)
                 .is_ok_and(|s| edgeshim_cri::state_name(s.state) == "Running")
         })
         .count();
-    let reached = pods.len();
-    let cleanup = crate::progress(reached, "removing pods");
+    let reached = containers.len();
+    let cleanup = crate::progress(pods.len(), "removing pods");
     for pod in &pods {
         pod_run::remove(cri, pod)?;
         cleanup.inc(1);
@@ -101,6 +121,7 @@ pub fn run(
     cleanup.finish_and_clear();
     Ok(DensityResult {
         variant: variant.label(),
+        per_pod,
         target,
         reached,
         running_at_end,

@@ -101,6 +101,10 @@ enum Command {
         /// Containers between two memory readings
         #[arg(long, default_value_t = 25)]
         step: usize,
+        /// Containers per pod (1: one pod, so one shim, each, as kubelet
+        /// usually runs them)
+        #[arg(long, default_value_t = 1)]
+        per_pod: usize,
     },
     /// Policy decision latency, gate cost and first decision of a new process
     Policy {
@@ -207,11 +211,18 @@ fn main() -> Result<()> {
             target,
             count,
             step,
+            per_pod,
         } => {
             let (mut cri, logs) = connect(&target)?;
+            let per_pod = per_pod.max(1);
             for variant in variants(&target, &[], None)? {
-                let result = density::run(&mut cri, &variant, count, step.max(1), logs.path())?;
-                report::save(&target.out, &format!("density-{}", variant.slug()), &result)?;
+                let result =
+                    density::run(&mut cri, &variant, count, step.max(1), per_pod, logs.path())?;
+                let name = match per_pod {
+                    1 => format!("density-{}-{count}", variant.slug()),
+                    k => format!("density-{}-{count}-x{k}", variant.slug()),
+                };
+                report::save(&target.out, &name, &result)?;
             }
             Ok(())
         }

@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
+use edgeshim_cri::api::PodSandboxConfig;
 use edgeshim_cri::{ContainerSpec, Cri, PodConfig};
 use serde::Serialize;
 
@@ -23,11 +24,12 @@ pub struct PodTiming {
     pub total_ms: f64,
 }
 
-/// A started pod: what is needed to remove it.
+/// A started pod: what is needed to add containers to it and remove it.
 pub struct RunningPod {
     pub pod_id: String,
     pub container_id: String,
     pub log_dir: PathBuf,
+    pub config: PodSandboxConfig,
 }
 
 /// How long to wait for a container's first output before calling the run
@@ -99,9 +101,50 @@ pub fn start(
             pod_id,
             container_id,
             log_dir,
+            config: pod,
         },
         timing,
     ))
+}
+
+/// Creates and starts container `name` in the pod and waits for its first
+/// output; returns its id and when it was created, started and spoke.
+fn container(
+    cri: &mut Cri,
+    pod_id: &str,
+    pod: &PodSandboxConfig,
+    workload: &Workload,
+    name: &str,
+    log_dir: &Path,
+) -> Result<(String, [Instant; 3])> {
+    let spec = ContainerSpec {
+        name: name.into(),
+        image: workload.image.into(),
+        command: workload.command.clone(),
+        log_path: format!("{name}.log"),
+        ..Default::default()
+    };
+    let id = cri
+        .create_container(pod_id, &spec.to_cri(), pod)
+        .context("CreateContainer")?;
+    let created = Instant::now();
+    cri.start_container(&id).context("StartContainer")?;
+    let started = Instant::now();
+    let log = log_dir.join(format!("{name}.log"));
+    loop {
+        if std::fs::metadata(&log).is_ok_and(|m| m.len() > 0) {
+            return Ok((id, [created, started, Instant::now()]));
+        }
+        if started.elapsed() > OUTPUT_LIMIT {
+            bail!("container {name}: no output in {}", log.display());
+        }
+        std::thread::sleep(Duration::from_micros(200));
+    }
+}
+
+/// One more container in a running pod (density with several per pod).
+pub fn add(cri: &mut Cri, pod: &RunningPod, workload: &Workload, name: &str) -> Result<String> {
+    container(cri, &pod.pod_id, &pod.config, workload, name, &pod.log_dir).map(|(id, _)| id)
 }
 
 /// StopPodSandbox + RemovePodSandbox, and the pod's log folder.

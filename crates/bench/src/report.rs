@@ -240,8 +240,8 @@ fn density_markdown(
         return Ok(());
     }
     docs.sort_by(|a, b| a.0.cmp(&b.0));
-    md.push_str("### Density: sleeping containers, one pod each\n\n");
-    md.push_str("| variant | target | reached | running at end | PSS per container (MB) | node memory per container (MB) | cgroup per container (MB) | ms per container at end | run |\n|---|---|---|---|---|---|---|---|---|\n");
+    md.push_str("### Density: sleeping containers\n\n");
+    md.push_str("| variant | per pod | target | reached | running at end | PSS per container (MB) | node memory per container (MB) | cgroup per container (MB) | ms per container at end | run |\n|---|---|---|---|---|---|---|---|---|---|\n");
     let (mut memory, mut ramp, mut notes) = (Vec::new(), Vec::new(), Vec::new());
     for (_, doc) in &docs {
         let r = &doc["results"];
@@ -252,8 +252,9 @@ fn density_markdown(
             .unwrap_or_default();
         let _ = writeln!(
             md,
-            "| {} | {} | {} | {} | {:.2} | {:.2} | {:.2} | {:.0} | {} |",
+            "| {} | {} | {} | {} | {} | {:.2} | {:.2} | {:.2} | {:.0} | {} |",
             r["variant"].as_str().unwrap_or_default(),
+            r["per_pod"].as_u64().unwrap_or(1),
             r["target"],
             r["reached"],
             r["running_at_end"],
@@ -263,7 +264,11 @@ fn density_markdown(
             num(&last, &["ms_per_container"]),
             doc["run"]["time"].as_str().unwrap_or_default()
         );
-        let name = r["variant"].as_str().unwrap_or_default().to_string();
+        let name = format!(
+            "{} ({} per pod)",
+            r["variant"].as_str().unwrap_or_default(),
+            r["per_pod"].as_u64().unwrap_or(1)
+        );
         let points = r["points"].as_array().cloned().unwrap_or_default();
         memory.push(Series {
             name: name.clone(),

@@ -1,0 +1,41 @@
+#!/usr/bin/env bash
+# Runs the benchmarks the way BENCHMARKS.md reports them: release build, a
+# private containerd of its own (.edgeshim-bench) with the release shims,
+# every scenario through CRI, then the report (tables + charts).
+#
+#   hack/bench.sh                 every scenario at its default size
+#   hack/bench.sh cold policy     only these scenarios
+#
+# Sizes (environment): COLD_N (30), BURST_N (20), DENSITY_COUNT (100),
+# DENSITY_STEP (25), POLICY_N (10000), HANDLERS (wasmtime,runc; any handler
+# configured in containerd can join, e.g. a peer shim).
+set -euo pipefail
+repo=$(cd "$(dirname "$0")/.." && pwd)
+cd "$repo"
+
+hack/install-deps.sh
+cargo build --release --workspace --locked
+export EDGESHIM_HOME=${EDGESHIM_BENCH_HOME:-$repo/.edgeshim-bench}
+export EDGESHIM_BIN=$repo/target/release
+hack/containerd.sh stop >/dev/null 2>&1 || true
+rm -rf "$EDGESHIM_HOME"
+hack/containerd.sh start
+trap 'hack/containerd.sh stop' EXIT
+eval "$(hack/containerd.sh env)"
+
+bench=target/release/edgeshim-bench
+handlers=${HANDLERS:-wasmtime,runc}
+scenarios=("$@")
+[ ${#scenarios[@]} -gt 0 ] || scenarios=(cold sensor gate burst density policy)
+for scenario in "${scenarios[@]}"; do
+  case "$scenario" in
+    cold) $bench cold -n "${COLD_N:-30}" --handler "$handlers" ;;
+    sensor) $bench cold -n "${COLD_N:-30}" --handler "$handlers" --program sensor --name cold-sensor ;;
+    gate) $bench cold -n "${COLD_N:-30}" --handler wasmtime --gate enforce,off ;;
+    burst) $bench burst -n "${BURST_N:-20}" --handler "$handlers" ;;
+    density) $bench density --count "${DENSITY_COUNT:-100}" --step "${DENSITY_STEP:-25}" --handler "$handlers" ;;
+    policy) $bench policy -n "${POLICY_N:-10000}" ;;
+    *) echo "unknown scenario $scenario" >&2; exit 2 ;;
+  esac
+done
+$bench report
