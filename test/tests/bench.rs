@@ -39,6 +39,19 @@ fn results(out: &Path, name: &str) -> serde_json::Value {
     doc
 }
 
+fn report(results: &Path, markdown: &Path, charts: &Path) {
+    let output = Command::new(workspace_binary("edgeshim-bench"))
+        .args(["report", "--results"])
+        .arg(results)
+        .arg("--markdown")
+        .arg(markdown)
+        .arg("--charts")
+        .arg(charts)
+        .output()
+        .expect("report");
+    assert!(output.status.success(), "{}", stderr(&output));
+}
+
 #[test]
 fn test_bench_scenarios_write_well_formed_results_and_a_report() {
     let out = tempfile::tempdir().expect("tempdir");
@@ -88,16 +101,7 @@ fn test_bench_scenarios_write_well_formed_results_and_a_report() {
     let markdown = out.join("BENCHMARKS.md");
     std::fs::write(&markdown, "# Benchmarks\n\nhand-written part\n").expect("write");
     let charts = out.join("charts");
-    let report = Command::new(workspace_binary("edgeshim-bench"))
-        .args(["report", "--results"])
-        .arg(out)
-        .arg("--markdown")
-        .arg(&markdown)
-        .arg("--charts")
-        .arg(&charts)
-        .output()
-        .expect("report");
-    assert!(report.status.success(), "{}", stderr(&report));
+    report(out, &markdown, &charts);
     let text = std::fs::read_to_string(&markdown).expect("markdown");
     assert!(
         text.starts_with("# Benchmarks\n\nhand-written part\n"),
@@ -116,16 +120,7 @@ fn test_bench_scenarios_write_well_formed_results_and_a_report() {
         assert!(svg.contains("<svg"), "{chart}");
     }
     // A second report replaces the generated part rather than appending.
-    let again = Command::new(workspace_binary("edgeshim-bench"))
-        .args(["report", "--results"])
-        .arg(out)
-        .arg("--markdown")
-        .arg(&markdown)
-        .arg("--charts")
-        .arg(&charts)
-        .output()
-        .expect("report");
-    assert!(again.status.success());
+    report(out, &markdown, &charts);
     let twice = std::fs::read_to_string(&markdown).expect("markdown");
     assert_eq!(twice.matches("### Burst").count(), 1);
 }

@@ -9,7 +9,9 @@
 //! with colons in its name. We place the container where systemd would
 //! have: `/<expanded slice>/<prefix>-<name>.scope`.
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
 
 use libcgroups::common::{CgroupSetup, get_cgroup_setup};
 use libcgroups::v1::ControllerType;
@@ -34,10 +36,10 @@ pub(crate) fn prepare(id: &str, spec: &Spec) -> Result<(CgroupDriver, Option<Pat
         id: id.to_string(),
         reason,
     };
-    let setup = get_cgroup_setup().map_err(|e| unsupported(format!("cgroups: {e}")))?;
+    let setup = host_setup().map_err(unsupported)?;
     if let Some(resources) = spec.linux().as_ref().and_then(|l| l.resources().as_ref()) {
         check_pids_limit(resources).map_err(unsupported)?;
-        check_controllers(resources, &setup).map_err(unsupported)?;
+        check_controllers(resources, setup).map_err(unsupported)?;
     }
     let Some(path) = spec
         .linux()
@@ -48,7 +50,7 @@ pub(crate) fn prepare(id: &str, spec: &Spec) -> Result<(CgroupDriver, Option<Pat
     else {
         return Ok((CgroupDriver::Cgroupfs, None));
     };
-    if systemd_manages_cgroups(&setup) {
+    if systemd_manages_cgroups(setup) {
         return Ok((CgroupDriver::Systemd, None));
     }
     let cgroupfs = systemd_layout(path).map_err(unsupported)?;
@@ -57,6 +59,23 @@ pub(crate) fn prepare(id: &str, spec: &Spec) -> Result<(CgroupDriver, Option<Pat
         cgroupfs.display()
     );
     Ok((CgroupDriver::Cgroupfs, Some(cgroupfs)))
+}
+
+/// The host's cgroup layout, read once per shim process: it is on every
+/// create's path and does not change while the shim runs.
+fn host_setup() -> std::result::Result<&'static CgroupSetup, String> {
+    static SETUP: OnceLock<std::result::Result<CgroupSetup, String>> = OnceLock::new();
+    SETUP
+        .get_or_init(|| get_cgroup_setup().map_err(|e| format!("cgroups: {e}")))
+        .as_ref()
+        .map_err(Clone::clone)
+}
+
+/// The mounted v1 controllers, read once per shim process (each lookup
+/// through libcgroups parses /proc/self/mountinfo again).
+fn v1_mount_points() -> &'static HashMap<ControllerType, PathBuf> {
+    static MOUNTS: OnceLock<HashMap<ControllerType, PathBuf>> = OnceLock::new();
+    MOUNTS.get_or_init(|| libcgroups::v1::util::list_supported_mount_points().unwrap_or_default())
 }
 
 fn check_pids_limit(resources: &LinuxResources) -> std::result::Result<(), String> {
@@ -129,7 +148,7 @@ fn check_controllers(
                 unified_controllers.split_whitespace().any(|c| c == name)
             }
             CgroupSetup::Legacy | CgroupSetup::Hybrid => {
-                libcgroups::v1::util::get_subsystem_mount_point(&controller).is_ok()
+                v1_mount_points().contains_key(&controller)
             }
         };
         if !present {
