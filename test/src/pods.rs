@@ -88,3 +88,20 @@ pub fn wait_exited(cri: &mut Cri, id: &str) -> edgeshim_cri::api::ContainerStatu
     });
     last.expect("status")
 }
+
+/// Runs the hello module in the pod and asserts it completed; returns its
+/// id and CRI log.
+pub fn run_hello(
+    cri: &mut Cri,
+    pod_id: &str,
+    pod: &PodSandboxConfig,
+    logs: &Path,
+) -> (String, String) {
+    let (id, status, log) = run_to_exit(cri, pod_id, pod, &container("hello", &["hello"]), logs);
+    assert_eq!(
+        (status.exit_code, status.reason.as_str()),
+        (0, "Completed"),
+        "{log}"
+    );
+    (id, log)
+}

@@ -16,18 +16,7 @@ fn test_host_network_pod_runs_wasm_with_logs_reasons_and_stats() {
     let mut cri = cri();
     let pod_id = cri.run_pod(&pod, HANDLER).expect("RunPodSandbox");
 
-    let (hello, status, log) = run_to_exit(
-        &mut cri,
-        &pod_id,
-        &pod,
-        &container("hello", &["hello"]),
-        logs.path(),
-    );
-    assert_eq!(
-        (status.exit_code, status.reason.as_str()),
-        (0, "Completed"),
-        "{log}"
-    );
+    let (hello, log) = run_hello(&mut cri, &pod_id, &pod, logs.path());
     let line = log.lines().next().expect("a log line");
     // CRI log format: <RFC3339Nano time> <stream> <P|F> <text>
     let fields: Vec<&str> = line.splitn(4, ' ').collect();
@@ -102,18 +91,7 @@ fn test_bridge_network_pod_gets_an_ip_and_runs_wasm() {
         .unwrap_or_default();
     assert!(ip.starts_with("10.88.77."), "pod ip {ip:?}");
 
-    let (id, status, log) = run_to_exit(
-        &mut cri,
-        &pod_id,
-        &pod,
-        &container("hello", &["hello"]),
-        logs.path(),
-    );
-    assert_eq!(
-        (status.exit_code, status.reason.as_str()),
-        (0, "Completed"),
-        "{log}"
-    );
+    let (id, log) = run_hello(&mut cri, &pod_id, &pod, logs.path());
     assert!(log.ends_with(" stdout F hello from wasm\n"), "{log}");
 
     remove_pod(&mut cri, &pod_id, &[&id]);

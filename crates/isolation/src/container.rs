@@ -53,7 +53,13 @@ impl IsolatedContainer {
             // shared pid namespace (it takes the init's parent pid, seen in
             // the pod's namespace, for a host pid). It also saves a tmpfs
             // and a bind mount per controller on every start.
-            drop_cgroup_mounts: payload.is_some(),
+            // Only rewritten when there is one to drop: config.json is
+            // rewritten on the create path, which must stay cheap.
+            drop_cgroup_mounts: payload.is_some()
+                && spec
+                    .mounts()
+                    .as_ref()
+                    .is_some_and(|m| m.iter().any(|m| m.typ().as_deref() == Some("cgroup"))),
         };
         bundle_config::apply(bundle, &edits).map_err(|e| IsolationError::Create {
             id: id.to_string(),
