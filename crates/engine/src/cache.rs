@@ -35,13 +35,23 @@ impl ModuleCache {
 
     /// Stores `artifact` for `module_hash` atomically and returns its path.
     pub fn store(&self, module_hash: &str, artifact: &[u8]) -> std::io::Result<PathBuf> {
+        self.store_file(&format!("{module_hash}.bin"), artifact)
+    }
+
+    /// Stores `bytes` as `file_name` in the cache folder, atomically.
+    pub fn store_file(&self, file_name: &str, bytes: &[u8]) -> std::io::Result<PathBuf> {
         std::fs::create_dir_all(&self.dir)?;
         let mut tmp = tempfile_in(&self.dir)?;
-        tmp.1.write_all(artifact)?;
+        tmp.1.write_all(bytes)?;
         tmp.1.sync_all()?;
-        let target = self.entry(module_hash);
+        let target = self.dir.join(file_name);
         std::fs::rename(&tmp.0, &target)?;
         Ok(target)
+    }
+
+    /// The cache folder (it may not exist yet).
+    pub fn dir(&self) -> &Path {
+        &self.dir
     }
 
     /// Removes a bad entry so that the next start rebuilds it.

@@ -15,10 +15,13 @@
 //!
 //! Cargo features:
 //! - `wasmtime` (default): [`WasmtimeEngine`].
-//! - `wasmedge` (see the WasmEdge issue): not built yet.
+//! - `wasmedge`: [`WasmEdgeEngine`], on libwasmedge 0.14.1 (a system
+//!   library, found at build time through `WASMEDGE_DIR`).
 
 pub mod cache;
 mod error;
+#[cfg(feature = "wasmedge")]
+mod wasmedge;
 #[cfg(feature = "wasmtime")]
 mod wasmtime;
 
@@ -26,6 +29,8 @@ use std::path::PathBuf;
 
 pub use edgeshim_bundle::WasiView;
 pub use error::{EngineError, Result};
+#[cfg(feature = "wasmedge")]
+pub use wasmedge::{WasmEdgeEngine, engine_tag as wasmedge_engine_tag};
 #[cfg(feature = "wasmtime")]
 pub use wasmtime::{
     WasmtimeEngine, engine_tag as wasmtime_engine_tag, load_or_compile as wasmtime_load_or_compile,

@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 
 use crate::config::{FailMode, Mode, PolicyConfig};
 use crate::decision_log::{DecisionLog, LogLine};
-use crate::eval::LoadedPolicy;
+use crate::eval::{LoadedPolicy, WasmHost};
 use crate::{Decision, DecisionInput, Gate};
 
 /// How stale the view of the policy files may get.
@@ -23,6 +23,7 @@ pub const RECHECK_EVERY: Duration = Duration::from_millis(250);
 
 pub struct PolicyGate {
     config_path: PathBuf,
+    wasm_host: WasmHost,
     state: Mutex<GateState>,
 }
 
@@ -49,9 +50,18 @@ struct FileStamp {
 
 impl PolicyGate {
     /// A gate reading its config at `config_path` (see [`crate::config`]).
+    /// OPA Wasm policies run on this build's default host
+    /// ([`WasmHost::for_this_build`]).
     pub fn new(config_path: &Path) -> Self {
+        Self::with_wasm_host(config_path, WasmHost::for_this_build())
+    }
+
+    /// A gate whose OPA Wasm policies run on `wasm_host` (the shim's own
+    /// engine).
+    pub fn with_wasm_host(config_path: &Path, wasm_host: WasmHost) -> Self {
         Self {
             config_path: config_path.to_path_buf(),
+            wasm_host,
             state: Mutex::new(GateState::default()),
         }
     }
@@ -68,13 +78,13 @@ impl PolicyGate {
 impl Gate for PolicyGate {
     fn decide(&self, input: &DecisionInput) -> Decision {
         let mut state = self.lock();
-        state.refresh(&self.config_path, Instant::now());
+        state.refresh(&self.config_path, self.wasm_host, Instant::now());
         state.decide(input)
     }
 }
 
 impl GateState {
-    fn refresh(&mut self, config_path: &Path, now: Instant) {
+    fn refresh(&mut self, config_path: &Path, wasm_host: WasmHost, now: Instant) {
         if self.next_check.is_some_and(|next| now < next) {
             return;
         }
@@ -84,12 +94,12 @@ impl GateState {
             return;
         }
         self.fingerprint = fingerprint;
-        self.reload(config_path);
+        self.reload(config_path, wasm_host);
         // The policy path may have changed with the config.
         self.fingerprint = self::fingerprint(config_path, self.config.as_ref());
     }
 
-    fn reload(&mut self, config_path: &Path) {
+    fn reload(&mut self, config_path: &Path, wasm_host: WasmHost) {
         if !config_path.exists() {
             if self.config.is_some() || self.problem.is_none() {
                 log::info!(
@@ -120,7 +130,12 @@ impl GateState {
                 config_path.display()
             ));
         };
-        match LoadedPolicy::load(&policy_path, &config.entrypoint, &config.cache_dir()) {
+        match LoadedPolicy::load_with(
+            wasm_host,
+            &policy_path,
+            &config.entrypoint,
+            &config.cache_dir(),
+        ) {
             Ok(policy) => {
                 log::info!(
                     "policy {} loaded: revision {}, {}, mode {:?}",

@@ -19,7 +19,7 @@ mod input;
 mod source;
 
 pub use decision::{Decision, read_output};
-pub use eval::{LoadedPolicy, PolicyFormat};
+pub use eval::{LoadedPolicy, PolicyFormat, WasmHost};
 pub use gate::{PolicyGate, RECHECK_EVERY};
 pub use input::{
     Action, ContainerInput, ContainerKind, DecisionInput, ModuleInput, MountInput, NamespaceInput,

@@ -1,6 +1,10 @@
 //! `containerd-shim-wasmtime-v1`: edgeshim with the Wasmtime engine,
-//! runtime type `io.containerd.wasmtime.v1`.
+//! runtime type `io.containerd.wasmtime.v1`; OPA Wasm policies run on
+//! Wasmtime too.
 
 fn main() {
-    edgeshim_task::run::<edgeshim_engine::WasmtimeEngine>("io.containerd.wasmtime.v1");
+    edgeshim_task::run::<edgeshim_engine::WasmtimeEngine>(
+        "io.containerd.wasmtime.v1",
+        edgeshim_policy::WasmHost::WASMTIME,
+    );
 }

@@ -4,7 +4,7 @@
 
 use std::marker::PhantomData;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use containerd_shim::api::DeleteResponse;
 use containerd_shim::publisher::RemotePublisher;
@@ -20,6 +20,15 @@ use crate::task::TaskService;
 
 /// Where container state (libcontainer's) lives: `<root>/<namespace>/<id>`.
 pub const STATE_ROOT: &str = "/run/edgeshim";
+
+/// The OPA Wasm host the binary chose. A process-wide setting because
+/// containerd-shim builds the [`Shim`] through `Shim::new`, whose
+/// arguments are fixed; set once in [`crate::run`] before serving.
+static POLICY_WASM_HOST: OnceLock<edgeshim_policy::WasmHost> = OnceLock::new();
+
+pub(crate) fn set_policy_wasm_host(host: edgeshim_policy::WasmHost) {
+    let _ = POLICY_WASM_HOST.set(host);
+}
 
 /// Exit status reported for a container whose shim died (it was SIGKILLed).
 const KILLED_STATUS: u32 = 128 + libc::SIGKILL as u32;
@@ -134,8 +143,12 @@ impl<E: Engine> Shim for EdgeShim<E> {
         TaskService::new(
             state_root(&self.namespace),
             events,
-            Arc::new(edgeshim_policy::PolicyGate::new(
+            Arc::new(edgeshim_policy::PolicyGate::with_wasm_host(
                 &edgeshim_policy::config::config_path(),
+                POLICY_WASM_HOST
+                    .get()
+                    .copied()
+                    .unwrap_or(edgeshim_policy::WasmHost::NONE),
             )),
             self.exit.clone(),
         )

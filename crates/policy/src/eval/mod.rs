@@ -1,9 +1,13 @@
 //! Evaluators: a loaded policy, compiled for its format, that turns an input
 //! document into the policy's raw output.
 
+#[cfg(feature = "wasmtime")]
 mod builtins;
+#[cfg(feature = "wasmtime")]
 mod opa_wasm;
 mod rego;
+#[cfg(feature = "wasmedge")]
+mod wasmedge_opa;
 
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -20,6 +24,71 @@ pub(crate) trait Evaluate: Send {
         input: &serde_json::Value,
         budget: Duration,
     ) -> Result<serde_json::Value, String>;
+}
+
+/// Compiles an OPA Wasm module (with its data and entrypoint; compiled code
+/// cached under the given folder) into an evaluator.
+type CompileWasm = fn(
+    &[u8],
+    &serde_json::Value,
+    &str,
+    &Path,
+) -> Result<Box<dyn Evaluate>, String>;
+
+/// The Wasm engine OPA Wasm policies run on: the shim's own, so that a
+/// WasmEdge shim carries no second engine. Chosen by the shim binary; each
+/// host exists only in builds with its cargo feature.
+#[derive(Clone, Copy)]
+pub struct WasmHost {
+    pub name: &'static str,
+    compile: CompileWasm,
+}
+
+impl std::fmt::Debug for WasmHost {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name)
+    }
+}
+
+impl WasmHost {
+    /// Wasmtime, through the `opa-wasm` crate (feature `wasmtime`).
+    #[cfg(feature = "wasmtime")]
+    pub const WASMTIME: WasmHost = WasmHost {
+        name: "wasmtime",
+        compile: |wasm, data, entrypoint, cache| {
+            opa_wasm::WasmEvaluator::compile(wasm, data, entrypoint, cache)
+                .map(|e| Box::new(e) as Box<dyn Evaluate>)
+        },
+    };
+
+    /// WasmEdge, through edgeshim's own OPA ABI host (feature `wasmedge`).
+    #[cfg(feature = "wasmedge")]
+    pub const WASMEDGE: WasmHost = WasmHost {
+        name: "wasmedge",
+        compile: |wasm, data, entrypoint, cache| {
+            wasmedge_opa::WasmEdgeEvaluator::compile(wasm, data, entrypoint, cache)
+                .map(|e| Box::new(e) as Box<dyn Evaluate>)
+        },
+    };
+
+    /// No Wasm engine in this build: OPA Wasm policies are refused, Rego
+    /// still works.
+    pub const NONE: WasmHost = WasmHost {
+        name: "none",
+        compile: |_, _, _, _| {
+            Err("this build has no Wasm engine for OPA Wasm policies; use Rego".into())
+        },
+    };
+
+    /// Wasmtime where built, else WasmEdge where built, else [`Self::NONE`].
+    pub fn for_this_build() -> Self {
+        #[cfg(feature = "wasmtime")]
+        return Self::WASMTIME;
+        #[cfg(all(feature = "wasmedge", not(feature = "wasmtime")))]
+        return Self::WASMEDGE;
+        #[cfg(not(any(feature = "wasmtime", feature = "wasmedge")))]
+        return Self::NONE;
+    }
 }
 
 /// The policy's format, as reported in logs and by the CLI.
@@ -63,13 +132,29 @@ impl std::fmt::Debug for LoadedPolicy {
 impl LoadedPolicy {
     /// Reads and compiles the policy at `path` (compiled forms are cached
     /// under `cache_dir`).
+    /// OPA Wasm policies run on [`WasmHost::for_this_build`].
     pub fn load(path: &Path, entrypoint: &str, cache_dir: &Path) -> Result<Self, String> {
+        Self::load_with(WasmHost::for_this_build(), path, entrypoint, cache_dir)
+    }
+
+    /// As [`Self::load`], with OPA Wasm policies run on `wasm_host`.
+    pub fn load_with(
+        wasm_host: WasmHost,
+        path: &Path,
+        entrypoint: &str,
+        cache_dir: &Path,
+    ) -> Result<Self, String> {
         let source = PolicySource::load(path)?;
-        Self::compile(&source, entrypoint, cache_dir)
+        Self::compile(wasm_host, &source, entrypoint, cache_dir)
             .map_err(|e| format!("policy {}: {e}", path.display()))
     }
 
-    fn compile(source: &PolicySource, entrypoint: &str, cache_dir: &Path) -> Result<Self, String> {
+    fn compile(
+        wasm_host: WasmHost,
+        source: &PolicySource,
+        entrypoint: &str,
+        cache_dir: &Path,
+    ) -> Result<Self, String> {
         let (format, evaluator): (PolicyFormat, Box<dyn Evaluate>) = match &source.code {
             PolicyCode::Rego(modules) => {
                 let cache = ModuleCache::new(cache_dir, "rego-rvm-regorus-0.14");
@@ -89,12 +174,7 @@ impl LoadedPolicy {
             }
             PolicyCode::Wasm(wasm) => (
                 PolicyFormat::Wasm,
-                Box::new(opa_wasm::WasmEvaluator::compile(
-                    wasm,
-                    &source.data,
-                    entrypoint,
-                    cache_dir,
-                )?),
+                (wasm_host.compile)(wasm, &source.data, entrypoint, cache_dir)?,
             ),
         };
         Ok(Self {

@@ -1,0 +1,153 @@
+//! The WasmEdge engine (libwasmedge 0.14.1 through `wasmedge-sdk` 0.14.0).
+//!
+//! `prepare` (in the shim) validates the module, checks that it is a WASI
+//! command whose imports WASI provides, and, where the library has its
+//! LLVM compiler, compiles it ahead of time into native code cached on disk
+//! ([`aot`]); the cached code is what later starts load. Without a compiler
+//! the module runs in WasmEdge's interpreter, and the shim says so once.
+//!
+//! `run` (in the container process) builds a WASI module from the
+//! [`WasiView`], instantiates and calls `_start`; see [`run`].
+
+mod aot;
+mod run;
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Mutex;
+
+use wasmedge_sdk::config::{CommonConfigOptions, ConfigBuilder};
+use wasmedge_sdk::wasi::WasiModule;
+use wasmedge_sdk::{AsInstance, Module};
+
+use crate::{Engine, EngineConfig, EngineError, Result, WasiView};
+
+use self::aot::AotCache;
+
+/// Import module name of WASI preview 1.
+const WASI_MODULE: &str = "wasi_snapshot_preview1";
+
+/// WasmEdge behind the [`Engine`] trait.
+pub struct WasmEdgeEngine {
+    /// Native-code cache; `None` when the library has no compiler or the
+    /// cache is disabled (then modules are interpreted).
+    aot: Option<AotCache>,
+    /// Function names WASI provides, to refuse a module with other imports
+    /// at create time (WasmEdge itself would only notice at instantiation,
+    /// in the container process).
+    wasi_functions: HashSet<String>,
+    /// Modules this shim already prepared, by content hash.
+    prepared: Mutex<HashMap<String, Module>>,
+}
+
+impl Engine for WasmEdgeEngine {
+    type Prepared = Module;
+    const NAME: &'static str = "wasmedge";
+
+    fn new(config: EngineConfig) -> Result<Self> {
+        // WasmEdge logs every compile step at info level; only its errors
+        // are news (the level is process-wide and containers inherit it).
+        wasmedge_sdk::LogManager::log_error_info();
+        let wasi = WasiModule::create(None, None, None)
+            .map_err(|e| EngineError::Setup(format!("WasmEdge WASI module: {e}")))?;
+        let wasi_functions = wasi
+            .as_ref()
+            .func_names()
+            .unwrap_or_default()
+            .into_iter()
+            .collect();
+        let aot = match config.cache_dir {
+            Some(dir) => AotCache::new(&dir),
+            None => None,
+        };
+        Ok(Self {
+            aot,
+            wasi_functions,
+            prepared: Mutex::new(HashMap::new()),
+        })
+    }
+
+    fn prepare(&self, module: &[u8], sha256: &str) -> Result<Module> {
+        if let Some(prepared) = self.lock_prepared().get(sha256) {
+            return Ok(prepared.clone());
+        }
+        let config = base_config(None)?;
+        // Validate the Wasm itself first: a bad module is named as such,
+        // never handed to the compiler.
+        let validated = Module::from_bytes(Some(&config), module)
+            .map_err(|e| EngineError::InvalidModule(e.to_string()))?;
+        self.check_command(&validated)?;
+        let loaded = match &self.aot {
+            Some(aot) => aot.load_or_compile(sha256, module, &config)?,
+            None => validated,
+        };
+        self.lock_prepared()
+            .insert(sha256.to_string(), loaded.clone());
+        Ok(loaded)
+    }
+
+    fn run(&self, prepared: &Module, view: &WasiView) -> Result<i32> {
+        run::run_command(prepared, view)
+    }
+}
+
+impl WasmEdgeEngine {
+    fn lock_prepared(&self) -> std::sync::MutexGuard<'_, HashMap<String, Module>> {
+        // A poisoned map only means another create panicked mid-insert; the
+        // entries themselves are immutable, so keep using it.
+        self.prepared
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// A WASI command: exports `_start`, imports only functions WASI has.
+    fn check_command(&self, module: &Module) -> Result<()> {
+        if module.get_export("_start").is_none() {
+            return Err(EngineError::NotACommand("no `_start` export".into()));
+        }
+        let unknown: Vec<String> = module
+            .imports()
+            .iter()
+            .filter(|import| {
+                import.module_name() != WASI_MODULE
+                    || !self.wasi_functions.contains(import.name().as_ref())
+            })
+            .map(|import| format!("{}::{}", import.module_name(), import.name()))
+            .collect();
+        if unknown.is_empty() {
+            Ok(())
+        } else {
+            Err(EngineError::NotACommand(format!(
+                "imports that WASI does not provide: {}",
+                unknown.join(", ")
+            )))
+        }
+    }
+}
+
+/// The configuration every load, compile and run shares: WasmEdge's
+/// defaults (the proposals 0.14.1 enables by default), plus a page limit on
+/// linear memory when the container has a memory limit.
+fn base_config(max_memory_pages: Option<u32>) -> Result<wasmedge_sdk::config::Config> {
+    let mut builder = ConfigBuilder::new(CommonConfigOptions::default());
+    if let Some(pages) = max_memory_pages {
+        builder = builder.with_runtime_config(
+            wasmedge_sdk::config::RuntimeConfigOptions::new().max_memory_pages(pages),
+        );
+    }
+    builder
+        .build()
+        .map_err(|e| EngineError::Setup(format!("WasmEdge config: {e}")))
+}
+
+/// Names the cache folder after the library version: native code from one
+/// WasmEdge release is not loaded by another.
+pub fn engine_tag() -> String {
+    format!(
+        "wasmedge-{}-{}",
+        wasmedge_sdk::utils::CoreVersion::version_string(),
+        std::env::consts::ARCH
+    )
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,114 @@
+//! Runs a prepared module as a WASI preview 1 command in the current process
+//! (the container's process: fds 0-2 and `/` are already the container's,
+//! and WasmEdge's WASI uses them as they are).
+
+use std::collections::HashMap;
+
+use wasmedge_sdk::error::{CoreCommonError, CoreError, WasmEdgeError};
+use wasmedge_sdk::vm::SyncInst;
+use wasmedge_sdk::wasi::WasiModule;
+use wasmedge_sdk::{ExternalInstanceType, Module, Store, Vm};
+
+use super::base_config;
+use crate::{EngineError, Result, TRAP_EXIT_CODE, WasiView};
+
+/// Bytes in a Wasm page.
+const PAGE: u64 = 65_536;
+
+pub fn run_command(module: &Module, view: &WasiView) -> Result<i32> {
+    let max_pages = view
+        .memory_limit
+        .map(|limit| u32::try_from(limit / PAGE).unwrap_or(u32::MAX).min(65_536));
+    if let (Some(pages), Some(limit)) = (max_pages, view.memory_limit) {
+        check_initial_memory(module, pages, limit)?;
+    }
+    let config = base_config(max_pages)?;
+    let (args, env, preopens) = wasi_arguments(view)?;
+    let mut wasi = WasiModule::create(
+        Some(args.iter().map(String::as_str).collect()),
+        Some(env.iter().map(String::as_str).collect()),
+        Some(preopens.iter().map(String::as_str).collect()),
+    )
+    .map_err(|e| EngineError::Setup(format!("WasmEdge WASI module: {e}")))?;
+    let outcome = {
+        let mut instances: HashMap<String, &mut dyn SyncInst> = HashMap::new();
+        instances.insert(wasi.name().to_string(), wasi.as_mut());
+        let store = Store::new(Some(&config), instances)
+            .map_err(|e| EngineError::Setup(format!("WasmEdge store: {e}")))?;
+        let mut vm = Vm::new(store);
+        vm.register_module(None, module.clone())
+            .map_err(|e| EngineError::Instantiate(e.to_string()))?;
+        vm.run_func(None, "_start", []).map(|_| ())
+    };
+    match outcome {
+        Ok(()) => Ok(0),
+        Err(e) if matches!(*e, WasmEdgeError::Core(CoreError::Common(CoreCommonError::Terminated))) => {
+            Ok(i32::try_from(wasi.exit_code()).unwrap_or(i32::MAX))
+        }
+        Err(e) => {
+            eprintln!("edgeshim: wasm trap: {e}");
+            Ok(TRAP_EXIT_CODE)
+        }
+    }
+}
+
+/// WasmEdge would quietly shrink a memory whose initial size is over the
+/// page limit (and log an error); refuse it with the reason instead. WASI
+/// commands export their memory, so the exports are where to look.
+fn check_initial_memory(module: &Module, max_pages: u32, limit: u64) -> Result<()> {
+    let initial_pages = module
+        .exports()
+        .iter()
+        .filter_map(|export| match export.ty() {
+            Ok(ExternalInstanceType::Memory(memory)) => Some(memory.minimum()),
+            _ => None,
+        })
+        .max();
+    match initial_pages {
+        Some(pages) if pages > max_pages => {
+            let needed = u64::from(pages) * PAGE;
+            eprintln!(
+                "edgeshim: the module's initial memory of {needed} bytes is over \
+                 the container's memory limit of {limit} bytes"
+            );
+            Err(EngineError::Instantiate(format!(
+                "initial memory {needed} bytes exceeds the memory limit of {limit} bytes"
+            )))
+        }
+        _ => Ok(()),
+    }
+}
+
+/// argv, `KEY=VALUE` and `guest:host[:readonly]` strings as WasmEdge's
+/// C API takes them; a NUL byte (which C strings cannot carry) or a `:` in
+/// a preopen path (which that format cannot carry) is refused by name.
+fn wasi_arguments(view: &WasiView) -> Result<(Vec<String>, Vec<String>, Vec<String>)> {
+    let no_nul = |what: &str, s: &str| {
+        if s.contains('\0') {
+            Err(EngineError::Setup(format!("{what} contains a NUL byte: {s:?}")))
+        } else {
+            Ok(())
+        }
+    };
+    for arg in &view.args {
+        no_nul("an argument", arg)?;
+    }
+    let env: Vec<String> = view.env.iter().map(|(k, v)| format!("{k}={v}")).collect();
+    for entry in &env {
+        no_nul("an environment variable", entry)?;
+    }
+    let mut preopens = Vec::with_capacity(view.preopens.len());
+    for preopen in &view.preopens {
+        let path = &preopen.path;
+        no_nul("a mount path", path)?;
+        if path.contains(':') {
+            return Err(EngineError::Preopen {
+                path: path.clone(),
+                reason: "WasmEdge cannot preopen a path that contains ':'".into(),
+            });
+        }
+        let mode = if preopen.read_only { ":readonly" } else { "" };
+        preopens.push(format!("{path}:{path}{mode}"));
+    }
+    Ok((view.args.clone(), env, preopens))
+}

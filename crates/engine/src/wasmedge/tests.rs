@@ -1,0 +1,86 @@
+//! Engine tests on WAT modules; `run` is exercised by the integration suite,
+//! which runs it in a container process as the shim does.
+
+use super::*;
+use crate::cache::content_hash;
+
+fn engine(cache: Option<&std::path::Path>) -> WasmEdgeEngine {
+    WasmEdgeEngine::new(EngineConfig {
+        cache_dir: cache.map(std::path::Path::to_path_buf),
+    })
+    .expect("engine")
+}
+
+fn prepare(engine: &WasmEdgeEngine, bytes: &[u8]) -> Result<Module> {
+    engine.prepare(bytes, &content_hash(bytes))
+}
+
+const COMMAND: &str = r#"(module
+  (import "wasi_snapshot_preview1" "proc_exit" (func $exit (param i32)))
+  (memory (export "memory") 1)
+  (func (export "_start") (call $exit (i32.const 7))))"#;
+
+#[test]
+fn test_invalid_module_is_refused_with_reason() {
+    let err = prepare(&engine(None), b"\0asm\x01\0\0\0\x01\xff")
+        .err()
+        .expect("invalid");
+    assert!(matches!(err, EngineError::InvalidModule(_)), "{err}");
+}
+
+#[test]
+fn test_module_without_start_is_not_a_command() {
+    let bytes = wat::parse_str("(module (func (export \"main\")))").expect("wat");
+    let err = prepare(&engine(None), &bytes).err().expect("no _start");
+    assert!(matches!(err, EngineError::NotACommand(_)), "{err}");
+}
+
+#[test]
+fn test_unknown_import_is_refused_at_prepare_by_name() {
+    let bytes = wat::parse_str(r#"(module (import "env" "nope" (func)) (func (export "_start")))"#)
+        .expect("wat");
+    let err = prepare(&engine(None), &bytes).err().expect("unknown import");
+    assert!(err.to_string().contains("env::nope"), "{err}");
+}
+
+#[test]
+fn test_command_is_prepared_and_cached_as_native_code() {
+    let root = tempfile::tempdir().expect("tempdir");
+    let bytes = wat::parse_str(COMMAND).expect("wat");
+    let hash = content_hash(&bytes);
+    let engine = engine(Some(root.path()));
+    prepare(&engine, &bytes).expect("prepare");
+    let Some(aot) = &engine.aot else {
+        eprintln!("SKIPPED: this libwasmedge has no AOT compiler");
+        return;
+    };
+    let library = aot.library_path(&hash);
+    let digest = std::fs::read_to_string(aot.digest_path(&hash)).expect("digest");
+    assert_eq!(digest, content_hash(&std::fs::read(&library).expect("library")));
+}
+
+#[test]
+fn test_corrupt_or_foreign_cache_entry_is_rebuilt_not_loaded() {
+    let root = tempfile::tempdir().expect("tempdir");
+    let bytes = wat::parse_str(COMMAND).expect("wat");
+    let hash = content_hash(&bytes);
+    let first = engine(Some(root.path()));
+    prepare(&first, &bytes).expect("prepare");
+    let Some(aot) = &first.aot else {
+        eprintln!("SKIPPED: this libwasmedge has no AOT compiler");
+        return;
+    };
+    let library = aot.library_path(&hash);
+    let good = std::fs::read(&library).expect("library");
+    // A foreign library put in place of the entry, digest left as it was.
+    // (A new file, as any writer's rename makes: this process still has the
+    // first one mapped.)
+    std::fs::remove_file(&library).expect("remove");
+    std::fs::write(&library, b"\x7fELF not really a library").expect("corrupt");
+    prepare(&engine(Some(root.path())), &bytes).expect("rebuilt");
+    assert_eq!(std::fs::read(&library).expect("library").len(), good.len());
+    // A library without its digest file.
+    std::fs::remove_file(aot.digest_path(&hash)).expect("digest");
+    prepare(&engine(Some(root.path())), &bytes).expect("rebuilt again");
+    assert!(aot.digest_path(&hash).exists());
+}
