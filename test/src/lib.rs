@@ -13,7 +13,6 @@ use edgeshim_tools::oci_image::{ImageFile, ImageSpec, write_archive};
 pub mod pods;
 
 pub const NAMESPACE: &str = "edgeshim-test";
-pub const WASMTIME_RUNTIME: &str = "io.containerd.wasmtime.v1";
 pub const PROBE_IMAGE: &str = "edgeshim.test/probe:1";
 pub const SPIN_IMAGE: &str = "edgeshim.test/spin:1";
 pub const PAUSE_IMAGE: &str = "edgeshim.test/pause:1";
@@ -26,6 +25,52 @@ pub const BAD_IMAGE: &str = "edgeshim.test/bad:1";
 pub const TRAVERSAL_IMAGE: &str = "edgeshim.test/traversal:1";
 
 pub use edgeshim_workloads::built;
+
+/// The engine a run of the suite drives: one suite, run once per engine.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TestEngine {
+    /// `wasmtime` or `wasmedge`: also the CRI runtime handler.
+    pub name: &'static str,
+    /// containerd runtime type, for `ctr run --runtime`.
+    pub runtime: &'static str,
+    /// The shim binary's file name.
+    pub shim_binary: &'static str,
+}
+
+pub const WASMTIME: TestEngine = TestEngine {
+    name: "wasmtime",
+    runtime: "io.containerd.wasmtime.v1",
+    shim_binary: "containerd-shim-wasmtime-v1",
+};
+
+pub const WASMEDGE: TestEngine = TestEngine {
+    name: "wasmedge",
+    runtime: "io.containerd.wasmedge.v1",
+    shim_binary: "containerd-shim-wasmedge-v1",
+};
+
+impl TestEngine {
+    /// What the container's stderr says when the memory limit of `limit`
+    /// bytes refuses a `memory.grow`: on Wasmtime at the refusal (its
+    /// resource limiter), on WasmEdge after the run (0.14.1 has no hook).
+    pub fn memory_refusal(&self, limit: u64) -> String {
+        if *self == WASMEDGE {
+            format!("container's memory limit of {limit} bytes is refused")
+        } else {
+            format!("memory limit is {limit} bytes")
+        }
+    }
+}
+
+/// The engine under test: `EDGESHIM_TEST_ENGINE` (`wasmtime`, the default,
+/// or `wasmedge`; `hack/test.sh` runs the suite for each one it has).
+pub fn engine() -> TestEngine {
+    match std::env::var("EDGESHIM_TEST_ENGINE").as_deref() {
+        Ok("wasmedge") => WASMEDGE,
+        Ok("wasmtime") | Err(_) => WASMTIME,
+        Ok(other) => panic!("EDGESHIM_TEST_ENGINE={other}: expected wasmtime or wasmedge"),
+    }
+}
 
 /// containerd's socket, from `EDGESHIM_CONTAINERD_ADDRESS`. Integration tests
 /// fail (never skip) without it: `hack/test.sh` sets it.
@@ -148,7 +193,7 @@ pub fn images() {
     });
 }
 
-/// `ctr run --rm` of `image` with the wasmtime runtime; `args` replaces the
+/// `ctr run --rm` of `image` with the runtime of the engine under test; `args` replaces the
 /// image's entrypoint when non-empty.
 pub fn run_rm(id: &str, image: &str, flags: &[&str], args: &[&str]) -> Output {
     ctr_run("--rm", id, image, flags, args)
@@ -161,7 +206,7 @@ pub fn run_detached(id: &str, image: &str, flags: &[&str], args: &[&str]) -> Out
 
 fn ctr_run(mode: &str, id: &str, image: &str, flags: &[&str], args: &[&str]) -> Output {
     images();
-    let mut all = vec!["run", mode, "--runtime", WASMTIME_RUNTIME];
+    let mut all = vec!["run", mode, "--runtime", engine().runtime];
     all.extend_from_slice(flags);
     all.extend_from_slice(&[image, id]);
     all.extend_from_slice(args);
@@ -251,7 +296,7 @@ pub fn shim_pid_for(id: &str) -> Option<u32> {
         let words: Vec<&[u8]> = cmdline.split(|b| *b == 0).collect();
         let ours = words
             .first()
-            .is_some_and(|w| w.ends_with(b"containerd-shim-wasmtime-v1"))
+            .is_some_and(|w| w.ends_with(engine().shim_binary.as_bytes()))
             && words
                 .windows(2)
                 .any(|w| w[0] == b"-id" && w[1] == id.as_bytes());
@@ -361,7 +406,7 @@ pub fn run_rm_with_spec(
         "run",
         "--rm",
         "--runtime",
-        WASMTIME_RUNTIME,
+        engine().runtime,
         "--config",
         &spec_file,
         id,

@@ -8,7 +8,10 @@ use edgeshim_cri::{ContainerSpec, Cri, PodConfig};
 
 use crate::*;
 
-pub const HANDLER: &str = "wasmtime";
+/// The CRI runtime handler of the engine under test.
+pub fn handler() -> &'static str {
+    engine().name
+}
 pub const LIMIT: Duration = Duration::from_secs(60);
 
 pub fn cri() -> Cri {

@@ -56,7 +56,8 @@ fn report(results: &Path, markdown: &Path, charts: &Path) {
 fn test_bench_scenarios_write_well_formed_results_and_a_report() {
     let out = tempfile::tempdir().expect("tempdir");
     let out = out.path();
-    bench(&["cold", "-n", "2", "--handler", "wasmtime,runc"], out);
+    let handler = engine().name;
+    bench(&["cold", "-n", "2", "--handler", &format!("{handler},runc")], out);
     let cold = results(out, "cold");
     let variants = cold["results"].as_array().expect("results");
     assert_eq!(variants.len(), 2);
@@ -70,7 +71,7 @@ fn test_bench_scenarios_write_well_formed_results_and_a_report() {
         assert!(p50 > 0.0 && parts > 0.0, "{variant}");
     }
 
-    bench(&["burst", "-n", "2", "--handler", "wasmtime"], out);
+    bench(&["burst", "-n", "2", "--handler", handler], out);
     let burst = results(out, "burst");
     assert_eq!(burst["results"][0]["failures"], 0);
     assert_eq!(burst["results"][0]["per_pod"]["n"], 2);
@@ -83,11 +84,11 @@ fn test_bench_scenarios_write_well_formed_results_and_a_report() {
             "--step",
             "1",
             "--handler",
-            "wasmtime",
+            handler,
         ],
         out,
     );
-    let density = results(out, "density-wasmtime-2");
+    let density = results(out, &format!("density-{handler}-2"));
     assert_eq!(density["results"]["reached"], 2);
     assert_eq!(density["results"]["running_at_end"], 2, "{density}");
     let points = density["results"]["points"].as_array().expect("points");

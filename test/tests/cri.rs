@@ -1,4 +1,5 @@
-//! Pods through containerd's CRI API with runtimeClassName `wasmtime`, as
+//! Pods through containerd's CRI API with runtimeClassName `wasmtime` (or
+//! `wasmedge`, see `EDGESHIM_TEST_ENGINE`), as
 //! kubelet drives them: the pause container runs natively under the shim, the
 //! Wasm containers in the same shim; logs in the CRI format, exit reasons,
 //! stats, and nothing left after the pod is removed.
@@ -14,7 +15,7 @@ fn test_host_network_pod_runs_wasm_with_logs_reasons_and_stats() {
     let logs = tempfile::tempdir().expect("log dir");
     let pod = pod("wasm-pod", "uid-host-1", true, logs.path());
     let mut cri = cri();
-    let pod_id = cri.run_pod(&pod, HANDLER).expect("RunPodSandbox");
+    let pod_id = cri.run_pod(&pod, handler()).expect("RunPodSandbox");
 
     let (hello, log) = run_hello(&mut cri, &pod_id, &pod, logs.path());
     let line = log.lines().next().expect("a log line");
@@ -82,7 +83,7 @@ fn test_bridge_network_pod_gets_an_ip_and_runs_wasm() {
     let logs = tempfile::tempdir().expect("log dir");
     let pod = pod("wasm-bridge-pod", "uid-bridge-1", false, logs.path());
     let mut cri = cri();
-    let pod_id = cri.run_pod(&pod, HANDLER).expect("RunPodSandbox");
+    let pod_id = cri.run_pod(&pod, handler()).expect("RunPodSandbox");
     let ip = cri
         .pod_status(&pod_id)
         .expect("PodSandboxStatus")
@@ -108,7 +109,7 @@ fn test_oom_killed_container_in_a_systemd_slice_is_reported_as_oomkilled() {
     config.cgroup_parent = SYSTEMD_POD_SLICE.into();
     let pod = config.to_cri();
     let mut cri = cri();
-    let pod_id = cri.run_pod(&pod, HANDLER).expect("RunPodSandbox");
+    let pod_id = cri.run_pod(&pod, handler()).expect("RunPodSandbox");
     let hog = ContainerSpec {
         name: "hog".into(),
         image: PAUSE_IMAGE.into(),
@@ -169,6 +170,8 @@ fn test_crictl_runs_a_wasm_pod_and_shows_its_logs() {
     let log_dir = logs.path().display().to_string();
     let out = crictl(&[
         "run",
+        "--runtime",
+        handler(),
         "--host-network",
         "--pod-name",
         "cli-pod",
@@ -213,7 +216,7 @@ fn test_crictl_runs_a_wasm_pod_and_shows_its_logs() {
         .lines()
         .find(|l| l.contains("cli-pod"))
         .expect("pod listed");
-    assert!(pod_row.contains("wasmtime"), "{pod_row}");
+    assert!(pod_row.contains(handler()), "{pod_row}");
     let pod_id = cri
         .list_pods()
         .expect("pods")
@@ -233,7 +236,7 @@ fn test_wasm_containers_start_every_time_in_a_shared_pid_namespace() {
     let logs = tempfile::tempdir().expect("log dir");
     let pod = pod("shared-pid-pod", "uid-shared-pid-1", true, logs.path());
     let mut cri = cri();
-    let pod_id = cri.run_pod(&pod, HANDLER).expect("RunPodSandbox");
+    let pod_id = cri.run_pod(&pod, handler()).expect("RunPodSandbox");
     // libcontainer's cgroup v1 mount failed in a shared pid namespace, most
     // of the time; a few rounds show it no longer happens to Wasm.
     let mut ids = Vec::new();

@@ -78,7 +78,7 @@ fn test_cri_returns_the_denial_for_containers_and_pods() {
 
     let denied_pod = pod("policy-denied-pod", "uid-policy-2", true, logs.path());
     let err = cri
-        .run_pod(&denied_pod, HANDLER)
+        .run_pod(&denied_pod, handler())
         .expect_err("the sandbox is denied");
     let text = format!("{err:#}");
     assert!(text.contains("edgeshim: denied by policy"), "{text}");
@@ -88,7 +88,7 @@ fn test_cri_returns_the_denial_for_containers_and_pods() {
     );
 
     let pod = pod("policy-pod", "uid-policy-1", true, logs.path());
-    let pod_id = cri.run_pod(&pod, HANDLER).expect("RunPodSandbox");
+    let pod_id = cri.run_pod(&pod, handler()).expect("RunPodSandbox");
     // containerd's CRI creates the task (and so asks the shim) in
     // StartContainer; CreateContainer only records the container.
     let spec = container("policy-denied", &["hello"]);
@@ -144,7 +144,7 @@ fn test_policy_change_reaches_a_running_shim_and_a_broken_one_keeps_the_last_goo
     let logs = tempfile::tempdir().expect("log dir");
     let mut cri = cri();
     let pod = pod("policy-reload-pod", "uid-reload-1", true, logs.path());
-    let pod_id = cri.run_pod(&pod, HANDLER).expect("RunPodSandbox");
+    let pod_id = cri.run_pod(&pod, handler()).expect("RunPodSandbox");
     let pid_before = shim_pid_for(&pod_id).expect("the pod's shim");
     try_run(&mut cri, &pod_id, &pod, "flip-1").expect("allowed at first");
 

@@ -30,7 +30,10 @@ use std::path::PathBuf;
 pub use edgeshim_bundle::WasiView;
 pub use error::{EngineError, Result};
 #[cfg(feature = "wasmedge")]
-pub use wasmedge::{WasmEdgeEngine, engine_tag as wasmedge_engine_tag};
+pub use wasmedge::{
+    COMPILE_HELPER_ARG, Compiler as WasmEdgeCompiler, WasmEdgeEngine, compile_helper_main,
+    engine_tag as wasmedge_engine_tag,
+};
 #[cfg(feature = "wasmtime")]
 pub use wasmtime::{
     WasmtimeEngine, engine_tag as wasmtime_engine_tag, load_or_compile as wasmtime_load_or_compile,

@@ -14,6 +14,7 @@ mod run;
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use wasmedge_sdk::config::{CommonConfigOptions, ConfigBuilder};
 use wasmedge_sdk::wasi::WasiModule;
@@ -21,16 +22,19 @@ use wasmedge_sdk::{AsInstance, Module};
 
 use crate::{Engine, EngineConfig, EngineError, Result, WasiView};
 
-use self::aot::AotCache;
+use self::aot::{AotCache, AotUnavailable};
+pub use self::aot::{COMPILE_HELPER_ARG, Compiler, compile_helper_main};
 
 /// Import module name of WASI preview 1.
 const WASI_MODULE: &str = "wasi_snapshot_preview1";
 
 /// WasmEdge behind the [`Engine`] trait.
 pub struct WasmEdgeEngine {
-    /// Native-code cache; `None` when the library has no compiler or the
-    /// cache is disabled (then modules are interpreted).
+    /// Native-code cache; `None` when the cache is disabled (then modules
+    /// are interpreted).
     aot: Option<AotCache>,
+    /// Set once the library turned out to have no compiler.
+    interpret_only: AtomicBool,
     /// Function names WASI provides, to refuse a module with other imports
     /// at create time (WasmEdge itself would only notice at instantiation,
     /// in the container process).
@@ -43,27 +47,12 @@ impl Engine for WasmEdgeEngine {
     type Prepared = Module;
     const NAME: &'static str = "wasmedge";
 
+    /// Compiles ahead of time in a helper process: this executable, which
+    /// must call [`compile_helper_main`] first thing in `main`.
     fn new(config: EngineConfig) -> Result<Self> {
-        // WasmEdge logs every compile step at info level; only its errors
-        // are news (the level is process-wide and containers inherit it).
-        wasmedge_sdk::LogManager::log_error_info();
-        let wasi = WasiModule::create(None, None, None)
-            .map_err(|e| EngineError::Setup(format!("WasmEdge WASI module: {e}")))?;
-        let wasi_functions = wasi
-            .as_ref()
-            .func_names()
-            .unwrap_or_default()
-            .into_iter()
-            .collect();
-        let aot = match config.cache_dir {
-            Some(dir) => AotCache::new(&dir),
-            None => None,
-        };
-        Ok(Self {
-            aot,
-            wasi_functions,
-            prepared: Mutex::new(HashMap::new()),
-        })
+        let helper = std::env::current_exe()
+            .map_err(|e| EngineError::Setup(format!("cannot find this executable: {e}")))?;
+        Self::with_compiler(config, Compiler::Helper(helper))
     }
 
     fn prepare(&self, module: &[u8], sha256: &str) -> Result<Module> {
@@ -77,8 +66,21 @@ impl Engine for WasmEdgeEngine {
             .map_err(|e| EngineError::InvalidModule(e.to_string()))?;
         self.check_command(&validated)?;
         let loaded = match &self.aot {
-            Some(aot) => aot.load_or_compile(sha256, module, &config)?,
-            None => validated,
+            Some(aot) if !self.interpret_only.load(Ordering::Relaxed) => {
+                match aot.load_or_compile(sha256, module, &config) {
+                    Ok(native) => native,
+                    Err(AotUnavailable::NoCompiler(reason)) => {
+                        log::warn!("{reason}; modules run in WasmEdge's interpreter");
+                        self.interpret_only.store(true, Ordering::Relaxed);
+                        validated
+                    }
+                    Err(AotUnavailable::Failed(e)) => {
+                        log::warn!("module {sha256} runs in the interpreter: {e}");
+                        validated
+                    }
+                }
+            }
+            _ => validated,
         };
         self.lock_prepared()
             .insert(sha256.to_string(), loaded.clone());
@@ -91,6 +93,29 @@ impl Engine for WasmEdgeEngine {
 }
 
 impl WasmEdgeEngine {
+    /// As [`Engine::new`], compiling where `compiler` says.
+    pub fn with_compiler(config: EngineConfig, compiler: Compiler) -> Result<Self> {
+        // WasmEdge logs to stdout, which in a container is the module's own
+        // output: off (the level is process-wide and containers inherit
+        // it). Its errors reach the shim as results, which say the same.
+        wasmedge_sdk::LogManager::log_off();
+        let wasi = WasiModule::create(None, None, None)
+            .map_err(|e| EngineError::Setup(format!("WasmEdge WASI module: {e}")))?;
+        let wasi_functions = wasi
+            .as_ref()
+            .func_names()
+            .unwrap_or_default()
+            .into_iter()
+            .collect();
+        let aot = config.cache_dir.map(|dir| AotCache::new(&dir, compiler));
+        Ok(Self {
+            aot,
+            interpret_only: AtomicBool::new(false),
+            wasi_functions,
+            prepared: Mutex::new(HashMap::new()),
+        })
+    }
+
     fn lock_prepared(&self) -> std::sync::MutexGuard<'_, HashMap<String, Module>> {
         // A poisoned map only means another create panicked mid-insert; the
         // entries themselves are immutable, so keep using it.

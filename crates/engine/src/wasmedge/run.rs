@@ -7,7 +7,7 @@ use std::collections::HashMap;
 use wasmedge_sdk::error::{CoreCommonError, CoreError, WasmEdgeError};
 use wasmedge_sdk::vm::SyncInst;
 use wasmedge_sdk::wasi::WasiModule;
-use wasmedge_sdk::{ExternalInstanceType, Module, Store, Vm};
+use wasmedge_sdk::{AsInstance, ExternalInstanceType, Module, Store, Vm};
 
 use super::base_config;
 use crate::{EngineError, Result, TRAP_EXIT_CODE, WasiView};
@@ -38,10 +38,17 @@ pub fn run_command(module: &Module, view: &WasiView) -> Result<i32> {
         let mut vm = Vm::new(store);
         vm.register_module(None, module.clone())
             .map_err(|e| EngineError::Instantiate(e.to_string()))?;
-        vm.run_func(None, "_start", []).map(|_| ())
+        let outcome = vm.run_func(None, "_start", []).map(|_| ());
+        if let Some(limit) = view.memory_limit {
+            report_memory_near_limit(&vm, limit);
+        }
+        outcome
     };
+    // WasmEdge counts `proc_exit` as a normal end of `_start` (its result
+    // code "terminated" is a success), so the status is WASI's exit code,
+    // 0 when the module returned from `_start`.
     match outcome {
-        Ok(()) => Ok(0),
+        Ok(()) => Ok(i32::try_from(wasi.exit_code()).unwrap_or(i32::MAX)),
         Err(e) if matches!(*e, WasmEdgeError::Core(CoreError::Common(CoreCommonError::Terminated))) => {
             Ok(i32::try_from(wasi.exit_code()).unwrap_or(i32::MAX))
         }
@@ -51,6 +58,32 @@ pub fn run_command(module: &Module, view: &WasiView) -> Result<i32> {
         }
     }
 }
+
+/// WasmEdge 0.14.1 refuses a `memory.grow` past the page limit with a log
+/// line on the module's stdout and gives the shim no hook, so its logging
+/// is off in the container (see [`super::WasmEdgeEngine::new`]) and the
+/// shim says it instead, after the run: when the module ended within
+/// [`NEAR_LIMIT`] of the limit, a refused grow is the likely reason it
+/// failed.
+fn report_memory_near_limit<T: SyncInst + ?Sized>(vm: &Vm<'_, T>, limit: u64) {
+    let Some(instance) = vm.active_module() else {
+        return;
+    };
+    let Ok(memory) = instance.get_memory_ref("memory") else {
+        return;
+    };
+    let used = u64::from(memory.size()) * PAGE;
+    if used + NEAR_LIMIT > limit {
+        eprintln!(
+            "edgeshim: linear memory reached {used} bytes; memory.grow past the \
+             container's memory limit of {limit} bytes is refused"
+        );
+    }
+}
+
+/// How close to the memory limit a module must end for
+/// [`report_memory_near_limit`] to speak.
+const NEAR_LIMIT: u64 = 4 << 20;
 
 /// WasmEdge would quietly shrink a memory whose initial size is over the
 /// page limit (and log an error); refuse it with the reason instead. WASI
