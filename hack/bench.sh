@@ -7,14 +7,22 @@
 #   hack/bench.sh cold policy     only these scenarios
 #
 # Sizes (environment): COLD_N (30), BURST_N (20), DENSITY_COUNT (100),
-# DENSITY_STEP (25), POLICY_N (10000), HANDLERS (wasmtime,runc; any handler
-# configured in containerd can join, e.g. a peer shim).
+# DENSITY_STEP (25), POLICY_N (10000), AOT_N (5), HANDLERS (wasmtime,runc,
+# plus wasmedge where libwasmedge 0.14.1 is installed, see hack/find-wasmedge.sh;
+# any handler configured in containerd can join, e.g. a peer shim).
 set -euo pipefail
 repo=$(cd "$(dirname "$0")/.." && pwd)
 cd "$repo"
 
 hack/install-deps.sh
 cargo build --release --workspace --locked
+default_handlers=wasmtime,runc
+if wasmedge_dir=$(hack/find-wasmedge.sh); then
+  export WASMEDGE_DIR=$wasmedge_dir
+  # Built on its own so that its dependencies carry no Wasmtime.
+  cargo build --release -p containerd-shim-wasmedge --features wasmedge --locked
+  default_handlers=wasmtime,wasmedge,runc
+fi
 export EDGESHIM_HOME=${EDGESHIM_BENCH_HOME:-$repo/.edgeshim-bench}
 export EDGESHIM_BIN=$repo/target/release
 hack/containerd.sh stop >/dev/null 2>&1 || true
@@ -24,9 +32,11 @@ trap 'hack/containerd.sh stop' EXIT
 eval "$(hack/containerd.sh env)"
 
 bench=target/release/edgeshim-bench
-handlers=${HANDLERS:-wasmtime,runc}
+handlers=${HANDLERS:-$default_handlers}
+# The Wasm handlers alone (the compiled-module cache means nothing to runc).
+wasm_handlers=$(echo "$handlers" | tr , '\n' | grep -vx runc | paste -sd, -)
 scenarios=("$@")
-[ ${#scenarios[@]} -gt 0 ] || scenarios=(cold sensor gate burst density policy)
+[ ${#scenarios[@]} -gt 0 ] || scenarios=(cold sensor gate burst density aot policy)
 for scenario in "${scenarios[@]}"; do
   case "$scenario" in
     cold) $bench cold -n "${COLD_N:-30}" --handler "$handlers" ;;
@@ -34,6 +44,7 @@ for scenario in "${scenarios[@]}"; do
     gate) $bench cold -n "${COLD_N:-30}" --handler wasmtime --gate enforce,off ;;
     burst) $bench burst -n "${BURST_N:-20}" --handler "$handlers" ;;
     density) $bench density --count "${DENSITY_COUNT:-100}" --step "${DENSITY_STEP:-25}" --handler "$handlers" ;;
+    aot) $bench aot -n "${AOT_N:-5}" --handler "$wasm_handlers" ;;
     policy) $bench policy -n "${POLICY_N:-10000}" ;;
     *) echo "unknown scenario $scenario" >&2; exit 2 ;;
   esac

@@ -143,6 +143,7 @@ case "${1:-}" in
     echo "export EDGESHIM_POLICY_CONFIG=$home/policy/policy.toml"
     echo "export EDGESHIM_DECISION_LOG=$home/decisions.log"
     echo "export EDGESHIM_CONTAINERD_LOG=$log"
+    echo "export EDGESHIM_CACHE_DIR=$home/cache"
     ;;
   *) echo "usage: $0 start|stop|status|env" >&2; exit 2 ;;
 esac

@@ -9,9 +9,11 @@ fn main() {
     if std::env::var_os("CARGO_FEATURE_WASMEDGE").is_none() {
         return;
     }
-    let lib_dir = std::env::var("WASMEDGE_LIB_DIR")
-        .ok()
-        .or_else(|| std::env::var("WASMEDGE_DIR").ok().map(|dir| format!("{dir}/lib")));
+    let lib_dir = std::env::var("WASMEDGE_LIB_DIR").ok().or_else(|| {
+        std::env::var("WASMEDGE_DIR")
+            .ok()
+            .map(|dir| format!("{dir}/lib"))
+    });
     if let Some(dir) = lib_dir {
         println!("cargo:rustc-link-arg-bins=-Wl,-rpath,{dir}");
     }

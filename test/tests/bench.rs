@@ -57,7 +57,10 @@ fn test_bench_scenarios_write_well_formed_results_and_a_report() {
     let out = tempfile::tempdir().expect("tempdir");
     let out = out.path();
     let handler = engine().name;
-    bench(&["cold", "-n", "2", "--handler", &format!("{handler},runc")], out);
+    bench(
+        &["cold", "-n", "2", "--handler", &format!("{handler},runc")],
+        out,
+    );
     let cold = results(out, "cold");
     let variants = cold["results"].as_array().expect("results");
     assert_eq!(variants.len(), 2);

@@ -261,11 +261,7 @@ fn test_a_dead_shims_container_is_cleaned_up() {
     });
     let pid = task_pid(id);
     let status = std::process::Command::new("pkill")
-        .args([
-            "-9",
-            "-f",
-            &format!("{} .*-id {id} ", engine().shim_binary),
-        ])
+        .args(["-9", "-f", &format!("{} .*-id {id} ", engine().shim_binary)])
         .status()
         .expect("pkill");
     assert!(status.success(), "no shim found for {id}");

@@ -10,7 +10,7 @@ fn main() {
     let modules = Path::new("modules");
     println!("cargo:rerun-if-changed=modules");
 
-    for module in ["probe", "sensor"] {
+    for module in ["probe", "sensor", "compute"] {
         run(Command::new("clang")
             .args(["--target=wasm32-wasi", "-O2", "-Wl,--strip-all", "-o"])
             .arg(out.join(format!("{module}.wasm")))

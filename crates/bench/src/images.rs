@@ -12,6 +12,7 @@ use edgeshim_workloads::built;
 
 pub const PROBE_IMAGE: &str = "edgeshim.bench/probe:1";
 pub const SENSOR_IMAGE: &str = "edgeshim.bench/sensor:1";
+pub const COMPUTE_IMAGE: &str = "edgeshim.bench/compute:1";
 pub const BUSYBOX_IMAGE: &str = "edgeshim.bench/busybox:1";
 /// The sandbox image `hack/containerd.sh` configures.
 pub const SANDBOX_IMAGE: &str = "edgeshim.local/pause:1";
@@ -34,6 +35,8 @@ pub enum Program {
     Sensor,
     /// Sleeps (density).
     Sleep,
+    /// Compute-heavy kernels, one line when done (ahead-of-time compilation).
+    Compute,
 }
 
 /// The workload for `handler`: `runc` runs busybox, every other handler the
@@ -41,7 +44,7 @@ pub enum Program {
 pub fn workload(handler: &str, program: Program) -> Workload {
     let words = |w: &[&str]| w.iter().map(|s| s.to_string()).collect();
     match (handler == "runc", program) {
-        (true, Program::Hello | Program::Sensor) => Workload {
+        (true, Program::Hello | Program::Sensor | Program::Compute) => Workload {
             image: BUSYBOX_IMAGE,
             command: words(&[BUSYBOX, "echo", "hello from busybox"]),
         },
@@ -63,6 +66,10 @@ pub fn workload(handler: &str, program: Program) -> Workload {
             image: SENSOR_IMAGE,
             command: words(&["/sensor.wasm", "simulate", "5"]),
         },
+        (false, Program::Compute) => Workload {
+            image: COMPUTE_IMAGE,
+            command: words(&["/compute.wasm", "20"]),
+        },
         (false, Program::Sleep) => Workload {
             image: PROBE_IMAGE,
             command: words(&["/probe.wasm", "sleep", "1000000"]),
@@ -76,6 +83,10 @@ pub fn prepare(address: &Path, cri: &mut Cri) -> Result<()> {
     let mut images = vec![
         (PROBE_IMAGE, vec![(built("probe.wasm"), "/probe.wasm")]),
         (SENSOR_IMAGE, vec![(built("sensor.wasm"), "/sensor.wasm")]),
+        (
+            COMPUTE_IMAGE,
+            vec![(built("compute.wasm"), "/compute.wasm")],
+        ),
         (SANDBOX_IMAGE, vec![(built("pause"), "/pause")]),
     ];
     if Path::new(BUSYBOX).exists() {

@@ -5,10 +5,13 @@
 //! Scenarios: `cold` (sequential pods, each step timed), `burst` (pods at
 //! once), `density` (sleeping containers up to a target, memory per step),
 //! `policy` (decision latency in-process, gate cost, a new process's first
-//! decision); `cold --gate enforce,off` is the policy overhead on a start.
+//! decision), `aot` (first start, which compiles, against the second,
+//! which loads the cached native code); `cold --gate enforce,off` is the
+//! policy overhead on a start.
 //! Each writes a JSON file; `report` turns the files into BENCHMARKS.md's
 //! tables and SVG charts.
 
+mod aot;
 mod burst;
 mod charts;
 mod cold;
@@ -105,6 +108,16 @@ enum Command {
         /// usually runs them)
         #[arg(long, default_value_t = 1)]
         per_pod: usize,
+    },
+    /// First start (empty module cache) against second start (cached), compute module
+    Aot {
+        #[command(flatten)]
+        target: Target,
+        #[arg(short, default_value_t = 5)]
+        n: usize,
+        /// The shims' module cache (hack/containerd.sh env prints it)
+        #[arg(long, env = "EDGESHIM_CACHE_DIR")]
+        cache_dir: PathBuf,
     },
     /// Policy decision latency, gate cost and first decision of a new process
     Policy {
@@ -225,6 +238,15 @@ fn main() -> Result<()> {
                 report::save(&target.out, &name, &result)?;
             }
             Ok(())
+        }
+        Command::Aot {
+            target,
+            n,
+            cache_dir,
+        } => {
+            let (mut cri, logs) = connect(&target)?;
+            let results = aot::run(&mut cri, &target.handlers, n, &cache_dir, logs.path())?;
+            report::save(&target.out, "aot", &results)
         }
         Command::Policy { n, out } => report::save(&out, "policy", &policy::run(n)?),
         Command::PolicyFirst { policy, cache } => policy::first_in_this_process(&policy, &cache),

@@ -27,7 +27,10 @@ pub use service::EdgeShim;
 /// The shim's `main`: runs containers on engine `E` and OPA Wasm policies
 /// on `policy_wasm_host`, e.g.
 /// `run::<WasmtimeEngine>("io.containerd.wasmtime.v1", WasmHost::WASMTIME)`.
-pub fn run<E: edgeshim_engine::Engine>(runtime_id: &str, policy_wasm_host: edgeshim_policy::WasmHost) {
+pub fn run<E: edgeshim_engine::Engine>(
+    runtime_id: &str,
+    policy_wasm_host: edgeshim_policy::WasmHost,
+) {
     service::set_policy_wasm_host(policy_wasm_host);
     containerd_shim::run::<EdgeShim<E>>(runtime_id, None);
 }

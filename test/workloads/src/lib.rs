@@ -6,6 +6,8 @@
 //!   env, read, write, grow, trap, sleep, spin, exit).
 //! - `sensor.wasm`: a realistic edge module: sensor readings in, 5-second
 //!   window aggregates and an anomaly flag out.
+//! - `compute.wasm`: compute-heavy kernels (filter, CRC-32, sieve) that
+//!   print one line when done: the ahead-of-time compilation benchmark.
 //! - `spin.wasm`: a loop with no host calls (WAT).
 //! - `pause`, `hog`: static native programs (a pod sandbox; a memory and
 //!   process hog).

@@ -23,8 +23,8 @@ use std::process::Command;
 use wasmedge_sdk::config::{CommonConfigOptions, CompilerConfigOptions, Config, ConfigBuilder};
 use wasmedge_sdk::{CompilerOptimizationLevel, CompilerOutputFormat, Module};
 
-use crate::cache::{ModuleCache, content_hash};
 use crate::EngineError;
+use crate::cache::{ModuleCache, content_hash};
 
 /// WasmEdge 0.14.1's LLVM compiler crashes when two compilations run at
 /// once in one process: in-process compilations take turns.
@@ -132,7 +132,10 @@ impl AotCache {
                 let bytes = std::fs::read(&temp_library).map_err(failed)?;
                 std::fs::rename(&temp_library, self.library_path(hash)).map_err(failed)?;
                 self.cache
-                    .store_file(&format!("{hash}.so.sha256"), content_hash(&bytes).as_bytes())
+                    .store_file(
+                        &format!("{hash}.so.sha256"),
+                        content_hash(&bytes).as_bytes(),
+                    )
                     .map_err(failed)
             });
         let _ = std::fs::remove_file(&temp_wasm);
@@ -184,7 +187,9 @@ pub fn compile_file(wasm: &Path, out: &Path) -> std::result::Result<(), AotUnava
         )
         .build()
         .and_then(|config| wasmedge_sdk::Compiler::new(Some(&config)))
-        .map_err(|e| AotUnavailable::NoCompiler(format!("this libwasmedge has no compiler: {e}")))?;
+        .map_err(|e| {
+            AotUnavailable::NoCompiler(format!("this libwasmedge has no compiler: {e}"))
+        })?;
     let (Some(folder), Some(stem)) = (out.parent(), out.file_stem()) else {
         return Err(AotUnavailable::Failed(EngineError::Setup(format!(
             "bad output path {}",

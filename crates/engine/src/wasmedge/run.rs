@@ -49,7 +49,12 @@ pub fn run_command(module: &Module, view: &WasiView) -> Result<i32> {
     // 0 when the module returned from `_start`.
     match outcome {
         Ok(()) => Ok(i32::try_from(wasi.exit_code()).unwrap_or(i32::MAX)),
-        Err(e) if matches!(*e, WasmEdgeError::Core(CoreError::Common(CoreCommonError::Terminated))) => {
+        Err(e)
+            if matches!(
+                *e,
+                WasmEdgeError::Core(CoreError::Common(CoreCommonError::Terminated))
+            ) =>
+        {
             Ok(i32::try_from(wasi.exit_code()).unwrap_or(i32::MAX))
         }
         Err(e) => {
@@ -118,7 +123,9 @@ fn check_initial_memory(module: &Module, max_pages: u32, limit: u64) -> Result<(
 fn wasi_arguments(view: &WasiView) -> Result<(Vec<String>, Vec<String>, Vec<String>)> {
     let no_nul = |what: &str, s: &str| {
         if s.contains('\0') {
-            Err(EngineError::Setup(format!("{what} contains a NUL byte: {s:?}")))
+            Err(EngineError::Setup(format!(
+                "{what} contains a NUL byte: {s:?}"
+            )))
         } else {
             Ok(())
         }

@@ -43,7 +43,9 @@ fn test_module_without_start_is_not_a_command() {
 fn test_unknown_import_is_refused_at_prepare_by_name() {
     let bytes = wat::parse_str(r#"(module (import "env" "nope" (func)) (func (export "_start")))"#)
         .expect("wat");
-    let err = prepare(&engine(None), &bytes).err().expect("unknown import");
+    let err = prepare(&engine(None), &bytes)
+        .err()
+        .expect("unknown import");
     assert!(err.to_string().contains("env::nope"), "{err}");
 }
 
@@ -54,13 +56,20 @@ fn test_command_is_prepared_and_cached_as_native_code() {
     let hash = content_hash(&bytes);
     let engine = engine(Some(root.path()));
     prepare(&engine, &bytes).expect("prepare");
-    let Some(aot) = engine.aot.as_ref().filter(|_| !engine.interpret_only.load(Ordering::Relaxed)) else {
+    let Some(aot) = engine
+        .aot
+        .as_ref()
+        .filter(|_| !engine.interpret_only.load(Ordering::Relaxed))
+    else {
         eprintln!("SKIPPED: this libwasmedge has no AOT compiler");
         return;
     };
     let library = aot.library_path(&hash);
     let digest = std::fs::read_to_string(aot.digest_path(&hash)).expect("digest");
-    assert_eq!(digest, content_hash(&std::fs::read(&library).expect("library")));
+    assert_eq!(
+        digest,
+        content_hash(&std::fs::read(&library).expect("library"))
+    );
 }
 
 #[test]
@@ -70,7 +79,11 @@ fn test_corrupt_or_foreign_cache_entry_is_rebuilt_not_loaded() {
     let hash = content_hash(&bytes);
     let first = engine(Some(root.path()));
     prepare(&first, &bytes).expect("prepare");
-    let Some(aot) = first.aot.as_ref().filter(|_| !first.interpret_only.load(Ordering::Relaxed)) else {
+    let Some(aot) = first
+        .aot
+        .as_ref()
+        .filter(|_| !first.interpret_only.load(Ordering::Relaxed))
+    else {
         eprintln!("SKIPPED: this libwasmedge has no AOT compiler");
         return;
     };

@@ -28,12 +28,7 @@ pub(crate) trait Evaluate: Send {
 
 /// Compiles an OPA Wasm module (with its data and entrypoint; compiled code
 /// cached under the given folder) into an evaluator.
-type CompileWasm = fn(
-    &[u8],
-    &serde_json::Value,
-    &str,
-    &Path,
-) -> Result<Box<dyn Evaluate>, String>;
+type CompileWasm = fn(&[u8], &serde_json::Value, &str, &Path) -> Result<Box<dyn Evaluate>, String>;
 
 /// The Wasm engine OPA Wasm policies run on: the shim's own, so that a
 /// WasmEdge shim carries no second engine. Chosen by the shim binary; each
