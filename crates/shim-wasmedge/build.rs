@@ -1,20 +1,31 @@
-//! Gives `containerd-shim-wasmedge-v1` an rpath to the libwasmedge it was
-//! linked against (`WASMEDGE_LIB_DIR`, else `$WASMEDGE_DIR/lib`), since
-//! containerd starts shims without LD_LIBRARY_PATH. A library installed in
-//! the loader's default paths (/usr/local/lib after `ldconfig`) needs none.
+//! Gives `containerd-shim-wasmedge-v1` an rpath to libwasmedge, since
+//! containerd starts shims without LD_LIBRARY_PATH: `WASMEDGE_RPATH` when
+//! set (e.g. `$ORIGIN/../lib` for a binary shipped with its library), else
+//! the folder it was linked against (`WASMEDGE_LIB_DIR`, else
+//! `$WASMEDGE_DIR/lib64` or `/lib`, as wasmedge-sys searches). A library
+//! in the loader's default paths (/usr/local/lib after `ldconfig`) needs
+//! none.
+
+use std::path::Path;
 
 fn main() {
-    println!("cargo:rerun-if-env-changed=WASMEDGE_DIR");
-    println!("cargo:rerun-if-env-changed=WASMEDGE_LIB_DIR");
+    for var in ["WASMEDGE_DIR", "WASMEDGE_LIB_DIR", "WASMEDGE_RPATH"] {
+        println!("cargo:rerun-if-env-changed={var}");
+    }
     if std::env::var_os("CARGO_FEATURE_WASMEDGE").is_none() {
         return;
     }
-    let lib_dir = std::env::var("WASMEDGE_LIB_DIR").ok().or_else(|| {
-        std::env::var("WASMEDGE_DIR")
-            .ok()
-            .map(|dir| format!("{dir}/lib"))
-    });
-    if let Some(dir) = lib_dir {
-        println!("cargo:rustc-link-arg-bins=-Wl,-rpath,{dir}");
+    let rpath = std::env::var("WASMEDGE_RPATH")
+        .ok()
+        .or_else(|| std::env::var("WASMEDGE_LIB_DIR").ok())
+        .or_else(|| {
+            let dir = std::env::var("WASMEDGE_DIR").ok()?;
+            ["lib64", "lib"]
+                .iter()
+                .map(|lib| format!("{dir}/{lib}"))
+                .find(|lib| Path::new(lib).join("libwasmedge.so").exists())
+        });
+    if let Some(rpath) = rpath {
+        println!("cargo:rustc-link-arg-bins=-Wl,-rpath,{rpath}");
     }
 }

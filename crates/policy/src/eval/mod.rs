@@ -3,6 +3,8 @@
 
 #[cfg(feature = "wasmtime")]
 mod builtins;
+#[cfg(any(feature = "wasmtime", feature = "wasmedge"))]
+mod opa_abi;
 #[cfg(feature = "wasmtime")]
 mod opa_wasm;
 mod rego;

@@ -21,33 +21,12 @@ use edgeshim_engine::cache::ModuleCache;
 use opa_wasm::wasmtime::{self, Engine, Linker, Module, Store};
 use opa_wasm::{DefaultContext, Policy, Runtime};
 
-use super::Evaluate;
 use super::builtins::HOST_BUILTINS;
+use super::{Evaluate, opa_abi};
 
 /// Fuel between two chances to check the clock (roughly as many Wasm
 /// instructions: tens of microseconds).
 const FUEL_PER_YIELD: u64 = 20_000;
-
-/// What every OPA Wasm module exports (ABI 1.x); `opa_eval` (1.2) is
-/// optional.
-const REQUIRED_EXPORTS: &[&str] = &[
-    "opa_wasm_abi_version",
-    "opa_wasm_abi_minor_version",
-    "eval",
-    "builtins",
-    "entrypoints",
-    "opa_eval_ctx_new",
-    "opa_eval_ctx_set_input",
-    "opa_eval_ctx_set_data",
-    "opa_eval_ctx_set_entrypoint",
-    "opa_eval_ctx_get_result",
-    "opa_malloc",
-    "opa_free",
-    "opa_json_parse",
-    "opa_json_dump",
-    "opa_heap_ptr_get",
-    "opa_heap_ptr_set",
-];
 
 pub(crate) struct WasmEvaluator {
     engine: Engine,
@@ -169,19 +148,7 @@ fn run_until<F: Future>(deadline: Instant, future: F) -> Result<F::Output, Timed
 }
 
 fn check_exports(module: &Module) -> Result<(), String> {
-    let missing: Vec<&str> = REQUIRED_EXPORTS
-        .iter()
-        .copied()
-        .filter(|name| module.get_export(name).is_none())
-        .collect();
-    if missing.is_empty() {
-        Ok(())
-    } else {
-        Err(format!(
-            "not an OPA Wasm policy: missing exports {}",
-            missing.join(", ")
-        ))
-    }
+    opa_abi::check_exports(|name| module.get_export(name).is_some())
 }
 
 /// Instantiates the module with inert imports to read its `builtins`
@@ -221,35 +188,11 @@ fn check_builtins(engine: &Engine, module: &Module) -> Result<(), String> {
             .get_memory(&mut store, "memory")
             .or(imported_memory)
             .ok_or_else(|| wasmtime::Error::msg("no memory"))?;
-        let bytes = read_c_string(memory.data(&store), text)?;
+        let bytes =
+            opa_abi::read_c_string(memory.data(&store), text).map_err(wasmtime::Error::msg)?;
         Ok::<_, wasmtime::Error>(serde_json::from_slice(&bytes)?)
     })
     .map_err(|_| "reading the policy's builtins took over 5 s".to_string())?
     .map_err(err)?;
-    let mut missing: Vec<&str> = names
-        .as_object()
-        .map(|o| o.keys().map(String::as_str).collect())
-        .unwrap_or_default();
-    missing.retain(|name| !HOST_BUILTINS.contains(name));
-    missing.sort_unstable();
-    if missing.is_empty() {
-        Ok(())
-    } else {
-        Err(format!(
-            "the policy needs builtins edgeshim does not implement: {}",
-            missing.join(", ")
-        ))
-    }
-}
-
-fn read_c_string(memory: &[u8], address: i32) -> Result<Vec<u8>, wasmtime::Error> {
-    let start = usize::try_from(address).map_err(wasmtime::Error::msg)?;
-    let tail = memory
-        .get(start..)
-        .ok_or_else(|| wasmtime::Error::msg("string address out of memory"))?;
-    let end = tail
-        .iter()
-        .position(|b| *b == 0)
-        .ok_or_else(|| wasmtime::Error::msg("unterminated string"))?;
-    Ok(tail[..end].to_vec())
+    opa_abi::check_builtins(&names, HOST_BUILTINS)
 }
