@@ -5,7 +5,7 @@
 //! the container's: CreateContainer to its one line of output, which the
 //! module prints when its work is done.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use anyhow::{Context, Result};
 use edgeshim_cri::Cri;
@@ -53,7 +53,7 @@ pub fn run(
     cri: &mut Cri,
     handlers: &[String],
     n: usize,
-    cache_dir: &PathBuf,
+    cache_dir: &Path,
     log_root: &Path,
 ) -> Result<Vec<AotResult>> {
     let program = Program::Compute;

@@ -6,8 +6,9 @@
 //! once), `density` (sleeping containers up to a target, memory per step),
 //! `policy` (decision latency in-process, gate cost, a new process's first
 //! decision), `aot` (first start, which compiles, against the second,
-//! which loads the cached native code); `cold --gate enforce,off` is the
-//! policy overhead on a start.
+//! which loads the cached native code), `shim` (the shim alone over its
+//! ttrpc Task API, no containerd); `cold --gate enforce,off` is the policy
+//! overhead on a start.
 //! Each writes a JSON file; `report` turns the files into BENCHMARKS.md's
 //! tables and SVG charts.
 
@@ -21,6 +22,7 @@ mod memory;
 mod pod_run;
 mod policy;
 mod report;
+mod shim_only;
 mod stats;
 mod variant;
 
@@ -118,6 +120,20 @@ enum Command {
         /// The shims' module cache (hack/containerd.sh env prints it)
         #[arg(long, env = "EDGESHIM_CACHE_DIR")]
         cache_dir: PathBuf,
+    },
+    /// The shim alone over its ttrpc Task API, as containerd drives it, without containerd
+    Shim {
+        /// Shim binaries to measure (repeat or comma-separate)
+        #[arg(
+            long = "shim",
+            value_delimiter = ',',
+            default_value = "target/release/containerd-shim-wasmtime-v1"
+        )]
+        shims: Vec<PathBuf>,
+        #[arg(short, default_value_t = 200)]
+        n: usize,
+        #[arg(long, default_value = "benches/results")]
+        out: PathBuf,
     },
     /// Policy decision latency, gate cost and first decision of a new process
     Policy {
@@ -247,6 +263,13 @@ fn main() -> Result<()> {
             let (mut cri, logs) = connect(&target)?;
             let results = aot::run(&mut cri, &target.handlers, n, &cache_dir, logs.path())?;
             report::save(&target.out, "aot", &results)
+        }
+        Command::Shim { shims, n, out } => {
+            let results = shims
+                .iter()
+                .map(|shim| shim_only::run(shim, n))
+                .collect::<Result<Vec<_>>>()?;
+            report::save(&out, "shim-only", &results)
         }
         Command::Policy { n, out } => report::save(&out, "policy", &policy::run(n)?),
         Command::PolicyFirst { policy, cache } => policy::first_in_this_process(&policy, &cache),

@@ -150,6 +150,28 @@ pub fn markdown(results: &Path, charts: &Path, charts_link: &str) -> Result<Stri
         }
         md.push('\n');
     }
+    if let Some(doc) = load(results, "shim-only") {
+        md.push_str(
+            "### Shim only: its ttrpc Task API driven directly, no containerd, \
+             module already prepared, ms\n\n",
+        );
+        md.push_str(&run_line(&doc));
+        md.push_str("| shim | runs | create to output p50 | p99 | create to delete p50 | p99 | first container |\n|---|---|---|---|---|---|---|\n");
+        for r in doc["results"].as_array().into_iter().flatten() {
+            let _ = writeln!(
+                md,
+                "| {} | {} | {:.2} | {:.2} | {:.2} | {:.2} | {:.1} |",
+                r["shim"].as_str().unwrap_or_default(),
+                num(r, &["create_to_output", "n"]),
+                num(r, &["create_to_output", "p50"]),
+                num(r, &["create_to_output", "p99"]),
+                num(r, &["create_to_delete", "p50"]),
+                num(r, &["create_to_delete", "p99"]),
+                num(r, &["first_ms"])
+            );
+        }
+        md.push('\n');
+    }
     if let Some(doc) = load(results, "aot") {
         md.push_str(
             "### Compiled-module cache: first start (compiles) vs second (cached), \

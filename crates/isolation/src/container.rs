@@ -136,8 +136,19 @@ impl IsolatedContainer {
             Err(libcontainer::error::LibcontainerError::IncorrectStatus(
                 libcontainer::container::ContainerStatus::Stopped,
             )) => Err(IsolationError::Finished { id }),
+            // The same race one step later: libcontainer saw it running,
+            // then found its /proc entry gone (the shim reaped it between).
+            Err(_) if !self.process_exists() => Err(IsolationError::Finished { id }),
             other => other.map_err(|e| err(chain(&e))),
         }
+    }
+
+    /// Whether the container's init process is still there (running or a
+    /// zombie not yet reaped).
+    fn process_exists(&self) -> bool {
+        self.container
+            .pid()
+            .is_some_and(|pid| Path::new(&format!("/proc/{pid}")).exists())
     }
 
     /// Kills whatever is left, removes the cgroup and the state folder.

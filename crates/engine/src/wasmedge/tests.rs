@@ -26,16 +26,14 @@ const COMMAND: &str = r#"(module
 
 #[test]
 fn test_invalid_module_is_refused_with_reason() {
-    let err = prepare(&engine(None), b"\0asm\x01\0\0\0\x01\xff")
-        .err()
-        .expect("invalid");
+    let err = prepare(&engine(None), b"\0asm\x01\0\0\0\x01\xff").expect_err("invalid");
     assert!(matches!(err, EngineError::InvalidModule(_)), "{err}");
 }
 
 #[test]
 fn test_module_without_start_is_not_a_command() {
     let bytes = wat::parse_str("(module (func (export \"main\")))").expect("wat");
-    let err = prepare(&engine(None), &bytes).err().expect("no _start");
+    let err = prepare(&engine(None), &bytes).expect_err("no _start");
     assert!(matches!(err, EngineError::NotACommand(_)), "{err}");
 }
 
@@ -43,9 +41,7 @@ fn test_module_without_start_is_not_a_command() {
 fn test_unknown_import_is_refused_at_prepare_by_name() {
     let bytes = wat::parse_str(r#"(module (import "env" "nope" (func)) (func (export "_start")))"#)
         .expect("wat");
-    let err = prepare(&engine(None), &bytes)
-        .err()
-        .expect("unknown import");
+    let err = prepare(&engine(None), &bytes).expect_err("unknown import");
     assert!(err.to_string().contains("env::nope"), "{err}");
 }
 
