@@ -7,7 +7,7 @@
 #   hack/bench.sh cold policy     only these scenarios
 #
 # Sizes (environment): COLD_N (30), BURST_N (20), DENSITY_COUNT (100),
-# DENSITY_STEP (25), POLICY_N (10000), AOT_N (5), HANDLERS (wasmtime,runc,
+# DENSITY_STEP (25), POLICY_N (10000), AOT_N (5), SHIM_N (200), HANDLERS (wasmtime,runc,
 # plus wasmedge where libwasmedge 0.14.1 is installed, see hack/find-wasmedge.sh;
 # any handler configured in containerd can join, e.g. a peer shim).
 set -euo pipefail
@@ -17,11 +17,13 @@ cd "$repo"
 hack/install-deps.sh
 cargo build --release --workspace --locked
 default_handlers=wasmtime,runc
+shims=target/release/containerd-shim-wasmtime-v1
 if wasmedge_dir=$(hack/find-wasmedge.sh); then
   export WASMEDGE_DIR=$wasmedge_dir
   # Built on its own so that its dependencies carry no Wasmtime.
   cargo build --release -p containerd-shim-wasmedge --features wasmedge --locked
   default_handlers=wasmtime,wasmedge,runc
+  shims=$shims,target/release/containerd-shim-wasmedge-v1
 fi
 export EDGESHIM_HOME=${EDGESHIM_BENCH_HOME:-$repo/.edgeshim-bench}
 export EDGESHIM_BIN=$repo/target/release
@@ -36,7 +38,7 @@ handlers=${HANDLERS:-$default_handlers}
 # The Wasm handlers alone (the compiled-module cache means nothing to runc).
 wasm_handlers=$(echo "$handlers" | tr , '\n' | grep -vx runc | paste -sd, -)
 scenarios=("$@")
-[ ${#scenarios[@]} -gt 0 ] || scenarios=(cold sensor gate burst density aot policy)
+[ ${#scenarios[@]} -gt 0 ] || scenarios=(cold sensor gate burst density aot shim policy)
 for scenario in "${scenarios[@]}"; do
   case "$scenario" in
     cold) $bench cold -n "${COLD_N:-30}" --handler "$handlers" ;;
@@ -45,6 +47,7 @@ for scenario in "${scenarios[@]}"; do
     burst) $bench burst -n "${BURST_N:-20}" --handler "$handlers" ;;
     density) $bench density --count "${DENSITY_COUNT:-100}" --step "${DENSITY_STEP:-25}" --handler "$handlers" ;;
     aot) $bench aot -n "${AOT_N:-5}" --handler "$wasm_handlers" ;;
+    shim) $bench shim -n "${SHIM_N:-200}" --shim "$shims" ;;
     policy) $bench policy -n "${POLICY_N:-10000}" ;;
     *) echo "unknown scenario $scenario" >&2; exit 2 ;;
   esac
