@@ -98,6 +98,50 @@ fn test_bench_scenarios_write_well_formed_results_and_a_report() {
     assert_eq!(points.len(), 2);
     assert!(points[1]["pss_kb"].as_u64().is_some_and(|kb| kb > 0));
 
+    let cache_dir = std::env::var("EDGESHIM_CACHE_DIR")
+        .expect("EDGESHIM_CACHE_DIR (hack/containerd.sh env sets it)");
+    bench(
+        &[
+            "aot",
+            "-n",
+            "1",
+            "--handler",
+            handler,
+            "--cache-dir",
+            &cache_dir,
+        ],
+        out,
+    );
+    let aot = results(out, "aot");
+    let aot = &aot["results"][0];
+    assert_eq!(aot["handler"], handler);
+    for key in [
+        "first_start",
+        "second_start",
+        "first_container",
+        "second_container",
+    ] {
+        assert_eq!(aot[key]["n"], 1, "{key}: {aot}");
+        assert!(aot[key]["p50"].as_f64().is_some_and(|ms| ms > 0.0), "{aot}");
+    }
+
+    let shim = workspace_binary(engine().shim_binary);
+    bench(&["shim", "-n", "2", "--shim", &shim.to_string_lossy()], out);
+    let shim_only = results(out, "shim-only");
+    let shim_only = &shim_only["results"][0];
+    assert_eq!(shim_only["shim"], engine().shim_binary);
+    assert_eq!(shim_only["create_to_output"]["n"], 2, "{shim_only}");
+    assert!(shim_only["first_ms"].as_f64().is_some_and(|ms| ms > 0.0));
+    // The shim it started has shut down, with its containers.
+    assert!(
+        !std::fs::read_dir("/proc")
+            .expect("/proc")
+            .flatten()
+            .any(|p| std::fs::read(p.path().join("cmdline"))
+                .is_ok_and(|c| String::from_utf8_lossy(&c).contains("shim-only-"))),
+        "a shim-only shim is still running"
+    );
+
     bench(&["policy", "-n", "50"], out);
     let policy = results(out, "policy");
     assert_eq!(policy["results"].as_array().map(Vec::len), Some(4));
@@ -115,6 +159,8 @@ fn test_bench_scenarios_write_well_formed_results_and_a_report() {
         "### Cold start",
         "### Burst",
         "### Density",
+        "### Compiled-module cache",
+        "### Shim only",
         "### Policy decisions",
     ] {
         assert!(text.contains(heading), "{heading} missing from\n{text}");

@@ -175,7 +175,7 @@ pub fn markdown(results: &Path, charts: &Path, charts_link: &str) -> Result<Stri
     if let Some(doc) = load(results, "aot") {
         md.push_str(
             "### Compiled-module cache: first start (compiles) vs second (cached), \
-             compute module, CreateContainer to output, ms\n\n",
+             compute module, ms\n\n",
         );
         md.push_str(&run_line(&doc));
         md.push_str("| handler | runs | StartContainer first p50 | second p50 | first / second | to output first p50 | second p50 | first / second |\n|---|---|---|---|---|---|---|---|\n");
