@@ -28,6 +28,12 @@ if wasmedge_dir=$(hack/find-wasmedge.sh); then
   cargo build -p containerd-shim-wasmedge --features wasmedge --locked
   cargo test -p edgeshim-engine --no-default-features --features wasmedge --locked
   cargo test -p edgeshim-policy --no-default-features --features wasmedge --locked
+  # A fresh private containerd again: the tests read its decision log and
+  # events by container id, which the first pass used too.
+  hack/containerd.sh stop
+  rm -rf "$EDGESHIM_HOME"
+  hack/containerd.sh start
+  eval "$(hack/containerd.sh env)"
   EDGESHIM_TEST_ENGINE=wasmedge cargo test -p edgeshim-integration --locked -- \
     --test-threads="${EDGESHIM_TEST_THREADS:-4}"
 else
