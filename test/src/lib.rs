@@ -55,7 +55,7 @@ impl TestEngine {
     /// resource limiter), on WasmEdge after the run (0.14.1 has no hook).
     pub fn memory_refusal(&self, limit: u64) -> String {
         if *self == WASMEDGE {
-            format!("container's memory limit of {limit} bytes is refused")
+            format!("is refused: the container's memory limit of {limit} bytes")
         } else {
             format!("memory limit is {limit} bytes")
         }

@@ -15,12 +15,53 @@ use crate::{EngineError, Result, TRAP_EXIT_CODE, WasiView};
 /// Bytes in a Wasm page.
 const PAGE: u64 = 65_536;
 
+/// A container memory limit as linear memory sees it.
+#[derive(Clone, Copy)]
+struct MemoryBudget {
+    /// The container's limit.
+    limit: u64,
+    /// What this process already holds (libwasmedge and its LLVM are about
+    /// 12 MB resident, counted by the same cgroup).
+    runtime: u64,
+}
+
+impl MemoryBudget {
+    /// Linear memory gets what the runtime leaves of the limit, so that a
+    /// module that grows is refused a page rather than OOM-killed.
+    fn linear_bytes(self) -> u64 {
+        self.limit.saturating_sub(self.runtime)
+    }
+
+    fn pages(self) -> u32 {
+        u32::try_from(self.linear_bytes() / PAGE)
+            .unwrap_or(u32::MAX)
+            .min(65_536)
+    }
+}
+
+/// This process's resident bytes (`/proc/self/statm`), 0 if unreadable.
+fn resident_bytes() -> u64 {
+    let pages = std::fs::read_to_string("/proc/self/statm")
+        .ok()
+        .and_then(|s| {
+            s.split_whitespace()
+                .nth(1)
+                .and_then(|p| p.parse::<u64>().ok())
+        })
+        .unwrap_or(0);
+    // SAFETY: sysconf has no preconditions.
+    let page_size = u64::try_from(unsafe { libc::sysconf(libc::_SC_PAGESIZE) }).unwrap_or(4096);
+    pages * page_size
+}
+
 pub fn run_command(module: &Module, view: &WasiView) -> Result<i32> {
-    let max_pages = view
-        .memory_limit
-        .map(|limit| u32::try_from(limit / PAGE).unwrap_or(u32::MAX).min(65_536));
-    if let (Some(pages), Some(limit)) = (max_pages, view.memory_limit) {
-        check_initial_memory(module, pages, limit)?;
+    let budget = view.memory_limit.map(|limit| MemoryBudget {
+        limit,
+        runtime: resident_bytes(),
+    });
+    let max_pages = budget.map(MemoryBudget::pages);
+    if let Some(budget) = budget {
+        check_initial_memory(module, budget)?;
     }
     let config = base_config(max_pages)?;
     let (args, env, preopens) = wasi_arguments(view)?;
@@ -39,8 +80,8 @@ pub fn run_command(module: &Module, view: &WasiView) -> Result<i32> {
         vm.register_module(None, module.clone())
             .map_err(|e| EngineError::Instantiate(e.to_string()))?;
         let outcome = vm.run_func(None, "_start", []).map(|_| ());
-        if let Some(limit) = view.memory_limit {
-            report_memory_near_limit(&vm, limit);
+        if let Some(budget) = budget {
+            report_memory_near_limit(&vm, budget);
         }
         outcome
     };
@@ -70,7 +111,7 @@ pub fn run_command(module: &Module, view: &WasiView) -> Result<i32> {
 /// shim says it instead, after the run: when the module ended within
 /// [`NEAR_LIMIT`] of the limit, a refused grow is the likely reason it
 /// failed.
-fn report_memory_near_limit<T: SyncInst + ?Sized>(vm: &Vm<'_, T>, limit: u64) {
+fn report_memory_near_limit<T: SyncInst + ?Sized>(vm: &Vm<'_, T>, budget: MemoryBudget) {
     let Some(instance) = vm.active_module() else {
         return;
     };
@@ -78,10 +119,13 @@ fn report_memory_near_limit<T: SyncInst + ?Sized>(vm: &Vm<'_, T>, limit: u64) {
         return;
     };
     let used = u64::from(memory.size()) * PAGE;
-    if used + NEAR_LIMIT > limit {
+    let cap = budget.linear_bytes();
+    if used + NEAR_LIMIT > cap {
         eprintln!(
-            "edgeshim: linear memory reached {used} bytes; memory.grow past the \
-             container's memory limit of {limit} bytes is refused"
+            "edgeshim: linear memory reached {used} bytes; memory.grow past {cap} bytes \
+             is refused: the container's memory limit of {} bytes, less {} bytes the \
+             runtime itself holds",
+            budget.limit, budget.runtime
         );
     }
 }
@@ -93,7 +137,7 @@ const NEAR_LIMIT: u64 = 4 << 20;
 /// WasmEdge would quietly shrink a memory whose initial size is over the
 /// page limit (and log an error); refuse it with the reason instead. WASI
 /// commands export their memory, so the exports are where to look.
-fn check_initial_memory(module: &Module, max_pages: u32, limit: u64) -> Result<()> {
+fn check_initial_memory(module: &Module, budget: MemoryBudget) -> Result<()> {
     let initial_pages = module
         .exports()
         .iter()
@@ -103,11 +147,12 @@ fn check_initial_memory(module: &Module, max_pages: u32, limit: u64) -> Result<(
         })
         .max();
     match initial_pages {
-        Some(pages) if pages > max_pages => {
+        Some(pages) if pages > budget.pages() => {
             let needed = u64::from(pages) * PAGE;
+            let limit = budget.limit;
             eprintln!(
                 "edgeshim: the module's initial memory of {needed} bytes is over \
-                 the container's memory limit of {limit} bytes"
+                 what the container's memory limit of {limit} bytes leaves it"
             );
             Err(EngineError::Instantiate(format!(
                 "initial memory {needed} bytes exceeds the memory limit of {limit} bytes"
