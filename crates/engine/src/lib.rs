@@ -20,6 +20,8 @@
 
 pub mod cache;
 mod error;
+#[cfg(test)]
+mod test_modules;
 #[cfg(feature = "wasmedge")]
 mod wasmedge;
 #[cfg(feature = "wasmtime")]

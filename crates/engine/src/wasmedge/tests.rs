@@ -3,6 +3,7 @@
 
 use super::*;
 use crate::cache::content_hash;
+use crate::test_modules::COMMAND;
 
 fn engine(cache: Option<&std::path::Path>) -> WasmEdgeEngine {
     // In process: a test binary cannot serve as the compile helper.
@@ -18,11 +19,6 @@ fn engine(cache: Option<&std::path::Path>) -> WasmEdgeEngine {
 fn prepare(engine: &WasmEdgeEngine, bytes: &[u8]) -> Result<Module> {
     engine.prepare(bytes, &content_hash(bytes))
 }
-
-const COMMAND: &str = r#"(module
-  (import "wasi_snapshot_preview1" "proc_exit" (func $exit (param i32)))
-  (memory (export "memory") 1)
-  (func (export "_start") (call $exit (i32.const 7))))"#;
 
 #[test]
 fn test_invalid_module_is_refused_with_reason() {

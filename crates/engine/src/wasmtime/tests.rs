@@ -3,6 +3,7 @@
 
 use super::*;
 use crate::cache::content_hash;
+use crate::test_modules::COMMAND;
 
 fn prepare(engine: &WasmtimeEngine, bytes: &[u8]) -> Result<InstancePre<ContainerState>> {
     engine.prepare(bytes, &content_hash(bytes))
@@ -14,11 +15,6 @@ fn engine(cache: Option<&std::path::Path>) -> WasmtimeEngine {
     })
     .expect("engine")
 }
-
-const COMMAND: &str = r#"(module
-  (import "wasi_snapshot_preview1" "proc_exit" (func $exit (param i32)))
-  (memory (export "memory") 1)
-  (func (export "_start") (call $exit (i32.const 7))))"#;
 
 #[test]
 fn test_invalid_module_is_refused_with_reason() {
