@@ -20,8 +20,8 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 use containerd_shim_protos::api::{
-    CreateTaskRequest, DeleteRequest, Empty, ForwardRequest, ShutdownRequest, StartRequest,
-    WaitRequest,
+    CreateTaskRequest, DeleteRequest, Empty, ForwardRequest, KillRequest, ShutdownRequest,
+    StartRequest, WaitRequest,
 };
 use containerd_shim_protos::ttrpc::context::Context as TtrpcCall;
 use containerd_shim_protos::ttrpc::{self, TtrpcContext};
@@ -78,22 +78,31 @@ pub fn run(shim: &Path, n: usize) -> Result<ShimOnlyResult> {
         Client::connect(&socket).with_context(|| format!("connecting to the shim at {socket}"))?,
     );
 
-    let progress = crate::progress(n + 1, "shim-only starts");
-    let (first_ms, _) = one_container(&client, &first_id, &first_bundle)?;
-    progress.inc(1);
-    let (mut to_output, mut to_delete) = (Vec::new(), Vec::new());
-    for i in 1..=n {
-        let id = format!("shim-only-{}-{i}", std::process::id());
-        let bundle = bundle(work.path(), &id)?;
-        let (output, deleted) = one_container(&client, &id, &bundle)?;
-        let _ = std::fs::remove_dir_all(&bundle);
-        to_output.push(output);
-        to_delete.push(deleted);
-        progress.inc(1);
+    let mut current = None;
+    let measured = measure(
+        &client,
+        work.path(),
+        &first_id,
+        &first_bundle,
+        n,
+        &mut current,
+    );
+    if measured.is_err()
+        && let Some(id) = current
+    {
+        // The container that failed: kill and delete it so that the shim
+        // can shut down and leaves no process, mount or cgroup behind.
+        let mut kill = KillRequest::new();
+        kill.id = id.clone();
+        kill.signal = libc::SIGKILL as u32;
+        let _ = client.kill(call(), &kill);
+        let mut delete = DeleteRequest::new();
+        delete.id = id;
+        let _ = client.delete(call(), &delete);
     }
-    progress.finish_and_clear();
     let _ = client.shutdown(call(), &ShutdownRequest::new());
     events_server.shutdown();
+    let (first_ms, to_output, to_delete) = measured?;
     Ok(ShimOnlyResult {
         shim: shim
             .file_name()
@@ -107,6 +116,36 @@ pub fn run(shim: &Path, n: usize) -> Result<ShimOnlyResult> {
 
 fn call() -> TtrpcCall {
     ttrpc::context::with_timeout(OUTPUT_LIMIT.as_nanos() as i64)
+}
+
+/// The first container, then `n` more; `current` names the container in
+/// flight, for clean-up when one fails.
+fn measure(
+    client: &TaskClient,
+    work: &Path,
+    first_id: &str,
+    first_bundle: &Path,
+    n: usize,
+    current: &mut Option<String>,
+) -> Result<(f64, Vec<f64>, Vec<f64>)> {
+    let progress = crate::progress(n + 1, "shim-only starts");
+    *current = Some(first_id.to_string());
+    let (first_ms, _) = one_container(client, first_id, first_bundle)?;
+    progress.inc(1);
+    let (mut to_output, mut to_delete) = (Vec::new(), Vec::new());
+    for i in 1..=n {
+        let id = format!("shim-only-{}-{i}", std::process::id());
+        *current = Some(id.clone());
+        let bundle = bundle(work, &id)?;
+        let (output, deleted) = one_container(client, &id, &bundle)?;
+        let _ = std::fs::remove_dir_all(&bundle);
+        to_output.push(output);
+        to_delete.push(deleted);
+        progress.inc(1);
+    }
+    *current = None;
+    progress.finish_and_clear();
+    Ok((first_ms, to_output, to_delete))
 }
 
 /// `<shim> -namespace .. -id .. -address .. start` in the bundle, as

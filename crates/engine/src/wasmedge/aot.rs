@@ -122,7 +122,11 @@ impl AotCache {
         let folder = self.cache.dir();
         let failed = |e: std::io::Error| AotUnavailable::Failed(cache_error(folder, &e));
         std::fs::create_dir_all(folder).map_err(failed)?;
-        let temp = folder.join(format!(".tmp-{}-{hash}", std::process::id()));
+        // Unique per call: two containers of one new module in one shim
+        // may compile it at once, and must not share temp files.
+        static CALLS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        let call = CALLS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let temp = folder.join(format!(".tmp-{}-{call}-{hash}", std::process::id()));
         let temp_wasm = temp.with_extension("wasm");
         let temp_library = temp.with_extension("so");
         let outcome = std::fs::write(&temp_wasm, wasm)
