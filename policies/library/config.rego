@@ -1,6 +1,9 @@
-# config: the settings in data.edgeshim_config must be there and of the
-# right type. A missing or mistyped setting would otherwise switch a check
-# off silently; this family turns every decision into a deny instead.
+# The load check: what is wrong with the settings in data.edgeshim_config.
+# The gate evaluates config_errors once when it loads the policy (policy.toml:
+# check = "edgeshim/config_errors") and refuses a policy whose settings have
+# errors, so that the last good policy keeps serving (or, with none, every
+# container is denied). The decision rules can then read the settings
+# without checking them for every container.
 package edgeshim
 
 config_types := {
@@ -16,7 +19,10 @@ config_types := {
 	"node_data_dir": "string",
 }
 
-deny contains msg if {
+# Settings that name folders, each of which must end in "/".
+folder_settings := {"allowed_mount_prefixes", "system_mount_prefixes"}
+
+config_errors contains msg if {
 	some key, want in config_types
 	not config_has(key, want)
 	msg := concat("", ["config: data.edgeshim_config.", key, " must be set (type ", want, ")"])
@@ -25,7 +31,7 @@ deny contains msg if {
 config_has(key, want) if type_name(data.edgeshim_config[key]) == want
 
 # Lists hold strings only.
-deny contains msg if {
+config_errors contains msg if {
 	some key, want in config_types
 	want == "array"
 	list := data.edgeshim_config[key]
@@ -37,8 +43,26 @@ deny contains msg if {
 
 # A registry entry must end in "/": "registry.factory.local" alone would also
 # admit "registry.factory.local.example.com/...", and "" would admit all.
-deny contains msg if {
-	some r in allowed_registries
+config_errors contains msg if {
+	some r in data.edgeshim_config.allowed_registries
+	is_string(r)
 	not endswith(r, "/")
 	msg := concat("", ["config: allowed_registries entry ", quote(r), " must end in \"/\""])
+}
+
+# A folder must end in "/": "/var/lib/edgeshim-data" alone would also cover
+# "/var/lib/edgeshim-data-old".
+config_errors contains msg if {
+	some key in folder_settings
+	some dir in data.edgeshim_config[key]
+	is_string(dir)
+	not endswith(dir, "/")
+	msg := concat("", ["config: ", key, " entry ", quote(dir), " must end in \"/\""])
+}
+
+config_errors contains msg if {
+	dir := data.edgeshim_config.node_data_dir
+	is_string(dir)
+	not endswith(dir, "/")
+	msg := concat("", ["config: node_data_dir ", quote(dir), " must end in \"/\""])
 }

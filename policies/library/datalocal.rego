@@ -8,26 +8,28 @@ package edgeshim
 data_local if {
 	workload
 	input.pod != null
-	some ns in data_local_namespaces
+	some ns in data.edgeshim_config.data_local_namespaces
 	ns == input.pod.namespace
 }
 
 deny contains msg if {
 	data_local
-	input.container.annotations[egress_annotation] == "true"
+	annotation := data.edgeshim_config.egress_annotation
+	input.container.annotations[annotation] == "true"
 	msg := concat("", [
 		"data-local: namespace ", quote(input.pod.namespace),
-		" is data-local, so annotation ", quote(egress_annotation), " may not be \"true\"",
+		" is data-local, so annotation ", quote(annotation), " may not be \"true\"",
 	])
 }
 
 deny contains msg if {
 	data_local
 	some src in bind_sources
-	not under_any(src, node_data_dirs)
-	not under_any(src, system_mount_prefixes)
+	node_data := data.edgeshim_config.node_data_dir
+	not under_any(src, [node_data])
+	not under_any(src, data.edgeshim_config.system_mount_prefixes)
 	msg := concat("", [
 		"data-local: bind mount source ", quote(src), " is outside the node data directory ",
-		quote(concat("", node_data_dirs)), " (namespace ", quote(input.pod.namespace), ")",
+		quote(node_data), " (namespace ", quote(input.pod.namespace), ")",
 	])
 }

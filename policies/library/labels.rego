@@ -5,9 +5,8 @@ package edgeshim
 
 deny contains msg if {
 	workload
-	some key in required_annotations
-	not annotated(key)
+	annotations := object.get(input.container, "annotations", {})
+	some key in data.edgeshim_config.required_annotations
+	not key in object.keys(annotations)
 	msg := concat("", ["labels: required annotation ", quote(key), " is missing"])
 }
-
-annotated(key) if _ = input.container.annotations[key]

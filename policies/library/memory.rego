@@ -12,10 +12,11 @@ deny contains msg if {
 	workload
 	limit := input.container.resources.memory_limit
 	is_number(limit)
-	limit > max_memory_bytes
+	max := data.edgeshim_config.max_memory_bytes
+	limit > max
 	msg := concat("", [
 		"memory: limit of ", format_int(limit, 10),
-		" bytes is over the maximum of ", format_int(max_memory_bytes, 10), " bytes",
+		" bytes is over the maximum of ", format_int(max, 10), " bytes",
 	])
 }
 

@@ -4,11 +4,10 @@ package edgeshim
 
 deny contains msg if {
 	input.container.host_network == true
-	not host_network_allowed
+	annotation := data.edgeshim_config.host_network_annotation
+	not input.container.annotations[annotation] == "allowed"
 	msg := concat("", [
 		"host-network: the node's network needs annotation ",
-		quote(host_network_annotation), " set to \"allowed\"",
+		quote(annotation), " set to \"allowed\"",
 	])
 }
-
-host_network_allowed if input.container.annotations[host_network_annotation] == "allowed"

@@ -11,11 +11,11 @@ deny contains msg if {
 deny contains msg if {
 	image := input.container.image
 	image != ""
-	not allowed_image(image)
+	not image_allowed
 	msg := concat("", ["registry: image ", quote(image), " is not from an allowed registry"])
 }
 
-allowed_image(image) if {
-	some registry in allowed_registries
-	startswith(image, registry)
+image_allowed if {
+	some registry in data.edgeshim_config.allowed_registries
+	startswith(input.container.image, registry)
 }

@@ -15,9 +15,10 @@ deny contains msg if {
 	input.container.kind == "wasm"
 	size := input.container.module.size
 	is_number(size)
-	size > max_module_bytes
+	max := data.edgeshim_config.max_module_bytes
+	size > max
 	msg := concat("", [
 		"module-size: module of ", format_int(size, 10),
-		" bytes is over the maximum of ", format_int(max_module_bytes, 10), " bytes",
+		" bytes is over the maximum of ", format_int(max, 10), " bytes",
 	])
 }

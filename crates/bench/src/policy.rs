@@ -8,12 +8,15 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
-use edgeshim_policy::{DecisionInput, Gate, LoadedPolicy, PolicyGate};
+use edgeshim_policy::{DecisionInput, Gate, LoadedPolicy, PolicyGate, WasmHost};
 use serde::Serialize;
 
 use crate::stats::{Summary, summarize};
 
 const ENTRYPOINT: &str = "edgeshim/decision";
+/// The library's load check (its settings), run once per load as the shim
+/// does with `check = "edgeshim/config_errors"`.
+const CHECK: &str = "edgeshim/config_errors";
 const BUDGET: Duration = Duration::from_millis(50);
 
 #[derive(Debug, Serialize)]
@@ -78,7 +81,7 @@ pub fn run(n: usize) -> Result<Vec<PolicyResult>> {
     let mut results = Vec::new();
 
     let library = repo().join("policies/library");
-    let mut rego = LoadedPolicy::load(&library, ENTRYPOINT, &cache).map_err(anyhow::Error::msg)?;
+    let mut rego = load_library(&library, &cache)?;
     results.push(PolicyResult {
         what: "example library, in-process decision".into(),
         format: rego.format.to_string(),
@@ -110,7 +113,7 @@ fn gate_overhead(work: &Path, library: &Path, n: usize) -> Result<PolicyResult> 
     std::fs::write(
         &config,
         format!(
-            "policy = \"{}\"\ncache_dir = \"{}\"\n[decision_log]\npath = \"{}\"\n",
+            "policy = \"{}\"\ncheck = \"{CHECK}\"\ncache_dir = \"{}\"\n[decision_log]\npath = \"{}\"\n",
             library.display(),
             work.join("cache").display(),
             work.join("decisions.log").display()
@@ -136,8 +139,21 @@ fn gate_overhead(work: &Path, library: &Path, n: usize) -> Result<PolicyResult> 
     })
 }
 
-/// A new process (as a new shim is): load the cached compiled policy and
-/// make one decision; timed inside that process.
+/// The example library as the shim loads it: compiled (or read from the
+/// cache) and its settings checked.
+fn load_library(library: &Path, cache: &Path) -> Result<LoadedPolicy> {
+    LoadedPolicy::load_checked(
+        WasmHost::for_this_build(),
+        library,
+        ENTRYPOINT,
+        Some(CHECK),
+        cache,
+    )
+    .map_err(anyhow::Error::msg)
+}
+
+/// A new process (as a new shim is): load the cached compiled policy, run
+/// its load check and make one decision; timed inside that process.
 fn first_decision(library: &Path, cache: &Path, runs: usize) -> Result<PolicyResult> {
     let me = std::env::current_exe()?;
     let mut samples = Vec::new();
@@ -156,7 +172,7 @@ fn first_decision(library: &Path, cache: &Path, runs: usize) -> Result<PolicyRes
         samples.push(micros);
     }
     Ok(PolicyResult {
-        what: "new process: load cached compiled policy + first decision".into(),
+        what: "new process: load cached compiled policy + load check + first decision".into(),
         format: "rego (rvm)".into(),
         decisions: runs,
         latency_us: summarize(&samples),
@@ -167,7 +183,7 @@ fn first_decision(library: &Path, cache: &Path, runs: usize) -> Result<PolicyRes
 pub fn first_in_this_process(policy: &Path, cache: &Path) -> Result<()> {
     let input = serde_json::to_value(example()?)?;
     let start = Instant::now();
-    let mut loaded = LoadedPolicy::load(policy, ENTRYPOINT, cache).map_err(anyhow::Error::msg)?;
+    let mut loaded = load_library(policy, cache)?;
     loaded
         .decide(&input, BUDGET)
         .0

@@ -48,6 +48,11 @@ pub struct PolicyConfig {
     /// The OPA entrypoint (`package/rule`) whose value is the decision.
     #[serde(default = "default_entrypoint")]
     pub entrypoint: String,
+    /// An entrypoint evaluated once whenever the policy is loaded, with an
+    /// empty input; its value is a set of problems (the example library's
+    /// `edgeshim/config_errors` checks its settings). A policy with any is
+    /// refused like one that does not compile. None: no check.
+    pub check: Option<String>,
     /// Wall-clock budget of one evaluation, in milliseconds.
     #[serde(default = "default_budget_ms")]
     pub budget_ms: u64,
@@ -175,6 +180,7 @@ mod tests {
             fail = "open"
             policy = "/p"
             entrypoint = "a/b"
+            check = "a/c"
             budget_ms = 7
             max_input_bytes = 1000
             cache_dir = "/c"
@@ -186,6 +192,7 @@ mod tests {
         let config = PolicyConfig::parse(text, Path::new("/")).expect("ok");
         assert_eq!(config.mode, Mode::Audit);
         assert_eq!(config.fail, FailMode::Open);
+        assert_eq!(config.check.as_deref(), Some("a/c"));
         assert_eq!(config.budget_ms, 7);
         assert_eq!(config.max_input_bytes, 1000);
         assert_eq!(config.cache_dir(), PathBuf::from("/c"));

@@ -50,6 +50,30 @@ pub fn read_output(value: &serde_json::Value) -> Result<(bool, Vec<String>), Str
     Ok((allow, reasons))
 }
 
+/// Reads a load check's value: a set (or list) of problems, each a string;
+/// empty when the policy is fit to serve. Result sets are unwrapped as in
+/// [`read_output`].
+pub fn read_check_output(value: &serde_json::Value) -> Result<Vec<String>, String> {
+    let value = match value {
+        serde_json::Value::Array(results)
+            if results.len() == 1 && results[0].get("result").is_some() =>
+        {
+            &results[0]["result"]
+        }
+        other => other,
+    };
+    let items = value
+        .as_array()
+        .ok_or_else(|| format!("the check is not a set of problems: {}", clip(value)))?;
+    Ok(items
+        .iter()
+        .map(|item| match item {
+            serde_json::Value::String(text) => text.clone(),
+            other => other.to_string(),
+        })
+        .collect())
+}
+
 /// A value's JSON, cut short for an error message.
 fn clip(value: &serde_json::Value) -> String {
     let mut text = value.to_string();
@@ -68,6 +92,21 @@ fn clip(value: &serde_json::Value) -> String {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn test_check_outputs_are_read_as_problem_lists() {
+        assert_eq!(read_check_output(&json!([])), Ok(vec![]));
+        assert_eq!(
+            read_check_output(&json!([{"result": ["config: x"]}])),
+            Ok(vec!["config: x".to_string()])
+        );
+        assert_eq!(
+            read_check_output(&json!(["a", 1])),
+            Ok(vec!["a".to_string(), "1".to_string()])
+        );
+        let err = read_check_output(&json!({"allow": true})).expect_err("not a set");
+        assert!(err.contains("not a set of problems"), "{err}");
+    }
 
     #[test]
     fn test_plain_and_result_set_outputs_are_read() {

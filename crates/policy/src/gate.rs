@@ -130,10 +130,11 @@ impl GateState {
                 config_path.display()
             ));
         };
-        match LoadedPolicy::load_with(
+        match LoadedPolicy::load_checked(
             wasm_host,
             &policy_path,
             &config.entrypoint,
+            config.check.as_deref(),
             &config.cache_dir(),
         ) {
             Ok(policy) => {

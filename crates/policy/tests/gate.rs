@@ -179,6 +179,101 @@ fn test_missing_entrypoint_is_named() {
     );
 }
 
+/// A policy whose load check (`problems`) finds a problem when its data says
+/// `"bad": true`.
+const CHECKED: &str = r#"package edgeshim
+decision := {"allow": true, "reasons": set()}
+problems contains "config: bad is set" if data.bad == true
+"#;
+
+#[test]
+fn test_load_check_refuses_a_policy_with_problems_and_names_them() {
+    let setup = Setup::new("check = \"edgeshim/problems\"", Some(CHECKED));
+    std::fs::write(setup.path("policy/data.json"), r#"{"bad": true}"#).expect("data");
+    let decision = setup.gate().decide(&input(ContainerKind::Wasm));
+    assert!(!decision.allow, "{decision:?}");
+    assert!(
+        decision.reasons[0].contains("no policy loaded")
+            && decision.reasons[0].contains("edgeshim/problems")
+            && decision.reasons[0].contains("config: bad is set"),
+        "{decision:?}"
+    );
+    let logged = setup.log_lines();
+    assert_eq!(logged.len(), 1, "{logged:?}");
+    assert_eq!(logged[0]["decision"], "deny");
+}
+
+#[test]
+fn test_load_check_failing_on_reload_keeps_the_last_good_policy() {
+    let setup = Setup::new("check = \"edgeshim/problems\"", Some(CHECKED));
+    std::fs::write(setup.path("policy/data.json"), r#"{"bad": false}"#).expect("data");
+    let gate = setup.gate();
+    let wasm = input(ContainerKind::Wasm);
+    let good = gate.decide(&wasm);
+    assert!(good.allow, "{good:?}");
+
+    // Data that fails the check: refused, the last good one keeps serving.
+    let staged = setup.path("staged.json");
+    std::fs::write(&staged, r#"{"bad": true}"#).expect("data");
+    std::fs::rename(&staged, setup.path("policy/data.json")).expect("rename");
+    let seen_after = Instant::now() + 2 * edgeshim_policy::RECHECK_EVERY;
+    while Instant::now() < seen_after {
+        let decision = gate.decide(&wasm);
+        assert!(decision.allow, "{decision:?}");
+        assert_eq!(decision.revision, good.revision);
+    }
+
+    // A policy that passes its check again is taken up.
+    std::fs::write(setup.path("policy/data.json"), r#"{"bad": false}"#).expect("data");
+    setup.write_policy(&format!(
+        "{CHECKED}deny_native if input.container.kind == \"native\"\n"
+    ));
+    await_decision(&gate, &wasm, |d| d.revision != good.revision);
+    assert!(gate.decide(&wasm).allow);
+}
+
+#[test]
+fn test_the_example_library_passes_its_own_load_check_and_refuses_bad_settings() {
+    let library = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../policies/library");
+    let cache = tempfile::tempdir().expect("tempdir");
+    let load = |dir: &Path| {
+        edgeshim_policy::LoadedPolicy::load_checked(
+            edgeshim_policy::WasmHost::for_this_build(),
+            dir,
+            "edgeshim/decision",
+            Some("edgeshim/config_errors"),
+            cache.path(),
+        )
+    };
+    load(&library).expect("the shipped settings pass");
+
+    let copy = tempfile::tempdir().expect("tempdir");
+    for entry in std::fs::read_dir(&library).expect("library") {
+        let path = entry.expect("entry").path();
+        std::fs::copy(&path, copy.path().join(path.file_name().expect("name"))).expect("copy");
+    }
+    let mut data: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(library.join("data.json")).expect("data"))
+            .expect("json");
+    let config = &mut data["edgeshim_config"];
+    config["allowed_mount_prefixes"] = serde_json::json!(["/srv/data", 7]);
+    config
+        .as_object_mut()
+        .expect("object")
+        .remove("max_memory_bytes");
+    config["allowed_registries"] = serde_json::json!(["registry.factory.local"]);
+    std::fs::write(copy.path().join("data.json"), data.to_string()).expect("write");
+    let err = load(copy.path()).expect_err("bad settings are refused");
+    for problem in [
+        "config: data.edgeshim_config.max_memory_bytes must be set (type number)",
+        "config: data.edgeshim_config.allowed_mount_prefixes must hold only strings",
+        "config: allowed_mount_prefixes entry \"/srv/data\" must end in \"/\"",
+        "config: allowed_registries entry \"registry.factory.local\" must end in \"/\"",
+    ] {
+        assert!(err.contains(problem), "{problem} not in: {err}");
+    }
+}
+
 #[test]
 fn test_hot_reload_flips_the_decision_and_a_broken_policy_keeps_the_last_good() {
     let setup = Setup::new("", Some(WASM_ONLY));

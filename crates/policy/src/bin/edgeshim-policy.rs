@@ -16,7 +16,7 @@ use anyhow::{Context, Result, bail};
 use clap::{Parser, Subcommand, ValueEnum};
 use edgeshim_bundle::Bundle;
 use edgeshim_policy::config::DEFAULT_ENTRYPOINT;
-use edgeshim_policy::{Action, DecisionInput, LoadedPolicy};
+use edgeshim_policy::{Action, DecisionInput, LoadedPolicy, WasmHost};
 
 #[derive(Parser)]
 #[command(
@@ -44,6 +44,10 @@ enum Command {
         /// The entrypoint whose value is the decision
         #[arg(long, default_value = DEFAULT_ENTRYPOINT)]
         entrypoint: String,
+        /// An entrypoint evaluated once at load (the config's `check`): a
+        /// policy whose value there is a non-empty set of problems is refused
+        #[arg(long)]
+        check: Option<String>,
         /// Evaluation budget in milliseconds
         #[arg(long, default_value_t = 50)]
         budget_ms: u64,
@@ -83,11 +87,18 @@ fn run(cli: Cli) -> Result<()> {
             input,
             inputs,
             entrypoint,
+            check,
             budget_ms,
             cache_dir,
         } => {
-            let mut loaded =
-                LoadedPolicy::load(&policy, &entrypoint, &cache_dir).map_err(anyhow::Error::msg)?;
+            let mut loaded = LoadedPolicy::load_checked(
+                WasmHost::for_this_build(),
+                &policy,
+                &entrypoint,
+                check.as_deref(),
+                &cache_dir,
+            )
+            .map_err(anyhow::Error::msg)?;
             let budget = Duration::from_millis(budget_ms);
             match (input, inputs) {
                 (Some(input), None) => eval_one(&mut loaded, &input, budget),

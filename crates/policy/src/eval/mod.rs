@@ -16,8 +16,12 @@ use std::time::{Duration, Instant};
 
 use edgeshim_engine::cache::ModuleCache;
 
-use crate::decision::read_output;
+use crate::decision::{read_check_output, read_output};
 use crate::source::{PolicyCode, PolicySource};
+
+/// Budget of a load check (once per policy load, so more generous than a
+/// decision's).
+const CHECK_BUDGET: Duration = Duration::from_secs(1);
 
 /// Runs one evaluation within `budget` (wall clock).
 pub(crate) trait Evaluate: Send {
@@ -141,9 +145,40 @@ impl LoadedPolicy {
         entrypoint: &str,
         cache_dir: &Path,
     ) -> Result<Self, String> {
+        Self::load_checked(wasm_host, path, entrypoint, None, cache_dir)
+    }
+
+    /// As [`Self::load_with`], and when `check` names an entrypoint, it is
+    /// evaluated once here, with an empty input: its value is the set of
+    /// problems the policy finds in itself (its data, typically), and a
+    /// policy with any is refused with them. This is where work that does
+    /// not depend on the container belongs: done once per policy, not once
+    /// per decision.
+    pub fn load_checked(
+        wasm_host: WasmHost,
+        path: &Path,
+        entrypoint: &str,
+        check: Option<&str>,
+        cache_dir: &Path,
+    ) -> Result<Self, String> {
         let source = PolicySource::load(path)?;
-        Self::compile(wasm_host, &source, entrypoint, cache_dir)
-            .map_err(|e| format!("policy {}: {e}", path.display()))
+        let in_policy = |e: String| format!("policy {}: {e}", path.display());
+        if let Some(check) = check {
+            let mut checker =
+                Self::compile(wasm_host, &source, check, cache_dir).map_err(in_policy)?;
+            let problems = checker
+                .evaluator
+                .evaluate(&serde_json::json!({}), CHECK_BUDGET)
+                .and_then(|value| read_check_output(&value))
+                .map_err(|e| in_policy(format!("check {check}: {e}")))?;
+            if !problems.is_empty() {
+                return Err(in_policy(format!(
+                    "check {check} refused it: {}",
+                    problems.join("; ")
+                )));
+            }
+        }
+        Self::compile(wasm_host, &source, entrypoint, cache_dir).map_err(in_policy)
     }
 
     fn compile(
