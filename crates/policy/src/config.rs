@@ -128,6 +128,11 @@ impl PolicyConfig {
         {
             config.policy = Some(base.join(policy));
         }
+        if let Some(cache) = &config.cache_dir
+            && cache.is_relative()
+        {
+            config.cache_dir = Some(base.join(cache));
+        }
         if config.decision_log.path.is_relative() {
             config.decision_log.path = base.join(&config.decision_log.path);
         }
@@ -166,6 +171,8 @@ mod tests {
         assert_eq!(config.mode, Mode::Enforce);
         assert_eq!(config.fail, FailMode::Closed);
         assert_eq!(config.policy, Some(PathBuf::from("/etc/x/p.rego")));
+        let relative = PolicyConfig::parse("cache_dir = \"c\"", Path::new("/etc/x")).expect("ok");
+        assert_eq!(relative.cache_dir(), PathBuf::from("/etc/x/c"));
         assert_eq!(config.entrypoint, "edgeshim/decision");
         assert_eq!(
             config.decision_log.path,
