@@ -7,6 +7,8 @@
 #   EDGESHIM_BIN    folder holding containerd-shim-*-v1 (default: target/debug)
 #   EDGESHIM_POLICY the Rego policy folder copied in at start (default:
 #                   test/policy, the suite's allow-unless-marked policy)
+#   EDGESHIM_POLICY_CHECK  the policy's load-check entrypoint, if any (e.g.
+#                   edgeshim/config_errors with EDGESHIM_POLICY=policies/library)
 set -euo pipefail
 
 repo=$(cd "$(dirname "$0")/.." && pwd)
@@ -29,6 +31,7 @@ write_policy_config() {
 mode = "enforce"
 fail = "closed"
 policy = "rego"
+${EDGESHIM_POLICY_CHECK:+check = \"$EDGESHIM_POLICY_CHECK\"}
 cache_dir = "$home/cache/policy"
 [decision_log]
 path = "$home/decisions.log"
