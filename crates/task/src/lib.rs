@@ -16,6 +16,7 @@ pub mod container;
 pub mod error;
 pub mod events;
 mod exits;
+mod logging;
 mod oom;
 mod rootfs;
 pub mod service;

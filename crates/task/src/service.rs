@@ -62,7 +62,13 @@ fn grouping(id: &str) -> String {
 impl<E: Engine> Shim for EdgeShim<E> {
     type T = TaskService<E>;
 
-    fn new(_runtime_id: &str, args: &Flags, _config: &mut Config) -> Self {
+    fn new(_runtime_id: &str, args: &Flags, config: &mut Config) -> Self {
+        // The server (no action) logs through edgeshim's own logger:
+        // one write a line, other crates at warn (see logging.rs).
+        if args.action.is_empty() {
+            config.no_setup_logger = true;
+            crate::logging::init(args.debug, &config.default_log_level);
+        }
         Self {
             exit: Arc::new(ExitSignal::default()),
             namespace: args.namespace.clone(),
