@@ -3,8 +3,9 @@
 //!
 //! Owns: the decision contract ([`DecisionInput`] in, built from the bundle
 //! crate's view; [`Decision`] out), reading policies in OPA's formats (Rego
-//! source on `regorus`, OPA-compiled Wasm on `opa-wasm`), the gate's config,
-//! hot reload, fail modes, and the decision log.
+//! source on `regorus`, OPA-compiled Wasm on `opa-wasm`), a policy's load
+//! check (its data-only work, done once per load), the gate's config, hot
+//! reload, fail modes, and the decision log.
 //!
 //! Leaves out: any effect on containers (a gate only answers; the task
 //! service refuses the request), and the network: nothing here ever needs
