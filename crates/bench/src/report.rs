@@ -133,88 +133,134 @@ pub fn markdown(results: &Path, charts: &Path, charts_link: &str) -> Result<Stri
         }
     }
     if let Some(doc) = load(results, "burst") {
-        md.push_str("### Burst: pods started at once, ms\n\n");
-        md.push_str(&run_line(&doc));
-        md.push_str("| variant | pods | all produced output | per pod p50 | per pod p99 | failures |\n|---|---|---|---|---|---|\n");
-        for r in doc["results"].as_array().into_iter().flatten() {
-            let _ = writeln!(
-                md,
-                "| {} | {} | {:.0} | {:.0} | {:.0} | {} |",
-                r["variant"].as_str().unwrap_or_default(),
-                r["pods"],
-                num(r, &["all_done_ms"]),
-                num(r, &["per_pod", "p50"]),
-                num(r, &["per_pod", "p99"]),
-                r["failures"]
-            );
-        }
-        md.push('\n');
+        table_section(
+            &mut md,
+            &doc,
+            "Burst: pods started at once, ms",
+            &[
+                "variant",
+                "pods",
+                "all produced output",
+                "per pod p50",
+                "per pod p99",
+                "failures",
+            ],
+            |r| {
+                format!(
+                    "{} | {} | {:.0} | {:.0} | {:.0} | {}",
+                    r["variant"].as_str().unwrap_or_default(),
+                    r["pods"],
+                    num(r, &["all_done_ms"]),
+                    num(r, &["per_pod", "p50"]),
+                    num(r, &["per_pod", "p99"]),
+                    r["failures"]
+                )
+            },
+        );
     }
     if let Some(doc) = load(results, "shim-only") {
-        md.push_str(
-            "### Shim only: its ttrpc Task API driven directly, no containerd, \
-             module already prepared, ms\n\n",
+        table_section(
+            &mut md,
+            &doc,
+            "Shim only: its ttrpc Task API driven directly, no containerd, \
+             module already prepared, ms",
+            &[
+                "shim",
+                "runs",
+                "create to output p50",
+                "p99",
+                "create to delete p50",
+                "p99",
+                "first container",
+            ],
+            |r| {
+                format!(
+                    "{} | {} | {:.2} | {:.2} | {:.2} | {:.2} | {:.1}",
+                    r["shim"].as_str().unwrap_or_default(),
+                    num(r, &["create_to_output", "n"]),
+                    num(r, &["create_to_output", "p50"]),
+                    num(r, &["create_to_output", "p99"]),
+                    num(r, &["create_to_delete", "p50"]),
+                    num(r, &["create_to_delete", "p99"]),
+                    num(r, &["first_ms"])
+                )
+            },
         );
-        md.push_str(&run_line(&doc));
-        md.push_str("| shim | runs | create to output p50 | p99 | create to delete p50 | p99 | first container |\n|---|---|---|---|---|---|---|\n");
-        for r in doc["results"].as_array().into_iter().flatten() {
-            let _ = writeln!(
-                md,
-                "| {} | {} | {:.2} | {:.2} | {:.2} | {:.2} | {:.1} |",
-                r["shim"].as_str().unwrap_or_default(),
-                num(r, &["create_to_output", "n"]),
-                num(r, &["create_to_output", "p50"]),
-                num(r, &["create_to_output", "p99"]),
-                num(r, &["create_to_delete", "p50"]),
-                num(r, &["create_to_delete", "p99"]),
-                num(r, &["first_ms"])
-            );
-        }
-        md.push('\n');
     }
     if let Some(doc) = load(results, "aot") {
-        md.push_str(
-            "### Compiled-module cache: first start (compiles) vs second (cached), \
-             compute module, ms\n\n",
+        table_section(
+            &mut md,
+            &doc,
+            "Compiled-module cache: first start (compiles) vs second (cached), \
+             compute module, ms",
+            &[
+                "handler",
+                "runs",
+                "StartContainer first p50",
+                "second p50",
+                "first / second",
+                "to output first p50",
+                "second p50",
+                "first / second",
+            ],
+            |r| {
+                format!(
+                    "{} | {} | {:.1} | {:.1} | {:.1}x | {:.1} | {:.1} | {:.1}x",
+                    r["handler"].as_str().unwrap_or_default(),
+                    num(r, &["first_container", "n"]),
+                    num(r, &["first_start", "p50"]),
+                    num(r, &["second_start", "p50"]),
+                    num(r, &["start_speedup_p50"]),
+                    num(r, &["first_container", "p50"]),
+                    num(r, &["second_container", "p50"]),
+                    num(r, &["speedup_p50"])
+                )
+            },
         );
-        md.push_str(&run_line(&doc));
-        md.push_str("| handler | runs | StartContainer first p50 | second p50 | first / second | to output first p50 | second p50 | first / second |\n|---|---|---|---|---|---|---|---|\n");
-        for r in doc["results"].as_array().into_iter().flatten() {
-            let _ = writeln!(
-                md,
-                "| {} | {} | {:.1} | {:.1} | {:.1}x | {:.1} | {:.1} | {:.1}x |",
-                r["handler"].as_str().unwrap_or_default(),
-                num(r, &["first_container", "n"]),
-                num(r, &["first_start", "p50"]),
-                num(r, &["second_start", "p50"]),
-                num(r, &["start_speedup_p50"]),
-                num(r, &["first_container", "p50"]),
-                num(r, &["second_container", "p50"]),
-                num(r, &["speedup_p50"])
-            );
-        }
-        md.push('\n');
     }
     density_markdown(results, charts, charts_link, &mut md)?;
     if let Some(doc) = load(results, "policy") {
-        md.push_str("### Policy decisions, µs\n\n");
-        md.push_str(&run_line(&doc));
-        md.push_str("| what | format | n | p50 | p99 | max |\n|---|---|---|---|---|---|\n");
-        for r in doc["results"].as_array().into_iter().flatten() {
-            let _ = writeln!(
-                md,
-                "| {} | {} | {} | {:.1} | {:.1} | {:.1} |",
-                r["what"].as_str().unwrap_or_default(),
-                r["format"].as_str().unwrap_or_default(),
-                r["decisions"],
-                num(r, &["latency_us", "p50"]),
-                num(r, &["latency_us", "p99"]),
-                num(r, &["latency_us", "max"])
-            );
-        }
-        md.push('\n');
+        table_section(
+            &mut md,
+            &doc,
+            "Policy decisions, µs",
+            &["what", "format", "n", "p50", "p99", "max"],
+            |r| {
+                format!(
+                    "{} | {} | {} | {:.1} | {:.1} | {:.1}",
+                    r["what"].as_str().unwrap_or_default(),
+                    r["format"].as_str().unwrap_or_default(),
+                    r["decisions"],
+                    num(r, &["latency_us", "p50"]),
+                    num(r, &["latency_us", "p99"]),
+                    num(r, &["latency_us", "max"])
+                )
+            },
+        );
     }
     Ok(md)
+}
+
+/// One scenario's table: its heading, the run line, the column header,
+/// then `row`'s cells (without the outer `|`) for each result.
+fn table_section(
+    md: &mut String,
+    doc: &serde_json::Value,
+    heading: &str,
+    columns: &[&str],
+    row: impl Fn(&serde_json::Value) -> String,
+) {
+    let _ = write!(md, "### {heading}\n\n{}", run_line(doc));
+    let _ = writeln!(
+        md,
+        "| {} |\n|{}",
+        columns.join(" | "),
+        "---|".repeat(columns.len())
+    );
+    for r in doc["results"].as_array().into_iter().flatten() {
+        let _ = writeln!(md, "| {} |", row(r));
+    }
+    md.push('\n');
 }
 
 fn cold_table(
