@@ -10,12 +10,13 @@ config_types := {
 	"allowed_registries": "array",
 	"required_annotations": "array",
 	"max_memory_bytes": "number",
-	"host_network_annotation": "string",
+	"host_network_namespaces": "array",
+	"host_network_pods": "array",
 	"max_module_bytes": "number",
 	"allowed_mount_prefixes": "array",
 	"system_mount_prefixes": "array",
 	"data_local_namespaces": "array",
-	"egress_annotation": "string",
+	"data_local_pods": "array",
 	"node_data_dir": "string",
 }
 
@@ -58,6 +59,25 @@ config_errors contains msg if {
 	is_string(dir)
 	not endswith(dir, "/")
 	msg := concat("", ["config: ", key, " entry ", quote(dir), " must end in \"/\""])
+}
+
+# Pods are named "namespace/name", as pod_ref makes them: one "/", both parts
+# non-empty.
+pod_list_settings := {"host_network_pods", "data_local_pods"}
+
+config_errors contains msg if {
+	some key in pod_list_settings
+	some pod in data.edgeshim_config[key]
+	is_string(pod)
+	not pod_name_valid(pod)
+	msg := concat("", ["config: ", key, " entry ", quote(pod), " must be \"namespace/name\""])
+}
+
+pod_name_valid(pod) if {
+	parts := split(pod, "/")
+	count(parts) == 2
+	parts[0] != ""
+	parts[1] != ""
 }
 
 config_errors contains msg if {

@@ -1,24 +1,33 @@
-# R8 data-local: a workload (wasm, native) in a pod whose namespace is listed
-# in data_local_namespaces (operators sync the namespaces labelled data-local
-# into data) must keep its data on the node: it may not ask for egress
-# (egress_annotation "true"), and its bind mounts must come from under
-# node_data_dir or containerd's own system_mount_prefixes.
+# R8 data-local: a workload (wasm, native) of a data-local pod must keep its
+# data on the node. A pod is data-local when the operator says so: its
+# namespace is listed in data_local_namespaces, or the pod itself
+# ("namespace/name") in data_local_pods (operators sync both from the
+# data-local namespace and pod labels into data). Such a workload may not use
+# the node's network (host_network, which the shim reads from the spec's
+# namespaces: a fact, not a claim), whatever R4 grants, and its bind mounts
+# must come from under node_data_dir or containerd's own
+# system_mount_prefixes. Nothing here reads the pod's own annotations: a pod
+# can neither declare itself exempt nor leave a declaration out to pass.
 package edgeshim
 
 data_local if {
 	workload
-	input.pod != null
 	some ns in data.edgeshim_config.data_local_namespaces
 	ns == input.pod.namespace
 }
 
+data_local if {
+	workload
+	some pod in data.edgeshim_config.data_local_pods
+	pod == pod_ref
+}
+
 deny contains msg if {
 	data_local
-	annotation := data.edgeshim_config.egress_annotation
-	input.container.annotations[annotation] == "true"
+	input.container.host_network == true
 	msg := concat("", [
-		"data-local: namespace ", quote(input.pod.namespace),
-		" is data-local, so annotation ", quote(annotation), " may not be \"true\"",
+		"data-local: pod ", quote(pod_ref),
+		" keeps its data on the node, so it may not use the node's network",
 	])
 }
 
@@ -30,6 +39,6 @@ deny contains msg if {
 	not under_any(src, data.edgeshim_config.system_mount_prefixes)
 	msg := concat("", [
 		"data-local: bind mount source ", quote(src), " is outside the node data directory ",
-		quote(node_data), " (namespace ", quote(input.pod.namespace), ")",
+		quote(node_data), " (pod ", quote(pod_ref), ")",
 	])
 }

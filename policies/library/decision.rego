@@ -47,6 +47,11 @@ under_any(path, folders) if {
 	startswith(with_slash, folder)
 }
 
+# The pod as operators name it in data: "namespace/name" (undefined outside a
+# pod). Both come from containerd's CRI annotations, which containerd sets
+# from kubelet's request; pod authors cannot set them.
+pod_ref := concat("/", [input.pod.namespace, input.pod.name])
+
 # quote(s): s between double quotes, for naming values in reasons. (Plain
 # concatenation: both OPA and regorus produce the same bytes, which sprintf's
 # %q/%v do not promise.)

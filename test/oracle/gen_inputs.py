@@ -271,16 +271,32 @@ class Gen:
     def pod(self):
         if self.chance(0.18):
             return None
-        local = self.cfg["data_local_namespaces"]
-        if self.chance(0.45):
+        cfg = self.cfg
+        local = cfg["data_local_namespaces"]
+        host = cfg["host_network_namespaces"]
+        # Pods the operator lists by name: ("namespace", "name").
+        listed = [tuple(p.split("/", 1)) for p in cfg["host_network_pods"] + cfg["data_local_pods"]]
+        name = self.word() + "-" + self.hexstr(4)
+        roll = self.r.random()
+        if roll < 0.35:
             ns = self.pick(local)
+        elif roll < 0.50:
+            ns = self.pick(host)
+        elif roll < 0.65:
+            ns, name = self.pick(listed)
+            # Near misses of a listed pod: same name elsewhere, name changed.
+            miss = self.r.random()
+            if miss < 0.15:
+                ns = ns + "-x"
+            elif miss < 0.30:
+                name = self.pick([name + "x", name.upper(), " " + name, name + "/"])
         else:
-            near = self.pick(local)
+            near = self.pick(local + host)
             ns = self.pick(["default", "kube-system", "line-4", near.upper(), near + " ",
                             " " + near, near + "-x", "", self.odd()])
         return {
             "id": self.hexstr(64) if not self.chance(0.05) else self.odd(),
-            "name": self.word() + "-" + self.hexstr(4),
+            "name": name,
             "namespace": ns,
             "uid": "%s-%s-%s-%s-%s" % (self.hexstr(8), self.hexstr(4), self.hexstr(4),
                                        self.hexstr(4), self.hexstr(12)),
@@ -307,23 +323,19 @@ class Gen:
                 a[key.upper()] = "ot-team"         # wrong case: still missing
             elif roll < 0.74:
                 a[key + " "] = "ot-team"           # near miss
-        hn = cfg["host_network_annotation"]
+        # A pod's own annotations that try to grant itself what only the
+        # operator's data may: they must change nothing.
         if host_network or self.chance(0.2):
             roll = self.r.random()
             if roll < 0.5:
-                a[hn] = "allowed"
+                a["edgeshim.io/host-network"] = "allowed"
             elif roll < 0.7:
-                a[hn] = self.pick(["Allowed", "true", "yes", "", "allowed ", self.odd()])
-            elif roll < 0.75:
-                a[hn.upper()] = "allowed"
-        eg = cfg["egress_annotation"]
+                a["edgeshim.io/host-network"] = self.pick(["Allowed", "true", "", self.odd()])
         roll = self.r.random()
         if roll < 0.30:
-            a[eg] = "true"
-        elif roll < 0.45:
-            a[eg] = self.pick(["false", "True", "TRUE", "1", "", " true", self.odd()])
-        elif roll < 0.48:
-            a[eg.upper()] = "true"
+            a["edgeshim.io/egress"] = self.pick(["true", "false"])
+        elif roll < 0.40:
+            a["edgeshim.io/data-local"] = self.pick(["false", "exempt"])
         if self.chance(0.08):
             a[self.odd()] = self.odd()
         if self.chance(0.05):
@@ -364,7 +376,7 @@ class Gen:
             env["ODD"] = self.odd()
         sandbox_id = pod["id"] if pod is not None else self.hexstr(64)
         return {
-            "action": self.pick(["create", "start"]),
+            "action": self.pick(["create", "start", "update"]),
             "container": {
                 "id": cid,
                 "name": name,
