@@ -119,7 +119,9 @@ fn gate_overhead(work: &Path, library: &Path, n: usize) -> Result<PolicyResult> 
             work.join("decisions.log").display()
         ),
     )?;
-    let gate = PolicyGate::new(&config);
+    // The node's last good copy goes to the work folder, not the node's
+    // cache: a benchmark's config must never become the node's.
+    let gate = PolicyGate::new(&config).keeping_last_good_in(&work.join("last-good"));
     let input = example()?;
     for _ in 0..100 {
         gate.decide(&input);

@@ -19,18 +19,35 @@ pub enum WorkloadKind {
 pub struct Entrypoint {
     /// Absolute path inside the container (`/hello.wasm`).
     pub container_path: String,
-    /// Host path of the rootfs the path is relative to.
-    rootfs: std::path::PathBuf,
     pub kind: WorkloadKind,
 }
 
 const WASM_MAGIC: &[u8; 4] = b"\0asm";
 const ELF_MAGIC: &[u8; 4] = b"\x7fELF";
 
+/// An entrypoint resolved and opened: the file stays open so that what is
+/// classified, measured and read is one and the same file.
+pub(crate) struct OpenEntrypoint {
+    pub entrypoint: Entrypoint,
+    file: File,
+    /// The file's size by `fstat` on the open descriptor, taken before any
+    /// byte of it was read.
+    size: u64,
+    /// The first bytes, read to classify it.
+    head: Vec<u8>,
+}
+
 impl Entrypoint {
     /// Resolves `arg0` as `execvp` would inside the container: a name with a
     /// slash is taken as a path (relative ones from `/`), a bare name is
     /// searched in the `PATH` of `env`.
+    pub fn resolve(rootfs: &Path, arg0: &str, env: &[String]) -> Result<Self> {
+        OpenEntrypoint::resolve(rootfs, arg0, env).map(|open| open.entrypoint)
+    }
+}
+
+impl OpenEntrypoint {
+    /// As [`Entrypoint::resolve`], keeping the file open.
     pub fn resolve(rootfs: &Path, arg0: &str, env: &[String]) -> Result<Self> {
         let candidates: Vec<String> = if arg0.contains('/') {
             vec![absolute(arg0)]
@@ -41,28 +58,55 @@ impl Entrypoint {
                 .collect()
         };
         for candidate in candidates {
-            let Ok(file) = open_in_root(rootfs, &candidate) else {
+            let Ok((mut file, size)) = open_in_root(rootfs, &candidate) else {
                 continue;
             };
-            let kind = classify(file, &candidate)?;
+            let head = read_head(&mut file, &candidate)?;
+            let kind = classify(&head, &candidate)?;
             return Ok(Self {
-                container_path: candidate,
-                rootfs: rootfs.to_path_buf(),
-                kind,
+                entrypoint: Entrypoint {
+                    container_path: candidate,
+                    kind,
+                },
+                file,
+                size,
+                head,
             });
         }
         Err(BundleError::EntrypointNotFound(arg0.to_string()))
     }
 
-    /// Reads the whole file (the module bytes), resolving inside the rootfs.
-    pub fn read(&self) -> Result<Vec<u8>> {
-        let err = |source| BundleError::ReadEntrypoint {
-            path: self.container_path.clone(),
-            source,
+    /// The whole module, read once from the open file: refused by its size
+    /// (from `fstat`, before anything past the magic bytes is read) when it
+    /// is over `max_bytes`, so that an oversized file never reaches memory.
+    /// A file that grows past the cap while it is read is refused too (at
+    /// most `max_bytes + 1` bytes are ever held).
+    pub fn read_module(mut self, max_bytes: u64) -> Result<Vec<u8>> {
+        let path = &self.entrypoint.container_path;
+        let too_large = |size| BundleError::ModuleTooLarge {
+            path: path.clone(),
+            size,
+            max: max_bytes,
         };
-        let mut file = open_in_root(&self.rootfs, &self.container_path).map_err(err)?;
-        let mut bytes = Vec::new();
-        file.read_to_end(&mut bytes).map_err(err)?;
+        if self.size > max_bytes {
+            return Err(too_large(self.size));
+        }
+        let capacity = usize::try_from(self.size).map_err(|_| too_large(self.size))?;
+        let mut bytes = Vec::with_capacity(capacity);
+        bytes.extend_from_slice(&self.head);
+        let rest = max_bytes
+            .saturating_add(1)
+            .saturating_sub(bytes.len() as u64);
+        (&mut self.file)
+            .take(rest)
+            .read_to_end(&mut bytes)
+            .map_err(|source| BundleError::ReadEntrypoint {
+                path: path.clone(),
+                source,
+            })?;
+        if bytes.len() as u64 > max_bytes {
+            return Err(too_large(bytes.len() as u64));
+        }
         Ok(bytes)
     }
 }
@@ -87,7 +131,8 @@ fn search_path(env: &[String]) -> impl Iterator<Item = &str> {
 /// Opens `path` with the rootfs as `/`: the kernel resolves `..` and symlinks
 /// (absolute ones too) inside the rootfs (`openat2` with `RESOLVE_IN_ROOT`), so
 /// an image's `/bin/sh -> busybox` works and nothing resolves to the host.
-fn open_in_root(rootfs: &Path, path: &str) -> std::io::Result<File> {
+/// Also returns the file's size, by `fstat` on the descriptor just opened.
+fn open_in_root(rootfs: &Path, path: &str) -> std::io::Result<(File, u64)> {
     let root = File::open(rootfs)?;
     let relative = path.trim_start_matches('/');
     let relative = if relative.is_empty() { "." } else { relative };
@@ -98,31 +143,29 @@ fn open_in_root(rootfs: &Path, path: &str) -> std::io::Result<File> {
     // SAFETY: openat2 returned a fresh descriptor that nothing else owns.
     let owned = unsafe { OwnedFd::from_raw_fd(fd) };
     let file = File::from(owned);
-    if file.metadata()?.is_dir() {
+    let metadata = file.metadata()?;
+    if metadata.is_dir() {
         return Err(std::io::Error::new(
             std::io::ErrorKind::IsADirectory,
             "entrypoint is a directory",
         ));
     }
-    Ok(file)
+    Ok((file, metadata.len()))
 }
 
-fn classify(mut file: File, path: &str) -> Result<WorkloadKind> {
-    let mut magic = [0u8; 4];
-    let mut filled = 0;
-    while filled < magic.len() {
-        match file.read(&mut magic[filled..]) {
-            Ok(0) => break,
-            Ok(n) => filled += n,
-            Err(source) => {
-                return Err(BundleError::ReadEntrypoint {
-                    path: path.to_string(),
-                    source,
-                });
-            }
-        }
-    }
-    let head = &magic[..filled];
+/// The first 4 bytes (fewer for a shorter file): enough to classify it.
+fn read_head(file: &mut File, path: &str) -> Result<Vec<u8>> {
+    let mut head = Vec::with_capacity(WASM_MAGIC.len());
+    file.take(WASM_MAGIC.len() as u64)
+        .read_to_end(&mut head)
+        .map_err(|source| BundleError::ReadEntrypoint {
+            path: path.to_string(),
+            source,
+        })?;
+    Ok(head)
+}
+
+fn classify(head: &[u8], path: &str) -> Result<WorkloadKind> {
     if head == WASM_MAGIC {
         Ok(WorkloadKind::Wasm)
     } else if head == ELF_MAGIC || head.starts_with(b"#!") {

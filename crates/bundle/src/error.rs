@@ -23,6 +23,11 @@ pub enum BundleError {
     EntrypointNotFound(String),
     #[error("entrypoint {path:?} is neither a Wasm module nor an ELF binary nor a script")]
     UnknownFormat { path: String },
+    #[error(
+        "entrypoint {path:?} is {size} bytes, over the module size cap of {max} bytes \
+         (max_module_bytes in the policy config): refused before reading it"
+    )]
+    ModuleTooLarge { path: String, size: u64, max: u64 },
     #[error("cannot read entrypoint {path:?}: {source}")]
     ReadEntrypoint {
         path: String,

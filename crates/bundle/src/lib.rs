@@ -18,6 +18,7 @@ use std::path::{Path, PathBuf};
 use oci_spec::runtime::Spec;
 use sha2::{Digest, Sha256};
 
+use entrypoint::OpenEntrypoint;
 pub use entrypoint::{Entrypoint, WorkloadKind};
 pub use error::{BundleError, Result};
 pub use wasi_view::{Preopen, WasiView};
@@ -143,15 +144,22 @@ impl Bundle {
             .unwrap_or_default()
     }
 
-    /// Resolves the entrypoint and classifies it. Must be called after the
-    /// rootfs is mounted.
-    pub fn workload(&self) -> Result<Workload> {
+    /// Resolves the entrypoint and classifies it; a Wasm module is read
+    /// (once, from the file that was resolved) unless `fstat` says it is
+    /// over `max_module_bytes`, which is refused
+    /// ([`BundleError::ModuleTooLarge`]) before its body is read. Native
+    /// programs are not read (only their magic bytes). Must be called after
+    /// the rootfs is mounted.
+    pub fn workload(&self, max_module_bytes: u64) -> Result<Workload> {
         let args = self.args()?;
-        let entrypoint = Entrypoint::resolve(&self.rootfs, &args[0], self.env())?;
-        match entrypoint.kind {
-            WorkloadKind::Native => Ok(Workload::Native { entrypoint }),
+        let open = OpenEntrypoint::resolve(&self.rootfs, &args[0], self.env())?;
+        match open.entrypoint.kind {
+            WorkloadKind::Native => Ok(Workload::Native {
+                entrypoint: open.entrypoint,
+            }),
             WorkloadKind::Wasm => {
-                let bytes = entrypoint.read()?;
+                let entrypoint = open.entrypoint.clone();
+                let bytes = open.read_module(max_module_bytes)?;
                 let module = ModuleBytes {
                     sha256: hex::encode(Sha256::digest(&bytes)),
                     bytes,
@@ -232,7 +240,110 @@ mod tests {
         .expect("write");
         let bundle = Bundle::load(dir.path()).expect("load");
         assert_eq!(bundle.rootfs, dir.path().join("rootfs"));
-        let err = bundle.workload().expect_err("no args");
+        let err = bundle.workload(1 << 20).expect_err("no args");
         assert!(err.to_string().contains("process.args is empty"), "{err}");
+    }
+
+    /// A bundle whose rootfs holds `/m.wasm` with `bytes`, run as the
+    /// entrypoint.
+    fn wasm_bundle(bytes: &[u8]) -> (tempfile::TempDir, Bundle) {
+        let dir = tempfile::tempdir().expect("tempdir");
+        std::fs::write(
+            dir.path().join("config.json"),
+            br#"{"ociVersion":"1.0.2","root":{"path":"rootfs"},"process":{"cwd":"/","args":["/m.wasm"],"user":{"uid":0,"gid":0}}}"#,
+        )
+        .expect("write");
+        std::fs::create_dir(dir.path().join("rootfs")).expect("mkdir");
+        std::fs::write(dir.path().join("rootfs/m.wasm"), bytes).expect("module");
+        let bundle = Bundle::load(dir.path()).expect("load");
+        (dir, bundle)
+    }
+
+    /// Bytes this process has read through read(2) and friends so far.
+    fn bytes_read_by_this_process() -> u64 {
+        let io = std::fs::read_to_string("/proc/self/io").expect("/proc/self/io");
+        io.lines()
+            .find_map(|l| l.strip_prefix("rchar: "))
+            .expect("rchar line")
+            .parse()
+            .expect("number")
+    }
+
+    #[test]
+    fn test_module_over_the_cap_is_refused_by_its_size_without_reading_it() {
+        let (dir, bundle) = wasm_bundle(b"\0asm\x01\0\0\0");
+        // 3 GB, sparse: costs no disk, and reading it would take seconds and
+        // 3 GB of memory.
+        let file = std::fs::OpenOptions::new()
+            .write(true)
+            .open(dir.path().join("rootfs/m.wasm"))
+            .expect("open");
+        file.set_len(3 << 30).expect("set_len");
+        drop(file);
+        let cap = 64 << 20;
+        let before = bytes_read_by_this_process();
+        let err = bundle.workload(cap).expect_err("over the cap");
+        let read = bytes_read_by_this_process() - before;
+        match &err {
+            BundleError::ModuleTooLarge { path, size, max } => {
+                assert_eq!(path, "/m.wasm");
+                assert_eq!(*size, 3 << 30);
+                assert_eq!(*max, cap);
+            }
+            other => panic!("not refused by size: {other}"),
+        }
+        assert_eq!(
+            err.to_string(),
+            "entrypoint \"/m.wasm\" is 3221225472 bytes, over the module size cap of \
+             67108864 bytes (max_module_bytes in the policy config): refused before reading it"
+        );
+        // Other tests of this binary read small files meanwhile: allow for
+        // them, but nothing near the module's size.
+        assert!(read < 1 << 20, "{read} bytes were read");
+    }
+
+    #[test]
+    fn test_module_at_the_cap_is_read_whole_and_hashed() {
+        let mut bytes = b"\0asm\x01\0\0\0".to_vec();
+        bytes.resize(4096, 7);
+        let (_dir, bundle) = wasm_bundle(&bytes);
+        let Workload::Wasm { module, .. } = bundle.workload(4096).expect("at the cap") else {
+            panic!("not wasm");
+        };
+        assert_eq!(module.bytes, bytes);
+        assert_eq!(module.sha256, hex::encode(Sha256::digest(&bytes)));
+        let err = bundle.workload(4095).expect_err("one over");
+        assert!(
+            matches!(
+                err,
+                BundleError::ModuleTooLarge {
+                    size: 4096,
+                    max: 4095,
+                    ..
+                }
+            ),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn test_native_entrypoint_is_not_capped() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        std::fs::write(
+            dir.path().join("config.json"),
+            br#"{"ociVersion":"1.0.2","root":{"path":"rootfs"},"process":{"cwd":"/","args":["/app"],"user":{"uid":0,"gid":0}}}"#,
+        )
+        .expect("write");
+        std::fs::create_dir(dir.path().join("rootfs")).expect("mkdir");
+        std::fs::write(
+            dir.path().join("rootfs/app"),
+            b"\x7fELF and more than 8 bytes",
+        )
+        .expect("write");
+        let bundle = Bundle::load(dir.path()).expect("load");
+        assert!(matches!(
+            bundle.workload(8).expect("native"),
+            Workload::Native { .. }
+        ));
     }
 }

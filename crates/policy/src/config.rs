@@ -7,16 +7,20 @@
 
 use std::path::{Path, PathBuf};
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 pub const DEFAULT_CONFIG_PATH: &str = "/etc/edgeshim/policy.toml";
 pub const CONFIG_ENV: &str = "EDGESHIM_POLICY_CONFIG";
 pub const DEFAULT_ENTRYPOINT: &str = "edgeshim/decision";
 pub const DEFAULT_DECISION_LOG: &str = "/var/log/edgeshim/decisions.log";
+/// The cap on a Wasm entrypoint's size when no config says otherwise.
+pub const DEFAULT_MAX_MODULE_BYTES: u64 = 64 << 20;
+pub const CACHE_DIR_ENV: &str = "EDGESHIM_CACHE_DIR";
+pub const DEFAULT_CACHE_DIR: &str = "/var/lib/edgeshim/cache";
 
 /// `enforce`: denials fail the request; `audit`: decide and log, never
 /// deny; `off`: no policy is consulted.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Mode {
     Enforce,
@@ -26,7 +30,7 @@ pub enum Mode {
 
 /// What an evaluation error (no policy, broken policy, budget exceeded,
 /// malformed result) means: `closed` denies, `open` allows.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum FailMode {
     #[default]
@@ -34,7 +38,7 @@ pub enum FailMode {
     Open,
 }
 
-#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct PolicyConfig {
     #[serde(default = "default_mode")]
@@ -60,6 +64,10 @@ pub struct PolicyConfig {
     /// error, so the fail mode applies).
     #[serde(default = "default_max_input_bytes")]
     pub max_input_bytes: usize,
+    /// Largest Wasm entrypoint the shim reads: a bigger file is refused at
+    /// create by its size (`fstat`), before it is read, whatever the mode.
+    #[serde(default = "default_max_module_bytes")]
+    pub max_module_bytes: u64,
     /// Where compiled policies are cached (default: `$EDGESHIM_CACHE_DIR`
     /// or /var/lib/edgeshim/cache, then `policy/`).
     pub cache_dir: Option<PathBuf>,
@@ -67,7 +75,7 @@ pub struct PolicyConfig {
     pub decision_log: DecisionLogConfig,
 }
 
-#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct DecisionLogConfig {
     #[serde(default = "default_log_path")]
@@ -102,6 +110,9 @@ fn default_budget_ms() -> u64 {
 fn default_max_input_bytes() -> usize {
     256 << 10
 }
+fn default_max_module_bytes() -> u64 {
+    DEFAULT_MAX_MODULE_BYTES
+}
 fn default_log_path() -> PathBuf {
     DEFAULT_DECISION_LOG.into()
 }
@@ -110,6 +121,20 @@ fn default_log_max_bytes() -> u64 {
 }
 fn default_log_keep() -> u32 {
     3
+}
+
+/// The node's cache folder: `$EDGESHIM_CACHE_DIR`, else
+/// [`DEFAULT_CACHE_DIR`].
+pub fn cache_root() -> PathBuf {
+    std::env::var_os(CACHE_DIR_ENV)
+        .map(PathBuf::from)
+        .unwrap_or_else(|| DEFAULT_CACHE_DIR.into())
+}
+
+/// Where the node keeps the last good config and policy (see
+/// [`crate::PolicyGate`]): `policy-last-good/` in the node's cache folder.
+pub fn last_good_dir() -> PathBuf {
+    cache_root().join("policy-last-good")
 }
 
 /// Where the config is looked for.
@@ -139,6 +164,9 @@ impl PolicyConfig {
         if config.budget_ms == 0 {
             return Err("budget_ms must be at least 1".into());
         }
+        if config.max_module_bytes == 0 {
+            return Err("max_module_bytes must be at least 1".into());
+        }
         Ok(config)
     }
 
@@ -152,12 +180,9 @@ impl PolicyConfig {
 
     /// The compiled-policy cache folder.
     pub fn cache_dir(&self) -> PathBuf {
-        self.cache_dir.clone().unwrap_or_else(|| {
-            std::env::var_os("EDGESHIM_CACHE_DIR")
-                .map(PathBuf::from)
-                .unwrap_or_else(|| "/var/lib/edgeshim/cache".into())
-                .join("policy")
-        })
+        self.cache_dir
+            .clone()
+            .unwrap_or_else(|| cache_root().join("policy"))
     }
 }
 
@@ -174,6 +199,7 @@ mod tests {
         let relative = PolicyConfig::parse("cache_dir = \"c\"", Path::new("/etc/x")).expect("ok");
         assert_eq!(relative.cache_dir(), PathBuf::from("/etc/x/c"));
         assert_eq!(config.entrypoint, "edgeshim/decision");
+        assert_eq!(config.max_module_bytes, 64 << 20);
         assert_eq!(
             config.decision_log.path,
             PathBuf::from(DEFAULT_DECISION_LOG)
@@ -190,6 +216,7 @@ mod tests {
             check = "a/c"
             budget_ms = 7
             max_input_bytes = 1000
+            max_module_bytes = 4096
             cache_dir = "/c"
             [decision_log]
             path = "/l"
@@ -202,6 +229,7 @@ mod tests {
         assert_eq!(config.check.as_deref(), Some("a/c"));
         assert_eq!(config.budget_ms, 7);
         assert_eq!(config.max_input_bytes, 1000);
+        assert_eq!(config.max_module_bytes, 4096);
         assert_eq!(config.cache_dir(), PathBuf::from("/c"));
         assert_eq!(config.decision_log.max_bytes, 99);
         assert_eq!(config.decision_log.keep, 1);
@@ -215,5 +243,9 @@ mod tests {
         assert!(err.contains("strict"), "{err}");
         let err = PolicyConfig::parse("budget_ms = 0", Path::new("/")).expect_err("bad");
         assert!(err.contains("budget_ms"), "{err}");
+        let err = PolicyConfig::parse("max_module_bytes = 0", Path::new("/")).expect_err("bad");
+        assert!(err.contains("max_module_bytes"), "{err}");
+        let err = PolicyConfig::parse("max_module_bytes = -1", Path::new("/")).expect_err("bad");
+        assert!(err.contains("max_module_bytes"), "{err}");
     }
 }

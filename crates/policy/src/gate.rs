@@ -1,5 +1,5 @@
 //! [`PolicyGate`]: the configured gate, with hot reload, fail modes, audit
-//! mode and the decision log.
+//! mode, the decision log, and the node's last good config.
 //!
 //! Reload needs no thread: at most every [`RECHECK_EVERY`], a decision first
 //! compares the config file and the policy files (path, size, mtime, inode)
@@ -8,15 +8,23 @@
 //! gate's lock, so no request sees a half-loaded policy. A config or policy
 //! that fails to load leaves the last good one serving, and the failure is
 //! logged once per change.
+//!
+//! Losing the config never turns the gate off: every good load is also saved
+//! on the node ([`crate::last_good`], in the cache folder), and a gate whose
+//! config file is missing, unreadable or unparsable serves the node's copy
+//! (or, when there is none, what it holds itself), in running shims and in
+//! shims started later. Only an explicit `mode = "off"` turns the gate off,
+//! and a node that never had a config stays off.
 
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use crate::config::{FailMode, Mode, PolicyConfig};
+use crate::config::{DEFAULT_MAX_MODULE_BYTES, FailMode, Mode, PolicyConfig};
 use crate::decision_log::{DecisionLog, LogLine};
 use crate::eval::{LoadedPolicy, WasmHost};
-use crate::{Decision, DecisionInput, Gate};
+use crate::last_good::{LastGood, LastGoodCopy};
+use crate::{Decision, DecisionInput, Gate, PolicySource};
 
 /// How stale the view of the policy files may get.
 pub const RECHECK_EVERY: Duration = Duration::from_millis(250);
@@ -24,6 +32,7 @@ pub const RECHECK_EVERY: Duration = Duration::from_millis(250);
 pub struct PolicyGate {
     config_path: PathBuf,
     wasm_host: WasmHost,
+    last_good: LastGood,
     state: Mutex<GateState>,
 }
 
@@ -37,8 +46,8 @@ struct GateState {
     log: Option<DecisionLog>,
     fingerprint: Vec<FileStamp>,
     next_check: Option<Instant>,
-    /// No config file: the gate is off.
-    config_missing: bool,
+    /// No config file, and none ever loaded on this node: the gate is off.
+    never_configured: bool,
 }
 
 /// What identifies a file's version without reading it.
@@ -46,6 +55,13 @@ struct GateState {
 struct FileStamp {
     path: PathBuf,
     stamp: Option<(u64, i64, i64, u64)>,
+}
+
+/// The gate's surroundings a reload needs.
+struct Sources<'a> {
+    config_path: &'a Path,
+    wasm_host: WasmHost,
+    last_good: &'a LastGood,
 }
 
 impl PolicyGate {
@@ -57,101 +73,141 @@ impl PolicyGate {
     }
 
     /// A gate whose OPA Wasm policies run on `wasm_host` (the shim's own
-    /// engine).
+    /// engine). The node's last good config is kept in
+    /// [`crate::config::last_good_dir`].
     pub fn with_wasm_host(config_path: &Path, wasm_host: WasmHost) -> Self {
         Self {
             config_path: config_path.to_path_buf(),
             wasm_host,
+            last_good: LastGood::new(&crate::config::last_good_dir(), config_path),
             state: Mutex::new(GateState::default()),
         }
+    }
+
+    /// The same gate, keeping the node's last good config in `dir` instead
+    /// (tests, benchmarks: anything that must not touch the node's copy).
+    pub fn keeping_last_good_in(mut self, dir: &Path) -> Self {
+        self.last_good = LastGood::new(dir, &self.config_path);
+        self
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, GateState> {
         // A panic while deciding leaves the state as consistent as before
         // it (replacement is a single assignment), so keep using it.
-        self.state
+        let mut state = self
+            .state
             .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let sources = Sources {
+            config_path: &self.config_path,
+            wasm_host: self.wasm_host,
+            last_good: &self.last_good,
+        };
+        state.refresh(&sources, Instant::now());
+        state
     }
 }
 
 impl Gate for PolicyGate {
     fn decide(&self, input: &DecisionInput) -> Decision {
-        let mut state = self.lock();
-        state.refresh(&self.config_path, self.wasm_host, Instant::now());
-        state.decide(input)
+        self.lock().decide(input)
+    }
+
+    /// The config's `max_module_bytes` (the last good config's, when the
+    /// file is gone), else the default.
+    fn max_module_bytes(&self) -> u64 {
+        self.lock()
+            .config
+            .as_ref()
+            .map_or(DEFAULT_MAX_MODULE_BYTES, |c| c.max_module_bytes)
     }
 }
 
 impl GateState {
-    fn refresh(&mut self, config_path: &Path, wasm_host: WasmHost, now: Instant) {
+    fn refresh(&mut self, sources: &Sources, now: Instant) {
         if self.next_check.is_some_and(|next| now < next) {
             return;
         }
         self.next_check = Some(now + RECHECK_EVERY);
-        let fingerprint = fingerprint(config_path, self.config.as_ref());
+        let fingerprint = fingerprint(sources.config_path, self.config.as_ref());
         if fingerprint == self.fingerprint && !self.fingerprint.is_empty() {
             return;
         }
         self.fingerprint = fingerprint;
-        self.reload(config_path, wasm_host);
+        self.reload(sources);
         // The policy path may have changed with the config.
-        self.fingerprint = self::fingerprint(config_path, self.config.as_ref());
+        self.fingerprint = self::fingerprint(sources.config_path, self.config.as_ref());
     }
 
-    fn reload(&mut self, config_path: &Path, wasm_host: WasmHost) {
-        if !config_path.exists() {
-            if self.config.is_some() || self.problem.is_none() {
-                log::info!(
-                    "no policy config at {}: the policy gate is off",
-                    config_path.display()
+    fn reload(&mut self, sources: &Sources) {
+        let config_path = sources.config_path;
+        let text = match std::fs::read_to_string(config_path) {
+            Ok(text) => text,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                return self.config_missing(sources);
+            }
+            Err(e) => {
+                return self.config_unusable(
+                    format!("policy config {}: {e}", config_path.display()),
+                    sources,
                 );
             }
-            *self = GateState {
-                config_missing: true,
-                ..GateState::default()
-            };
-            return;
-        }
-        self.config_missing = false;
-        let config = match PolicyConfig::load(config_path) {
+        };
+        let base = config_path.parent().unwrap_or(Path::new("/"));
+        let config = match PolicyConfig::parse(&text, base) {
             Ok(config) => config,
-            Err(e) => return self.keep_last_good(e),
+            Err(e) => {
+                return self.config_unusable(
+                    format!("policy config {}: {e}", config_path.display()),
+                    sources,
+                );
+            }
         };
         if config.mode == Mode::Off {
             log::info!("policy mode is off ({})", config_path.display());
-            self.policy = None;
-            self.install_config(config);
+            save_last_good(sources, &config, None);
+            self.install(config, None);
             return;
         }
-        let Some(policy_path) = config.policy.clone() else {
-            return self.keep_last_good(format!(
+        let loaded = match config.policy.clone() {
+            None => Err(format!(
                 "policy config {}: no policy path is set",
                 config_path.display()
-            ));
+            )),
+            Some(path) => PolicySource::load(&path).and_then(|source| {
+                let policy = LoadedPolicy::from_source_checked(
+                    sources.wasm_host,
+                    &source,
+                    &path,
+                    &config.entrypoint,
+                    config.check.as_deref(),
+                    &config.cache_dir(),
+                )?;
+                Ok((source, policy))
+            }),
         };
-        match LoadedPolicy::load_checked(
-            wasm_host,
-            &policy_path,
-            &config.entrypoint,
-            config.check.as_deref(),
-            &config.cache_dir(),
-        ) {
-            Ok(policy) => {
+        match loaded {
+            Ok((source, policy)) => {
                 log::info!(
                     "policy {} loaded: revision {}, {}, mode {:?}",
-                    policy_path.display(),
+                    config.policy.as_deref().unwrap_or(Path::new("")).display(),
                     policy.revision,
                     policy.format,
                     config.mode
                 );
-                self.policy = Some(policy);
-                self.problem = None;
-                self.install_config(config);
+                save_last_good(sources, &config, Some(&source));
+                self.install(config, Some(policy));
             }
             Err(e) => {
                 if self.policy.is_none() {
-                    // Nothing to keep: the new config's fail mode and log apply.
+                    // Nothing of its own to keep: a shim started now serves
+                    // the node's last good policy, else the new config's
+                    // fail mode and log apply.
+                    if self.config.is_none()
+                        && self.serve_last_good(sources, &e, |copy| copy.source.is_some())
+                    {
+                        return;
+                    }
                     self.install_config(config);
                 }
                 self.keep_last_good(e)
@@ -159,7 +215,109 @@ impl GateState {
         }
     }
 
+    /// No config file: the node's last good copy serves, else what this
+    /// gate holds; with neither, the node never had a config: off.
+    fn config_missing(&mut self, sources: &Sources) {
+        let problem = format!("no policy config at {}", sources.config_path.display());
+        match sources.last_good.load() {
+            Ok(Some(_)) if self.serve_last_good(sources, &problem, |_| true) => {}
+            Ok(None) if self.config.is_none() => {
+                if !self.never_configured {
+                    log::info!("{problem}: the policy gate is off");
+                }
+                self.config = None;
+                self.policy = None;
+                self.problem = None;
+                self.never_configured = true;
+            }
+            Ok(_) => self.keep_last_good(problem),
+            Err(e) => self.keep_last_good(format!("{problem}, and {e}")),
+        }
+    }
+
+    /// A config file that cannot be read or does not parse: what this gate
+    /// holds keeps serving; a gate holding nothing serves the node's last
+    /// good copy, else denies every request with the cause.
+    fn config_unusable(&mut self, problem: String, sources: &Sources) {
+        if self.config.is_none() && self.serve_last_good(sources, &problem, |_| true) {
+            return;
+        }
+        self.keep_last_good(problem)
+    }
+
+    /// Serves the node's last good copy, if there is one that `wanted`
+    /// accepts and that loads. `problem` says why (logged).
+    fn serve_last_good(
+        &mut self,
+        sources: &Sources,
+        problem: &str,
+        wanted: impl Fn(&LastGoodCopy) -> bool,
+    ) -> bool {
+        let copy = match sources.last_good.load() {
+            Ok(Some(copy)) if wanted(&copy) => copy,
+            Ok(_) => return false,
+            Err(e) => {
+                log::error!("{e}");
+                return false;
+            }
+        };
+        let LastGoodCopy { config, source } = copy;
+        let same = self.config.as_ref() == Some(&config)
+            && match (&source, &self.policy) {
+                (None, None) => true,
+                (Some(source), Some(policy)) => source.content_hash == policy.content_hash,
+                _ => false,
+            };
+        if same {
+            log::warn!("{problem}; the node's last good config is the one serving");
+            self.problem = None;
+            return true;
+        }
+        let policy = match (&source, config.mode) {
+            (_, Mode::Off) | (None, _) => None,
+            (Some(source), _) => {
+                let path = config.policy.clone().unwrap_or_default();
+                match LoadedPolicy::from_source_checked(
+                    sources.wasm_host,
+                    source,
+                    &path,
+                    &config.entrypoint,
+                    config.check.as_deref(),
+                    &config.cache_dir(),
+                ) {
+                    Ok(policy) => Some(policy),
+                    Err(e) => {
+                        log::error!("the node's last good policy does not load: {e}");
+                        return false;
+                    }
+                }
+            }
+        };
+        if config.mode != Mode::Off && policy.is_none() {
+            return false;
+        }
+        log::warn!(
+            "{problem}; serving the node's last good config ({}): {}",
+            sources.last_good.path().display(),
+            policy.as_ref().map_or_else(
+                || "mode off".to_string(),
+                |p| format!("revision {}, mode {:?}", p.revision, config.mode)
+            )
+        );
+        self.install(config, policy);
+        true
+    }
+
+    /// Puts a good config and its policy (none for mode off) in force.
+    fn install(&mut self, config: PolicyConfig, policy: Option<LoadedPolicy>) {
+        self.policy = policy;
+        self.problem = None;
+        self.never_configured = false;
+        self.install_config(config);
+    }
+
     fn install_config(&mut self, config: PolicyConfig) {
+        self.never_configured = false;
         let settings = &config.decision_log;
         let same_log = self
             .log
@@ -176,9 +334,14 @@ impl GateState {
     }
 
     fn keep_last_good(&mut self, problem: String) {
-        match &self.policy {
-            Some(policy) => log::error!("{problem}; revision {} keeps serving", policy.revision),
-            None => {
+        match (&self.policy, &self.config) {
+            (Some(policy), _) => {
+                log::error!("{problem}; revision {} keeps serving", policy.revision)
+            }
+            (None, Some(config)) if config.mode == Mode::Off => {
+                log::error!("{problem}; the last good config (mode off) keeps serving")
+            }
+            (None, _) => {
                 log::error!("{problem}; no policy is loaded, so every request gets the fail mode")
             }
         }
@@ -189,7 +352,7 @@ impl GateState {
 
     fn decide(&mut self, input: &DecisionInput) -> Decision {
         let config = match &self.config {
-            _ if self.config_missing => return allow_off(),
+            _ if self.never_configured => return allow_off(),
             Some(config) if config.mode == Mode::Off => return allow_off(),
             Some(config) => config,
             // A config file that never loaded: fail closed, whatever it says.
@@ -266,6 +429,19 @@ impl GateState {
     }
 }
 
+/// Saves a good config on the node; a failure only costs the copy (logged).
+fn save_last_good(sources: &Sources, config: &PolicyConfig, source: Option<&PolicySource>) {
+    match sources.last_good.save(sources.config_path, config, source) {
+        Ok(true) => log::info!(
+            "policy config {} saved as the node's last good ({})",
+            sources.config_path.display(),
+            sources.last_good.path().display()
+        ),
+        Ok(false) => {}
+        Err(e) => log::error!("{e}; a lost config file would leave this shim's copy only"),
+    }
+}
+
 fn allow_off() -> Decision {
     Decision {
         allow: true,
@@ -297,6 +473,7 @@ fn action_name(input: &DecisionInput) -> &'static str {
     match input.action {
         crate::Action::Create => "create",
         crate::Action::Start => "start",
+        crate::Action::Update => "update",
     }
 }
 

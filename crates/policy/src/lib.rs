@@ -5,7 +5,8 @@
 //! crate's view; [`Decision`] out), reading policies in OPA's formats (Rego
 //! source on `regorus`, OPA-compiled Wasm on `opa-wasm`), a policy's load
 //! check (its data-only work, done once per load), the gate's config, hot
-//! reload, fail modes, and the decision log.
+//! reload, fail modes, the node's last good config (so that losing the
+//! config file never turns the gate off), and the decision log.
 //!
 //! Leaves out: any effect on containers (a gate only answers; the task
 //! service refuses the request), and the network: nothing here ever needs
@@ -17,6 +18,7 @@ pub mod decision_log;
 mod eval;
 mod gate;
 mod input;
+mod last_good;
 mod source;
 
 pub use decision::{Decision, read_output};
@@ -24,13 +26,20 @@ pub use eval::{LoadedPolicy, PolicyFormat, WasmHost};
 pub use gate::{PolicyGate, RECHECK_EVERY};
 pub use input::{
     Action, ContainerInput, ContainerKind, DecisionInput, ModuleInput, MountInput, NamespaceInput,
-    NodeInput, PodInput, ResourcesInput,
+    NodeInput, PodInput, ResourcesInput, ShimFacts,
 };
 pub use source::{PolicyCode, PolicySource};
 
 /// Decides requests. Implementations must be cheap: they sit on every start.
 pub trait Gate: Send + Sync + 'static {
     fn decide(&self, input: &DecisionInput) -> Decision;
+
+    /// The cap on a Wasm entrypoint's size (policy.toml `max_module_bytes`,
+    /// [`config::DEFAULT_MAX_MODULE_BYTES`] without a config): the task
+    /// service refuses a bigger module by its size, before reading it.
+    fn max_module_bytes(&self) -> u64 {
+        config::DEFAULT_MAX_MODULE_BYTES
+    }
 }
 
 /// Mode `off`: every request is allowed.

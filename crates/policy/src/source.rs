@@ -29,10 +29,13 @@ pub struct PolicySource {
     /// Hex sha256 over every file read (names and bytes).
     pub content_hash: String,
     pub revision: String,
+    /// The files it was read from (sorted), from which it can be read again
+    /// ([`Self::from_files`]): what the node's last good copy keeps.
+    pub(crate) files: Files,
 }
 
 /// Files gathered from a folder or a bundle, as (relative path, bytes).
-type Files = Vec<(String, Vec<u8>)>;
+pub(crate) type Files = Vec<(String, Vec<u8>)>;
 
 impl PolicySource {
     pub fn load(path: &Path) -> Result<Self, String> {
@@ -61,7 +64,8 @@ impl PolicySource {
         Self::from_files(files).map_err(|e| format!("policy {}: {e}", path.display()))
     }
 
-    fn from_files(mut files: Files) -> Result<Self, String> {
+    /// The policy these files (paths relative to the policy's root) make.
+    pub(crate) fn from_files(mut files: Files) -> Result<Self, String> {
         files.sort();
         let mut hasher = Sha256::new();
         for (name, bytes) in &files {
@@ -75,7 +79,7 @@ impl PolicySource {
         let mut wasm = None;
         let mut data = serde_json::Value::Object(Default::default());
         let mut revision = None;
-        for (name, bytes) in files {
+        for (name, bytes) in files.iter().cloned() {
             let base = name.rsplit('/').next().unwrap_or(&name);
             if name.ends_with(".rego") {
                 let text = String::from_utf8(bytes).map_err(|_| format!("{name} is not UTF-8"))?;
@@ -115,6 +119,7 @@ impl PolicySource {
             data,
             revision: revision.unwrap_or_else(|| content_hash[..12].to_string()),
             content_hash,
+            files,
         })
     }
 }

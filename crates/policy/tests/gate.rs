@@ -54,8 +54,10 @@ impl Setup {
         std::fs::rename(&staged, self.path("policy/edgeshim.rego")).expect("rename");
     }
 
+    /// A gate as a shim starting now makes it; the node's last good copy
+    /// is kept in this setup's `node` folder.
     fn gate(&self) -> PolicyGate {
-        PolicyGate::new(&self.path("policy.toml"))
+        PolicyGate::new(&self.path("policy.toml")).keeping_last_good_in(&self.path("node"))
     }
 
     fn log_lines(&self) -> Vec<serde_json::Value> {
@@ -89,11 +91,19 @@ fn await_decision(
 }
 
 #[test]
-fn test_no_config_file_means_the_gate_is_off() {
-    let gate = PolicyGate::new(Path::new("/nonexistent/edgeshim/policy.toml"));
+fn test_a_node_that_never_had_a_config_is_off() {
+    let node = tempfile::tempdir().expect("tempdir");
+    let gate = PolicyGate::new(Path::new("/nonexistent/edgeshim/policy.toml"))
+        .keeping_last_good_in(node.path());
     let decision = gate.decide(&input(ContainerKind::Native));
     assert!(decision.allow);
     assert_eq!(decision.revision, "off");
+    assert_eq!(gate.max_module_bytes(), 64 << 20, "the default cap applies");
+    assert_eq!(
+        std::fs::read_dir(node.path()).expect("dir").count(),
+        0,
+        "nothing saved"
+    );
 }
 
 #[test]
@@ -262,6 +272,7 @@ fn test_the_example_library_passes_its_own_load_check_and_refuses_bad_settings()
         .expect("object")
         .remove("max_memory_bytes");
     config["allowed_registries"] = serde_json::json!(["registry.factory.local"]);
+    config["host_network_pods"] = serde_json::json!(["line-4/ok", "just-a-name", "a/b/c"]);
     std::fs::write(copy.path().join("data.json"), data.to_string()).expect("write");
     let err = load(copy.path()).expect_err("bad settings are refused");
     for problem in [
@@ -269,6 +280,8 @@ fn test_the_example_library_passes_its_own_load_check_and_refuses_bad_settings()
         "config: data.edgeshim_config.allowed_mount_prefixes must hold only strings",
         "config: allowed_mount_prefixes entry \"/srv/data\" must end in \"/\"",
         "config: allowed_registries entry \"registry.factory.local\" must end in \"/\"",
+        "config: host_network_pods entry \"just-a-name\" must be \"namespace/name\"",
+        "config: host_network_pods entry \"a/b/c\" must be \"namespace/name\"",
     ] {
         assert!(err.contains(problem), "{problem} not in: {err}");
     }
@@ -335,6 +348,260 @@ decision := {"allow": n > 0, "reasons": set()} if {
     assert!(!decision.allow, "{decision:?}");
     assert!(
         decision.reasons[0].contains("exceeded time limit"),
+        "{decision:?}"
+    );
+}
+
+/// Asserts that `gate` keeps deciding `input` as `expected` (allow and
+/// revision) for twice the reload interval: long enough for it to have seen
+/// a change of the files (which is not observable from outside).
+fn assert_stays(gate: &PolicyGate, input: &DecisionInput, expected: &edgeshim_policy::Decision) {
+    let seen_after = Instant::now() + 2 * edgeshim_policy::RECHECK_EVERY;
+    while Instant::now() < seen_after {
+        let decision = gate.decide(input);
+        assert_eq!(decision.allow, expected.allow, "{decision:?}");
+        assert_eq!(decision.revision, expected.revision, "{decision:?}");
+    }
+}
+
+#[test]
+fn test_deleting_the_config_leaves_running_and_new_gates_enforcing_the_last_good() {
+    let setup = Setup::new("max_module_bytes = 4096", Some(WASM_ONLY));
+    let running = setup.gate();
+    let native = input(ContainerKind::Native);
+    let denied = running.decide(&native);
+    assert!(!denied.allow, "{denied:?}");
+
+    // The config and the whole policy folder go.
+    std::fs::remove_file(setup.path("policy.toml")).expect("rm config");
+    std::fs::remove_dir_all(setup.path("policy")).expect("rm policy");
+    assert_stays(&running, &native, &denied);
+    assert_eq!(running.max_module_bytes(), 4096);
+
+    // A shim started after the loss: the node's copy serves.
+    let started_later = setup.gate();
+    let decision = started_later.decide(&native);
+    assert!(!decision.allow, "{decision:?}");
+    assert_eq!(
+        decision.reasons,
+        ["wasm-only: native containers are not allowed"]
+    );
+    assert_eq!(decision.revision, denied.revision);
+    assert!(started_later.decide(&input(ContainerKind::Wasm)).allow);
+    assert_eq!(started_later.max_module_bytes(), 4096);
+    // Its decisions are logged where the last good config says.
+    let logged = setup.log_lines();
+    assert_eq!(logged.last().expect("logged")["decision"], "allow");
+
+    // A config that comes back is taken up again.
+    std::fs::create_dir(setup.path("policy")).expect("mkdir");
+    setup.write_policy(ALLOW_ALL);
+    std::fs::write(
+        setup.path("policy.toml"),
+        "policy = \"policy\"\ncache_dir = \"cache\"\n",
+    )
+    .expect("config");
+    await_decision(&started_later, &native, |d| d.allow);
+    assert_eq!(started_later.max_module_bytes(), 64 << 20);
+}
+
+#[test]
+fn test_a_half_written_config_keeps_the_last_good_in_running_and_new_gates() {
+    let setup = Setup::new("", Some(WASM_ONLY));
+    let running = setup.gate();
+    let native = input(ContainerKind::Native);
+    let denied = running.decide(&native);
+    assert!(!denied.allow, "{denied:?}");
+
+    // Rewritten in place, cut short: does not parse.
+    std::fs::write(setup.path("policy.toml"), "policy = \"pol").expect("write");
+    assert_stays(&running, &native, &denied);
+    let decision = setup.gate().decide(&native);
+    assert!(!decision.allow, "{decision:?}");
+    assert_eq!(decision.revision, denied.revision);
+
+    // Truncated to nothing (parses, names no policy): the same.
+    std::fs::write(setup.path("policy.toml"), "").expect("write");
+    assert_stays(&running, &native, &denied);
+    let decision = setup.gate().decide(&native);
+    assert!(!decision.allow, "{decision:?}");
+    assert_eq!(decision.revision, denied.revision);
+}
+
+#[test]
+fn test_only_an_explicit_mode_off_turns_the_gate_off_and_deleting_it_then_stays_off() {
+    let setup = Setup::new("", Some(WASM_ONLY));
+    let running = setup.gate();
+    let native = input(ContainerKind::Native);
+    assert!(!running.decide(&native).allow);
+
+    let staged = setup.path("staged.toml");
+    std::fs::write(&staged, "mode = \"off\"\n").expect("write");
+    std::fs::rename(&staged, setup.path("policy.toml")).expect("rename");
+    await_decision(&running, &native, |d| d.allow && d.revision == "off");
+
+    // Off was the last good config: a loss keeps it off, and a new shim too.
+    std::fs::remove_file(setup.path("policy.toml")).expect("rm");
+    let off = running.decide(&native);
+    assert_stays(&running, &native, &off);
+    let decision = setup.gate().decide(&native);
+    assert!(decision.allow, "{decision:?}");
+    assert_eq!(decision.revision, "off");
+}
+
+#[test]
+fn test_a_corrupt_node_copy_without_a_config_fails_closed() {
+    let setup = Setup::new("", Some(WASM_ONLY));
+    assert!(!setup.gate().decide(&input(ContainerKind::Native)).allow);
+    std::fs::remove_file(setup.path("policy.toml")).expect("rm");
+    let copies: Vec<PathBuf> = std::fs::read_dir(setup.path("node"))
+        .expect("node copy folder")
+        .map(|e| e.expect("entry").path())
+        .collect();
+    assert_eq!(copies.len(), 1, "{copies:?}");
+    std::fs::write(&copies[0], "{\"format\": 1, \"config").expect("corrupt");
+    let decision = setup.gate().decide(&input(ContainerKind::Wasm));
+    assert!(!decision.allow, "{decision:?}");
+    assert!(
+        decision.reasons[0].contains("no policy loaded")
+            && decision.reasons[0].contains("last good policy config"),
+        "{decision:?}"
+    );
+}
+
+#[test]
+fn test_max_module_bytes_caps_the_entrypoint_before_it_is_read() {
+    let setup = Setup::new("max_module_bytes = 1048576", Some(ALLOW_ALL));
+    let gate = setup.gate();
+    assert_eq!(gate.max_module_bytes(), 1 << 20);
+
+    let bundle = tempfile::tempdir().expect("tempdir");
+    std::fs::create_dir(bundle.path().join("rootfs")).expect("mkdir");
+    std::fs::write(
+        bundle.path().join("config.json"),
+        r#"{"ociVersion":"1.0.2","root":{"path":"rootfs"},"process":{"cwd":"/","args":["/big.wasm"],"user":{"uid":0,"gid":0}}}"#,
+    )
+    .expect("spec");
+    let module = bundle.path().join("rootfs/big.wasm");
+    std::fs::write(&module, b"\0asm\x01\0\0\0").expect("module");
+    // 3 GB, sparse.
+    let file = std::fs::OpenOptions::new()
+        .write(true)
+        .open(&module)
+        .expect("open");
+    file.set_len(3 << 30).expect("set_len");
+    drop(file);
+    let loaded = edgeshim_bundle::Bundle::load(bundle.path()).expect("bundle");
+    let err = loaded
+        .workload(gate.max_module_bytes())
+        .expect_err("refused by size");
+    assert!(
+        matches!(
+            err,
+            edgeshim_bundle::BundleError::ModuleTooLarge {
+                size: 3221225472,
+                max: 1048576,
+                ..
+            }
+        ),
+        "{err}"
+    );
+    let text = err.to_string();
+    assert!(
+        text.contains("\"/big.wasm\"") && text.contains("3221225472") && text.contains("1048576"),
+        "{text}"
+    );
+}
+
+/// The example library, with its load check, as policy.toml would name it.
+fn library_gate(setup: &Setup) -> PolicyGate {
+    let library = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../policies/library");
+    std::fs::write(
+        setup.path("policy.toml"),
+        format!(
+            "policy = \"{}\"\ncheck = \"edgeshim/config_errors\"\ncache_dir = \"cache\"\n[decision_log]\npath = \"decisions.log\"\n",
+            library.display()
+        ),
+    )
+    .expect("config");
+    setup.gate()
+}
+
+#[test]
+fn test_the_example_library_refuses_an_update_above_its_memory_cap() {
+    let setup = Setup::new("", None);
+    let gate = library_gate(&setup);
+    let created = input(ContainerKind::Wasm);
+    let decision = gate.decide(&created);
+    assert!(decision.allow, "{decision:?}");
+
+    // 512 MiB: over the library's 256 MiB cap.
+    let raise = gate.decide(
+        &created
+            .for_update(br#"{"memory": {"limit": 536870912}}"#)
+            .expect("resources"),
+    );
+    assert!(!raise.allow, "{raise:?}");
+    assert_eq!(
+        raise.reasons,
+        ["memory: limit of 536870912 bytes is over the maximum of 268435456 bytes"]
+    );
+    let logged = setup.log_lines();
+    assert_eq!(logged.last().expect("logged")["action"], "update");
+
+    // Within the cap, with only the CPU changed: allowed.
+    let update = created
+        .for_update(br#"{"memory": {"limit": 134217728}, "cpu": {"quota": 20000}}"#)
+        .expect("resources");
+    assert_eq!(update.container.resources.memory_limit, Some(134217728));
+    assert_eq!(update.container.resources.cpu_quota, Some(20000));
+    assert_eq!(update.container.resources.cpu_period, Some(100000), "kept");
+    assert!(gate.decide(&update).allow);
+}
+
+#[test]
+fn test_the_example_library_grants_host_network_from_operator_data_only() {
+    let setup = Setup::new("", None);
+    let gate = library_gate(&setup);
+    let mut own_grant = input(ContainerKind::Wasm);
+    own_grant.container.host_network = true;
+    own_grant
+        .container
+        .annotations
+        .insert("edgeshim.io/host-network".into(), "allowed".into());
+    let decision = gate.decide(&own_grant);
+    assert!(!decision.allow, "a pod grants itself nothing: {decision:?}");
+    assert!(
+        decision
+            .reasons
+            .iter()
+            .any(|r| r.starts_with("host-network: ")),
+        "{decision:?}"
+    );
+
+    // Granted by the operator (data.json): by namespace, or by pod.
+    for (namespace, name) in [
+        ("edge-system", "exporter-x1"),
+        ("line-4", "modbus-bridge-0"),
+    ] {
+        let mut listed = own_grant.clone();
+        let pod = listed.pod.as_mut().expect("pod");
+        pod.namespace = namespace.into();
+        pod.name = name.into();
+        let decision = gate.decide(&listed);
+        assert!(decision.allow, "{namespace}/{name}: {decision:?}");
+    }
+    // A data-local pod (data_local_pods) on the node's network.
+    let mut local = own_grant.clone();
+    let pod = local.pod.as_mut().expect("pod");
+    pod.namespace = "line-4".into();
+    pod.name = "historian-0".into();
+    let decision = gate.decide(&local);
+    assert!(
+        decision
+            .reasons
+            .iter()
+            .any(|r| r.starts_with("data-local: ")),
         "{decision:?}"
     );
 }

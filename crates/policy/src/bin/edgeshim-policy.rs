@@ -15,8 +15,8 @@ use std::time::Duration;
 use anyhow::{Context, Result, bail};
 use clap::{Parser, Subcommand, ValueEnum};
 use edgeshim_bundle::Bundle;
-use edgeshim_policy::config::DEFAULT_ENTRYPOINT;
-use edgeshim_policy::{Action, DecisionInput, LoadedPolicy, WasmHost};
+use edgeshim_policy::config::{DEFAULT_ENTRYPOINT, DEFAULT_MAX_MODULE_BYTES};
+use edgeshim_policy::{Action, DecisionInput, LoadedPolicy, ShimFacts, WasmHost};
 
 #[derive(Parser)]
 #[command(
@@ -64,6 +64,14 @@ enum Command {
         /// Container id (default: the folder's name)
         #[arg(long)]
         id: Option<String>,
+        /// Decide it as the task that started its own shim (the shim's
+        /// fact): kind `sandbox` when its id is also its
+        /// io.kubernetes.cri.sandbox-id annotation
+        #[arg(long)]
+        started_shim: bool,
+        /// Largest Wasm entrypoint read (the config's max_module_bytes)
+        #[arg(long, default_value_t = DEFAULT_MAX_MODULE_BYTES)]
+        max_module_bytes: u64,
     },
 }
 
@@ -71,6 +79,7 @@ enum Command {
 enum CliAction {
     Create,
     Start,
+    Update,
 }
 
 fn main() {
@@ -106,9 +115,17 @@ fn run(cli: Cli) -> Result<()> {
                 _ => bail!("give --input FILE or --inputs FILE.jsonl"),
             }
         }
-        Command::Input { bundle, action, id } => {
+        Command::Input {
+            bundle,
+            action,
+            id,
+            started_shim,
+            max_module_bytes,
+        } => {
             let loaded = Bundle::load(&bundle).with_context(|| bundle.display().to_string())?;
-            let workload = loaded.workload().context("resolving the entrypoint")?;
+            let workload = loaded
+                .workload(max_module_bytes)
+                .context("resolving the entrypoint")?;
             let id = id.unwrap_or_else(|| {
                 bundle
                     .file_name()
@@ -118,8 +135,10 @@ fn run(cli: Cli) -> Result<()> {
             let action = match action {
                 CliAction::Create => Action::Create,
                 CliAction::Start => Action::Start,
+                CliAction::Update => Action::Update,
             };
-            let input = DecisionInput::from_bundle(action, &id, &loaded, &workload);
+            let facts = ShimFacts::for_task(started_shim, &id, &loaded);
+            let input = DecisionInput::from_bundle(action, &id, &loaded, &workload, &facts);
             println!("{}", serde_json::to_string_pretty(&input)?);
             Ok(())
         }

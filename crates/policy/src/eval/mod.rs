@@ -162,10 +162,23 @@ impl LoadedPolicy {
         cache_dir: &Path,
     ) -> Result<Self, String> {
         let source = PolicySource::load(path)?;
+        Self::from_source_checked(wasm_host, &source, path, entrypoint, check, cache_dir)
+    }
+
+    /// As [`Self::load_checked`], for a policy already read (`path` names
+    /// where it came from, in errors).
+    pub fn from_source_checked(
+        wasm_host: WasmHost,
+        source: &PolicySource,
+        path: &Path,
+        entrypoint: &str,
+        check: Option<&str>,
+        cache_dir: &Path,
+    ) -> Result<Self, String> {
         let in_policy = |e: String| format!("policy {}: {e}", path.display());
         if let Some(check) = check {
             let mut checker =
-                Self::compile(wasm_host, &source, check, cache_dir).map_err(in_policy)?;
+                Self::compile(wasm_host, source, check, cache_dir).map_err(in_policy)?;
             let problems = checker
                 .evaluator
                 .evaluate(&serde_json::json!({}), CHECK_BUDGET)
@@ -178,7 +191,7 @@ impl LoadedPolicy {
                 )));
             }
         }
-        Self::compile(wasm_host, &source, entrypoint, cache_dir).map_err(in_policy)
+        Self::compile(wasm_host, source, entrypoint, cache_dir).map_err(in_policy)
     }
 
     fn compile(

@@ -11,7 +11,7 @@ use containerd_shim::protos::events::task::TaskCreate;
 use edgeshim_bundle::{Bundle, WasiView, Workload};
 use edgeshim_engine::Engine;
 use edgeshim_isolation::{IsolatedContainer, Payload};
-use edgeshim_policy::{Action, DecisionInput};
+use edgeshim_policy::{Action, DecisionInput, ShimFacts};
 
 use super::{TaskService, send};
 use crate::container::ContainerRecord;
@@ -115,8 +115,13 @@ impl<E: Engine> TaskService<E> {
         };
         let bundle = Bundle::load(bundle_dir).map_err(bundle_err)?;
         bundle.check_namespaces().map_err(bundle_err)?;
-        let workload = bundle.workload().map_err(bundle_err)?;
-        let input = DecisionInput::from_bundle(Action::Create, id, &bundle, &workload);
+        let workload = bundle
+            .workload(self.gate.max_module_bytes())
+            .map_err(bundle_err)?;
+        // TODO(launch): wire the shim's own-sandbox fact
+        // (ShimFacts::for_task(<this task started the shim>, id, &bundle)).
+        let facts = ShimFacts::default();
+        let input = DecisionInput::from_bundle(Action::Create, id, &bundle, &workload, &facts);
         self.check_policy(&input)?;
 
         let payload: Option<Arc<dyn Payload>> = match workload {

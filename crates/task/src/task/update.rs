@@ -1,6 +1,9 @@
 //! Update: new resources for a running container's cgroup (what CRI's
-//! UpdateContainerResources sends). The Wasm engine's linear-memory cap was
-//! fixed at start and is not changed: the cgroup limit still applies.
+//! UpdateContainerResources sends), decided by the policy gate first
+//! (action `update`, the container's create-time input with the new
+//! resources), so that a limit the policy capped at create cannot be raised
+//! past the cap afterwards. The Wasm engine's linear-memory cap was fixed at
+//! start and is not changed: the cgroup limit still applies.
 
 use containerd_shim::api::UpdateTaskRequest;
 use edgeshim_engine::Engine;
@@ -30,6 +33,11 @@ impl<E: Engine> TaskService<E> {
                 "resources are not runtime-spec LinuxResources: {e}"
             ))
         })?;
+        let input = record
+            .policy_input
+            .for_update(&any.value)
+            .map_err(invalid)?;
+        self.check_policy(&input)?;
         let io_err = TaskError::io(id, "update");
         let cgroup =
             containerd_shim::cgroup::get_cgroup(record.pid).map_err(|e| io_err(e.to_string()))?;
