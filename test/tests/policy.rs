@@ -1,7 +1,8 @@
 //! The policy gate in the shim, under the real containerd: a denied
 //! container never runs and leaves nothing, the reason reaches ctr and CRI,
-//! every decision is logged, and a policy change takes effect in a running
-//! shim without a restart while a broken one keeps the last good serving.
+//! every decision is logged, a policy change takes effect in a running
+//! shim without a restart while a broken one keeps the last good serving,
+//! and an update above the policy's memory cap is refused with the reason.
 //!
 //! The private containerd serves test/policy (allow unless a test marks a
 //! container), so these tests never deny their neighbours' containers.
@@ -186,4 +187,87 @@ fn test_policy_change_reaches_a_running_shim_and_a_broken_one_keeps_the_last_goo
     );
     write_policy_file("deny_lists/reload/data.json", None);
     remove_pod(&mut cri, &pod_id, &[]);
+}
+
+/// A memory cap on updates of the containers this test names: the suite's
+/// policy allows everything unmarked, so the rule is added (in a folder of
+/// its own) while the suite runs and taken away after.
+const UPDATE_CAP_RULE: &str = r#"package edgeshim
+
+deny contains msg if {
+	input.action == "update"
+	startswith(input.container.name, "policy-memcap")
+	limit := input.container.resources.memory_limit
+	is_number(limit)
+	limit > 268435456
+	msg := concat("", ["test: memory limit of ", format_int(limit, 10), " bytes is over the test cap of 268435456 bytes"])
+}
+"#;
+
+/// Removes the rule file again, whether the test passes or fails.
+struct UpdateCapRule;
+
+impl Drop for UpdateCapRule {
+    fn drop(&mut self) {
+        write_policy_file("update_cap/edgeshim.rego", None);
+    }
+}
+
+#[test]
+fn test_cri_update_above_the_policy_cap_is_refused_with_the_reason() {
+    // Written before the pod exists, so the pod's new shim loads it.
+    write_policy_file("update_cap/edgeshim.rego", Some(UPDATE_CAP_RULE));
+    let _rule = UpdateCapRule;
+    let logs = tempfile::tempdir().expect("log dir");
+    let mut cri = cri();
+    let pod = pod(
+        "policy-update-pod",
+        "uid-policy-update-1",
+        true,
+        logs.path(),
+    );
+    let pod_id = cri.run_pod(&pod, handler()).expect("RunPodSandbox");
+    let mut spec = container("policy-memcap", &["sleep", "3600"]);
+    spec.memory_limit_bytes = 64 << 20;
+    let id = cri
+        .create_container(&pod_id, &spec.to_cri(), &pod)
+        .expect("CreateContainer");
+    cri.start_container(&id).expect("StartContainer");
+
+    let limit_file = std::path::Path::new("/sys/fs/cgroup/memory")
+        .join(CRI_NAMESPACE)
+        .join(&id)
+        .join("memory.limit_in_bytes");
+    let limit = || std::fs::read_to_string(&limit_file).expect("memory.limit_in_bytes");
+    cri.update_memory_limit(&id, 128 << 20)
+        .expect("an update within the cap");
+    assert_eq!(limit().trim(), (128u64 << 20).to_string());
+
+    let err = cri
+        .update_memory_limit(&id, 512 << 20)
+        .expect_err("an update above the cap");
+    let text = format!("{err:#}");
+    assert!(text.contains("edgeshim: denied by policy"), "{text}");
+    assert!(
+        text.contains(
+            "test: memory limit of 536870912 bytes is over the test cap of 268435456 bytes"
+        ),
+        "{text}"
+    );
+    assert_eq!(
+        limit().trim(),
+        (128u64 << 20).to_string(),
+        "the cgroup is untouched"
+    );
+    let line = decision_log()
+        .lines()
+        .rev()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).expect("json line"))
+        .find(|l| l["container"] == id.as_str() && l["action"] == "update")
+        .expect("the update's decision is logged");
+    assert_eq!(line["decision"], "deny");
+
+    cri.stop_container(&id, 10).expect("StopContainer");
+    wait_exited(&mut cri, &id);
+    remove_pod(&mut cri, &pod_id, &[&id]);
 }
