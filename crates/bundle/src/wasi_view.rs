@@ -8,7 +8,7 @@ use oci_spec::runtime::Spec;
 use crate::{BundleError, Result};
 
 /// A directory the module may open, under the name it sees.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Preopen {
     /// Path inside the container (after pivot), e.g. `/data`.
     pub path: String,
@@ -17,7 +17,7 @@ pub struct Preopen {
 }
 
 /// Everything an engine needs to set a WASI context up.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct WasiView {
     /// `argv`, `argv[0]` included.
     pub args: Vec<String>,

@@ -9,9 +9,11 @@
 //! are already the container's), and anything about the OCI spec (engines get
 //! only the [`WasiView`]).
 //!
-//! [`Engine::prepare`] runs in the shim; [`Engine::run`] runs in the
-//! container's own process, a copy of the shim made after `prepare`, so the
-//! compiled code is shared, not rebuilt.
+//! [`Engine::prepare`] runs in the shim (validate, compile, cache) and again
+//! in its single-threaded launcher (a cache hit: the compiled code is mapped
+//! from the cache file); [`Engine::run`] runs in the container's own
+//! process, a copy of the launcher made after `prepare`, so the compiled
+//! code is shared, not rebuilt.
 //!
 //! Cargo features:
 //! - `wasmtime` (default): [`WasmtimeEngine`].
@@ -50,6 +52,10 @@ pub const TRAP_EXIT_CODE: i32 = 134;
 pub struct EngineConfig {
     /// Where compiled modules are cached; `None` disables the disk cache.
     pub cache_dir: Option<PathBuf>,
+    /// Never start a thread (the launcher, which clones containers, must
+    /// stay single-threaded): a compile, if one is needed, runs on the
+    /// caller's thread.
+    pub single_threaded: bool,
 }
 
 impl EngineConfig {
@@ -63,6 +69,7 @@ impl EngineConfig {
             .unwrap_or_else(|| PathBuf::from(DEFAULT_CACHE_DIR));
         Self {
             cache_dir: Some(dir),
+            single_threaded: false,
         }
     }
 }

@@ -11,13 +11,91 @@ use std::path::Path;
 pub(crate) struct SpecEdits {
     /// New `linux.cgroupsPath`.
     pub cgroups_path: Option<String>,
-    /// Drop mounts of type `cgroup` (see [`crate::container`] for why).
-    pub drop_cgroup_mounts: bool,
+    /// Make the spec a Wasm sandbox's: see [`wasm_sandbox`].
+    pub wasm_sandbox: bool,
 }
 
 impl SpecEdits {
     fn is_empty(&self) -> bool {
-        self.cgroups_path.is_none() && !self.drop_cgroup_mounts
+        self.cgroups_path.is_none() && !self.wasm_sandbox
+    }
+}
+
+/// Mount types that are kernel interfaces, not files: a Wasm container gets
+/// none of them but proc, which libcontainer's set-up needs (its safe path
+/// handling goes through /proc/thread-self) and which is masked before the
+/// payload runs (docs/design.md, "The Wasm sandbox").
+const KERNEL_MOUNT_TYPES: &[&str] = &["sysfs", "cgroup", "cgroup2", "mqueue", "devpts"];
+/// Trees a Wasm payload finds empty: masked with a read-only, empty tmpfs.
+const MASKED_TREES: &[&str] = &["/proc", "/sys"];
+
+/// Whether `destination` is `tree` or below it.
+fn is_under(destination: &str, tree: &str) -> bool {
+    destination
+        .strip_prefix(tree)
+        .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
+}
+
+/// Makes a Wasm container's spec a sandbox's: no sysfs, cgroup, mqueue or
+/// devpts mount, no mount below /proc or /sys but the one proc mount (a
+/// bind of the host's /proc would be /proc again), /proc and /sys masked by
+/// an empty read-only tmpfs once set-up is done, no devices beyond
+/// libcontainer's defaults (null, zero, full, random, urandom, tty), and no
+/// read-only paths or sysctls (they act on what is masked); supplementary
+/// groups move to an annotation the payload's executor applies. What is masked
+/// or not mounted cannot be reached through `/`, `..` or a link.
+fn wasm_sandbox(json: &mut serde_json::Value) {
+    if let Some(mounts) = json.get_mut("mounts").and_then(|m| m.as_array_mut()) {
+        mounts.retain(|m| {
+            let kind = m.get("type").and_then(|t| t.as_str()).unwrap_or_default();
+            let destination = m
+                .get("destination")
+                .and_then(|d| d.as_str())
+                .unwrap_or_default()
+                .trim_end_matches('/');
+            if kind == "proc" {
+                return destination == "/proc";
+            }
+            !KERNEL_MOUNT_TYPES.contains(&kind)
+                && !MASKED_TREES.iter().any(|tree| is_under(destination, tree))
+        });
+    }
+    if let Some(linux) = json.get_mut("linux").and_then(|l| l.as_object_mut()) {
+        for key in ["devices", "readonlyPaths", "sysctl"] {
+            linux.remove(key);
+        }
+        linux.insert("maskedPaths".into(), serde_json::json!(MASKED_TREES));
+    }
+    // libcontainer reads /proc/self/setgroups before it sets supplementary
+    // groups, which is after the mask: the payload's executor sets them
+    // instead, from this annotation (any incoming one is replaced).
+    let gids = json
+        .pointer_mut("/process/user")
+        .and_then(|u| u.as_object_mut())
+        .and_then(|user| user.remove("additionalGids"));
+    let gids: Vec<String> = gids
+        .as_ref()
+        .and_then(|g| g.as_array())
+        .map(|g| {
+            g.iter()
+                .filter_map(|gid| gid.as_u64())
+                .map(|gid| gid.to_string())
+                .collect()
+        })
+        .unwrap_or_default();
+    if let Some(root) = json.as_object_mut() {
+        let annotations = root
+            .entry("annotations")
+            .or_insert_with(|| serde_json::json!({}));
+        if let Some(annotations) = annotations.as_object_mut() {
+            annotations.remove(crate::executor::SUPPLEMENTARY_GIDS_ANNOTATION);
+            if !gids.is_empty() {
+                annotations.insert(
+                    crate::executor::SUPPLEMENTARY_GIDS_ANNOTATION.into(),
+                    serde_json::Value::String(gids.join(",")),
+                );
+            }
+        }
     }
 }
 
@@ -38,10 +116,8 @@ pub(crate) fn apply(bundle: &Path, edits: &SpecEdits) -> std::io::Result<()> {
             serde_json::Value::String(path.clone()),
         );
     }
-    if edits.drop_cgroup_mounts
-        && let Some(mounts) = json.get_mut("mounts").and_then(|m| m.as_array_mut())
-    {
-        mounts.retain(|m| m.get("type").and_then(|t| t.as_str()) != Some("cgroup"));
+    if edits.wasm_sandbox {
+        wasm_sandbox(&mut json);
     }
     let staged = bundle.join(".config.json.edgeshim");
     std::fs::write(&staged, serde_json::to_vec(&json)?)?;
@@ -65,15 +141,66 @@ mod tests {
         .expect("write");
         let edits = SpecEdits {
             cgroups_path: Some("/a.slice/p-n.scope".into()),
-            drop_cgroup_mounts: true,
+            wasm_sandbox: false,
         };
         apply(dir.path(), &edits).expect("rewrite");
         let json: serde_json::Value =
             serde_json::from_slice(&std::fs::read(&config).expect("read")).expect("json");
         assert_eq!(json["linux"]["cgroupsPath"], "/a.slice/p-n.scope");
         assert_eq!(json["x-unknown"], 1);
-        let mounts = json["mounts"].as_array().expect("mounts");
-        assert_eq!(mounts.len(), 1);
-        assert_eq!(mounts[0]["type"], "proc");
+        assert_eq!(json["mounts"].as_array().map(Vec::len), Some(2));
+    }
+
+    #[test]
+    fn test_wasm_sandbox_keeps_file_mounts_only() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let config = dir.path().join("config.json");
+        std::fs::write(
+            &config,
+            r#"{"process":{"user":{"uid":0,"gid":0,"additionalGids":[10,20]}},
+               "annotations":{"io.edgeshim.supplementary-gids":"0"},
+               "linux":{"devices":[{"path":"/dev/kmsg","type":"c","major":1,"minor":11}],
+                         "maskedPaths":["/proc/kcore"],"readonlyPaths":["/proc/sys"],
+                         "sysctl":{"kernel.msgmax":"1"},"cgroupsPath":"/x"},
+               "mounts":[{"destination":"/proc","type":"proc","source":"proc"},
+                         {"destination":"/dev","type":"tmpfs","source":"tmpfs"},
+                         {"destination":"/dev/pts","type":"devpts","source":"devpts"},
+                         {"destination":"/dev/shm","type":"tmpfs","source":"shm"},
+                         {"destination":"/dev/mqueue","type":"mqueue","source":"mqueue"},
+                         {"destination":"/sys","type":"sysfs","source":"sysfs"},
+                         {"destination":"/sys/fs/cgroup","type":"cgroup","source":"cgroup"},
+                         {"destination":"/proc/","type":"bind","source":"/proc"},
+                         {"destination":"/sys/kernel/x","type":"bind","source":"/data"},
+                         {"destination":"/system","type":"bind","source":"/data"},
+                         {"destination":"/data","type":"bind","source":"/srv"}]}"#,
+        )
+        .expect("write");
+        let edits = SpecEdits {
+            cgroups_path: None,
+            wasm_sandbox: true,
+        };
+        apply(dir.path(), &edits).expect("rewrite");
+        let json: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(&config).expect("read")).expect("json");
+        let kept: Vec<&str> = json["mounts"]
+            .as_array()
+            .expect("mounts")
+            .iter()
+            .filter_map(|m| m["destination"].as_str())
+            .collect();
+        assert_eq!(kept, ["/proc", "/dev", "/dev/shm", "/system", "/data"]);
+        let linux = json["linux"].as_object().expect("linux");
+        let mut keys: Vec<&String> = linux.keys().collect();
+        keys.sort();
+        assert_eq!(keys, ["cgroupsPath", "maskedPaths"]);
+        assert_eq!(
+            json["linux"]["maskedPaths"],
+            serde_json::json!(["/proc", "/sys"])
+        );
+        assert!(json["process"]["user"].get("additionalGids").is_none());
+        assert_eq!(
+            json["annotations"][crate::executor::SUPPLEMENTARY_GIDS_ANNOTATION],
+            "10,20"
+        );
     }
 }

@@ -1,4 +1,6 @@
-//! One container's process, driven through libcontainer.
+//! One container's process, driven through libcontainer: made in the
+//! launcher ([`build_process`]), then loaded from its state in the shim for
+//! start, signals and delete ([`IsolatedContainer`]).
 
 use std::os::fd::OwnedFd;
 use std::path::{Path, PathBuf};
@@ -14,6 +16,7 @@ use crate::bundle_config::{self, SpecEdits};
 use crate::cgroups::{self, CgroupDriver};
 use crate::error::chain;
 use crate::executor::{ContainerExecutor, Payload};
+use crate::launcher::{LaunchReply, LaunchRequest, Launcher};
 use crate::{IsolationError, Result};
 
 /// The container's fds 0-2 (`None`: `/dev/null`).
@@ -24,6 +27,15 @@ pub struct Stdio {
     pub stderr: Option<OwnedFd>,
 }
 
+/// A Wasm payload as the shim describes it to the launcher.
+pub struct LaunchPayload<'a> {
+    /// What the launcher's payload factory reads (module digest, WASI view).
+    pub description: serde_json::Value,
+    /// Makes the descriptor the factory asks for when it lacks something
+    /// (the module's bytes, the first time the launcher sees it).
+    pub make_fd: &'a dyn Fn() -> std::io::Result<OwnedFd>,
+}
+
 /// A container process that exists (created, running or exited) until
 /// [`IsolatedContainer::delete`].
 pub struct IsolatedContainer {
@@ -31,72 +43,74 @@ pub struct IsolatedContainer {
 }
 
 impl IsolatedContainer {
-    /// Makes the process: namespaces, cgroup, mounts, pivot into the rootfs;
-    /// it then waits for [`start`](Self::start). `payload` `None` means the
-    /// spec's `process.args` is `exec`ed natively.
+    /// Makes the process through `launcher`: namespaces, cgroup, mounts,
+    /// pivot into the rootfs; it then waits for [`start`](Self::start).
+    /// `payload` `None` means the spec's `process.args` is `exec`ed natively;
+    /// a Wasm payload's spec is first made a sandbox's (no proc, sys, cgroup,
+    /// mqueue or devpts mounts, default devices only).
     ///
     /// The bundle's rootfs must already be mounted; `spec` is its
     /// config.json as loaded. State lives under `state_root/<id>`.
     pub fn create(
+        launcher: &Launcher,
         state_root: &Path,
         id: &str,
         bundle: &Path,
         spec: &Spec,
         stdio: Stdio,
-        payload: Option<Arc<dyn Payload>>,
+        payload: Option<LaunchPayload<'_>>,
     ) -> Result<Self> {
         let (driver, cgroups_path) = cgroups::prepare(id, spec)?;
         let edits = SpecEdits {
             cgroups_path: cgroups_path.map(|p| p.display().to_string()),
-            // A module cannot reach /sys, so the cgroup filesystem is of no
-            // use to it, and libcontainer's v1 cgroup mount fails in a
-            // shared pid namespace (it takes the init's parent pid, seen in
-            // the pod's namespace, for a host pid). It also saves a tmpfs
-            // and a bind mount per controller on every start.
-            // Only rewritten when there is one to drop: config.json is
-            // rewritten on the create path, which must stay cheap.
-            drop_cgroup_mounts: payload.is_some()
-                && spec
-                    .mounts()
-                    .as_ref()
-                    .is_some_and(|m| m.iter().any(|m| m.typ().as_deref() == Some("cgroup"))),
+            wasm_sandbox: payload.is_some(),
         };
         bundle_config::apply(bundle, &edits).map_err(|e| IsolationError::Create {
             id: id.to_string(),
             reason: format!("cannot adapt {}/config.json: {e}", bundle.display()),
         })?;
-        let err = |e: &dyn std::error::Error| IsolationError::Create {
+        let failed = |reason: String| IsolationError::Create {
             id: id.to_string(),
-            reason: with_memory_hint(chain(e), spec),
+            reason: with_memory_hint(reason, spec),
         };
-        let mut builder = ContainerBuilder::new(id.to_string(), SyscallType::default())
-            .with_executor(ContainerExecutor { payload })
-            .with_root_path(state_root)
-            .map_err(|e| err(&e))?;
-        if let Some(fd) = stdio.stdin {
-            builder = builder.with_stdin(fd);
+        let mut request = LaunchRequest {
+            id: id.to_string(),
+            state_root: state_root.to_path_buf(),
+            bundle: bundle.to_path_buf(),
+            systemd: driver == CgroupDriver::Systemd,
+            stdio: [
+                stdio.stdin.is_some(),
+                stdio.stdout.is_some(),
+                stdio.stderr.is_some(),
+            ],
+            payload: payload.as_ref().map(|p| p.description.clone()),
+            payload_fd: false,
+        };
+        let mut fds: Vec<OwnedFd> = [stdio.stdin, stdio.stdout, stdio.stderr]
+            .into_iter()
+            .flatten()
+            .collect();
+        let mut reply = launcher.request(&request, &fds).map_err(failed)?;
+        if reply == LaunchReply::NeedPayloadFd
+            && let Some(payload) = &payload
+        {
+            let fd = (payload.make_fd)()
+                .map_err(|e| failed(format!("cannot hand the module to the launcher: {e}")))?;
+            fds.push(fd);
+            request.payload_fd = true;
+            reply = launcher.request(&request, &fds).map_err(failed)?;
         }
-        if let Some(fd) = stdio.stdout {
-            builder = builder.with_stdout(fd);
+        match reply {
+            LaunchReply::Created { .. } => Self::load(state_root, id),
+            LaunchReply::Failed { reason } => Err(failed(reason)),
+            LaunchReply::NeedPayloadFd => Err(failed(
+                "the launcher asked for the module twice".to_string(),
+            )),
         }
-        if let Some(fd) = stdio.stderr {
-            builder = builder.with_stderr(fd);
-        }
-        // Not `as_sibling`: a sibling is cloned without an exit signal, so its
-        // exit would raise no SIGCHLD. The init process is instead reparented
-        // to the shim (a subreaper) when libcontainer's intermediate exits.
-        let container = builder
-            .validate_id()
-            .map_err(|e| err(&e))?
-            .as_init(bundle)
-            .with_systemd(driver == CgroupDriver::Systemd)
-            .with_detach(true)
-            .build()
-            .map_err(|e| err(&e))?;
-        Ok(Self { container })
     }
 
-    /// Loads a container left by an earlier shim process, for clean-up.
+    /// Loads a container from its state (made by the launcher, or left by
+    /// an earlier shim process, for clean-up).
     pub fn load(state_root: &Path, id: &str) -> Result<Self> {
         let root: PathBuf = state_root.join(id);
         let container = Container::load(root.clone()).map_err(|e| IsolationError::Load {
@@ -162,9 +176,54 @@ impl IsolatedContainer {
     }
 }
 
+/// In the launcher: libcontainer makes the process (its intermediate and
+/// init are cloned from the launcher) and writes its state; returns its pid.
+pub(crate) fn build_process(
+    request: &LaunchRequest,
+    stdio: Stdio,
+    payload: Option<Arc<dyn Payload>>,
+) -> Result<u32> {
+    let id = &request.id;
+    let err = |e: &dyn std::error::Error| IsolationError::Create {
+        id: id.to_string(),
+        reason: chain(e),
+    };
+    let mut builder = ContainerBuilder::new(id.to_string(), SyscallType::default())
+        .with_executor(ContainerExecutor { payload })
+        .with_root_path(&request.state_root)
+        .map_err(|e| err(&e))?;
+    if let Some(fd) = stdio.stdin {
+        builder = builder.with_stdin(fd);
+    }
+    if let Some(fd) = stdio.stdout {
+        builder = builder.with_stdout(fd);
+    }
+    if let Some(fd) = stdio.stderr {
+        builder = builder.with_stderr(fd);
+    }
+    // Not `as_sibling`: a sibling is cloned without an exit signal, so its
+    // exit would raise no SIGCHLD. The init process is instead reparented
+    // to the shim (the nearest subreaper) when libcontainer's intermediate
+    // exits.
+    let container = builder
+        .validate_id()
+        .map_err(|e| err(&e))?
+        .as_init(&request.bundle)
+        .with_systemd(request.systemd)
+        .with_detach(true)
+        .build()
+        .map_err(|e| err(&e))?;
+    container
+        .pid()
+        .and_then(|pid| u32::try_from(pid.as_raw()).ok())
+        .ok_or_else(|| IsolationError::Create {
+            id: id.to_string(),
+            reason: "libcontainer reported no pid".into(),
+        })
+}
+
 /// Below this memory limit, libcontainer's set-up processes (copies of the
-/// shim) may not fit in the container's memory cgroup (measured: 512 KiB
-/// fails, 1 MiB works).
+/// launcher) may not fit in the container's memory cgroup.
 const SETUP_MEMORY_HINT_BELOW: i64 = 2 << 20;
 
 /// libcontainer reports a set-up process that died only as a broken

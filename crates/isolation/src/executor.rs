@@ -25,6 +25,11 @@ impl Executor for ContainerExecutor {
         match &self.payload {
             None => DefaultExecutor {}.exec(spec),
             Some(payload) => {
+                close_launcher_socket();
+                if let Err(e) = set_supplementary_groups(spec) {
+                    eprintln!("edgeshim: {e}");
+                    std::process::exit(SETUP_FAILED_STATUS);
+                }
                 terminate_on_signals();
                 // A panic must end the container, not unwind into
                 // libcontainer's set-up code (which would leave it hanging).
@@ -38,11 +43,78 @@ impl Executor for ContainerExecutor {
 
     fn validate(&self, spec: &Spec) -> Result<(), ExecutorValidationError> {
         match &self.payload {
-            None => DefaultExecutor {}.validate(spec),
+            None => match program_path(spec) {
+                Some(path) => validate_program(path),
+                None => DefaultExecutor {}.validate(spec),
+            },
             // The shim validated and compiled the module before create.
             Some(_) => Ok(()),
         }
     }
+}
+
+/// `process.args[0]` when it is a path (holds a `/`): exec'd as it is, with
+/// no PATH lookup, so the spec needs no PATH (runc's behaviour; an OCI spec
+/// from `ctr oci spec` has no env at all).
+fn program_path(spec: &Spec) -> Option<&str> {
+    spec.process()
+        .as_ref()
+        .and_then(|p| p.args().as_ref())
+        .and_then(|args| args.first())
+        .map(String::as_str)
+        .filter(|arg0| arg0.contains('/'))
+}
+
+/// Runs after pivot_root, so `path` is looked up in the container's rootfs.
+fn validate_program(path: &str) -> Result<(), ExecutorValidationError> {
+    use std::os::unix::fs::PermissionsExt;
+    let invalid = |reason: String| ExecutorValidationError::ArgValidationError(reason);
+    let metadata =
+        std::fs::metadata(path).map_err(|e| invalid(format!("executable '{path}': {e}")))?;
+    if !metadata.is_file() || metadata.permissions().mode() & 0o111 == 0 {
+        return Err(invalid(format!(
+            "'{path}' is not an executable file in the container"
+        )));
+    }
+    Ok(())
+}
+
+/// A Wasm payload runs in a copy of the launcher, which holds its socket to
+/// the shim: the container must not. (Other inherited descriptors stay: a
+/// compiled module's file is mapped from its descriptor when instantiated.)
+fn close_launcher_socket() {
+    let fd = crate::launcher::LAUNCHER_FD;
+    let is_socket =
+        nix::sys::stat::fstat(fd).is_ok_and(|st| st.st_mode & libc::S_IFMT == libc::S_IFSOCK);
+    if is_socket {
+        let _ = nix::unistd::close(fd);
+    }
+}
+
+/// Where a Wasm container's supplementary groups travel (see
+/// `bundle_config::wasm_sandbox`): comma-separated gids.
+pub(crate) const SUPPLEMENTARY_GIDS_ANNOTATION: &str = "io.edgeshim.supplementary-gids";
+
+/// Exit status of a Wasm container whose last set-up step failed.
+const SETUP_FAILED_STATUS: i32 = 126;
+
+/// Sets the groups the spec's `process.user.additionalGids` named, as
+/// libcontainer would have (it needs /proc, which is masked by now).
+fn set_supplementary_groups(spec: &Spec) -> Result<(), String> {
+    let Some(list) = spec
+        .annotations()
+        .as_ref()
+        .and_then(|a| a.get(SUPPLEMENTARY_GIDS_ANNOTATION))
+    else {
+        return Ok(());
+    };
+    let gids = list
+        .split(',')
+        .map(|gid| gid.parse().map(nix::unistd::Gid::from_raw))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| format!("bad supplementary groups {list:?}: {e}"))?;
+    nix::unistd::setgroups(&gids)
+        .map_err(|e| format!("cannot set supplementary groups {list}: {e}"))
 }
 
 /// Exit status of a payload that panicked (Rust's own for a panicking main).

@@ -4,8 +4,9 @@
 //! Owns: creating, starting, signalling and deleting that process through
 //! youki's `libcontainer`, and what runs first inside it ([`Payload`]): a
 //! native program is `exec`ed as runc would; a Wasm payload runs in the
-//! process, which is a copy of the shim made at create time, so the engine
-//! and the compiled module are already in memory.
+//! process, which is a copy of the shim's single-threaded [`launcher`] made
+//! at create time, so the engine and the compiled module are already in
+//! memory.
 //!
 //! Leaves out: what a payload does (the engine crate), the container's stdio
 //! endpoints (the task service opens them and hands over descriptors), and
@@ -16,8 +17,9 @@ mod cgroups;
 mod container;
 mod error;
 mod executor;
+pub mod launcher;
 
-pub use container::{IsolatedContainer, Stdio};
+pub use container::{IsolatedContainer, LaunchPayload, Stdio};
 pub use error::{IsolationError, Result};
 pub use executor::Payload;
 

@@ -16,6 +16,7 @@ pub mod container;
 pub mod error;
 pub mod events;
 mod exits;
+mod launch;
 mod logging;
 mod oom;
 mod rootfs;
@@ -28,10 +29,15 @@ pub use service::EdgeShim;
 /// The shim's `main`: runs containers on engine `E` and OPA Wasm policies
 /// on `policy_wasm_host`, e.g.
 /// `run::<WasmtimeEngine>("io.containerd.wasmtime.v1", WasmHost::WASMTIME)`.
+/// Started as its own launcher (`--edgeshim-launcher`, see
+/// `edgeshim_isolation::launcher`), the binary serves its shim instead.
 pub fn run<E: edgeshim_engine::Engine>(
     runtime_id: &str,
     policy_wasm_host: edgeshim_policy::WasmHost,
 ) {
+    if let Some(status) = launch::launcher_main::<E>() {
+        std::process::exit(status);
+    }
     service::set_policy_wasm_host(policy_wasm_host);
     containerd_shim::run::<EdgeShim<E>>(runtime_id, None);
 }

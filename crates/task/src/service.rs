@@ -147,6 +147,7 @@ impl<E: Engine> Shim for EdgeShim<E> {
     fn create_task_service(&self, publisher: RemotePublisher) -> Self::T {
         let events = Arc::new(ContainerdEvents::new(publisher, self.namespace.clone()));
         TaskService::new(
+            self.id.clone(),
             state_root(&self.namespace),
             events,
             Arc::new(edgeshim_policy::PolicyGate::with_wasm_host(

@@ -10,6 +10,7 @@ fn engine(cache: Option<&std::path::Path>) -> WasmEdgeEngine {
     WasmEdgeEngine::with_compiler(
         EngineConfig {
             cache_dir: cache.map(std::path::Path::to_path_buf),
+            single_threaded: false,
         },
         Compiler::InProcess,
     )

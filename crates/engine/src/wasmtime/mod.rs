@@ -33,6 +33,8 @@ impl Engine for WasmtimeEngine {
     fn new(config: EngineConfig) -> Result<Self> {
         let mut wasm_config = wasmtime::Config::new();
         wasm_config.cranelift_opt_level(wasmtime::OptLevel::Speed);
+        // Not part of the artifacts' compatibility hash: both share a cache.
+        wasm_config.parallel_compilation(!config.single_threaded);
         let engine =
             wasmtime::Engine::new(&wasm_config).map_err(|e| EngineError::Setup(e.to_string()))?;
         let mut linker = Linker::new(&engine);

@@ -12,6 +12,7 @@ fn prepare(engine: &WasmtimeEngine, bytes: &[u8]) -> Result<InstancePre<Containe
 fn engine(cache: Option<&std::path::Path>) -> WasmtimeEngine {
     WasmtimeEngine::new(EngineConfig {
         cache_dir: cache.map(std::path::Path::to_path_buf),
+        single_threaded: false,
     })
     .expect("engine")
 }

@@ -8,34 +8,16 @@ use std::sync::Arc;
 
 use containerd_shim::api::{CreateTaskRequest, CreateTaskResponse};
 use containerd_shim::protos::events::task::TaskCreate;
-use edgeshim_bundle::{Bundle, WasiView, Workload};
+use edgeshim_bundle::{Bundle, Workload};
 use edgeshim_engine::Engine;
-use edgeshim_isolation::{IsolatedContainer, Payload};
+use edgeshim_isolation::{IsolatedContainer, LaunchPayload};
 use edgeshim_policy::{Action, DecisionInput, ShimFacts};
 
 use super::{TaskService, send};
 use crate::container::ContainerRecord;
 use crate::error::{Result, TaskError};
+use crate::launch::PayloadDescription;
 use crate::{rootfs, stdio};
-
-/// A prepared module run inside the container process.
-struct WasmPayload<E: Engine> {
-    engine: Arc<E>,
-    prepared: E::Prepared,
-    view: WasiView,
-}
-
-impl<E: Engine> Payload for WasmPayload<E> {
-    fn run(&self) -> i32 {
-        match self.engine.run(&self.prepared, &self.view) {
-            Ok(status) => status,
-            Err(e) => {
-                eprintln!("edgeshim: {e}");
-                1
-            }
-        }
-    }
-}
 
 impl<E: Engine> TaskService<E> {
     pub(super) fn do_create(&self, req: CreateTaskRequest) -> Result<CreateTaskResponse> {
@@ -118,29 +100,34 @@ impl<E: Engine> TaskService<E> {
         let workload = bundle
             .workload(self.gate.max_module_bytes())
             .map_err(bundle_err)?;
-        // TODO(launch): wire the shim's own-sandbox fact
-        // (ShimFacts::for_task(<this task started the shim>, id, &bundle)).
-        let facts = ShimFacts::default();
+        // A fact only this shim knows: the task whose start spawned it.
+        let facts = ShimFacts::for_task(id == self.shim_id, id, &bundle);
         let input = DecisionInput::from_bundle(Action::Create, id, &bundle, &workload, &facts);
         self.check_policy(&input)?;
 
-        let payload: Option<Arc<dyn Payload>> = match workload {
+        // The shim validates and compiles (or finds in the cache); the
+        // launcher then maps the cached code, and gets the module's bytes
+        // only the first time it sees it.
+        let module = match workload {
             Workload::Native { .. } => None,
             Workload::Wasm { module, view, .. } => {
                 let engine = self.engine(id)?;
-                let prepared = engine
+                engine
                     .prepare(&module.bytes, &module.sha256)
                     .map_err(|source| TaskError::Engine {
                         id: id.to_string(),
                         source,
                     })?;
-                Some(Arc::new(WasmPayload {
-                    engine,
-                    prepared,
+                let description = PayloadDescription {
+                    sha256: module.sha256.clone(),
                     view,
-                }))
+                };
+                let description = serde_json::to_value(&description)
+                    .map_err(|e| TaskError::io(id, "payload")(e.to_string()))?;
+                Some((description, module.bytes))
             }
         };
+        let make_fd = |bytes: &[u8]| module_memfd(bytes);
         let stdio = stdio::open(&req.stdin, &req.stdout, &req.stderr)
             .map_err(TaskError::io(id, "stdio"))?;
         if self.state_root.join(id).exists() {
@@ -148,7 +135,16 @@ impl<E: Engine> TaskService<E> {
             log::warn!("container {id}: removing state left by an earlier shim");
             self.remove_leftover_state(id);
         }
+        let make_module_fd = || match &module {
+            Some((_, bytes)) => make_fd(bytes),
+            None => Err(std::io::Error::other("no module")),
+        };
+        let payload = module.as_ref().map(|(description, _)| LaunchPayload {
+            description: description.clone(),
+            make_fd: &make_module_fd,
+        });
         let process = IsolatedContainer::create(
+            &self.launcher,
             &self.state_root,
             id,
             bundle_dir,
@@ -196,4 +192,30 @@ impl<E: Engine> TaskService<E> {
             })
         }
     }
+}
+
+/// The module's bytes in a sealed memory file, for the launcher.
+fn module_memfd(bytes: &[u8]) -> std::io::Result<std::os::fd::OwnedFd> {
+    use nix::sys::memfd::{MemFdCreateFlag, memfd_create};
+    use std::io::{Seek, Write};
+    let fd = memfd_create(
+        c"edgeshim-module",
+        MemFdCreateFlag::MFD_CLOEXEC | MemFdCreateFlag::MFD_ALLOW_SEALING,
+    )?;
+    let mut file = std::fs::File::from(fd);
+    file.write_all(bytes)?;
+    file.rewind()?;
+    let seals = libc::F_SEAL_SEAL | libc::F_SEAL_SHRINK | libc::F_SEAL_GROW | libc::F_SEAL_WRITE;
+    // SAFETY: fcntl on a descriptor this function owns.
+    if unsafe {
+        libc::fcntl(
+            std::os::fd::AsRawFd::as_raw_fd(&file),
+            libc::F_ADD_SEALS,
+            seals,
+        )
+    } < 0
+    {
+        return Err(std::io::Error::last_os_error());
+    }
+    Ok(file.into())
 }

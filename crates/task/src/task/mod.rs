@@ -19,6 +19,7 @@ use containerd_shim::protos::events::task::TaskExit;
 use containerd_shim::protos::protobuf::well_known_types::timestamp::Timestamp;
 use containerd_shim::{ExitSignal, Task, TtrpcContext, TtrpcResult};
 use edgeshim_engine::{Engine, EngineConfig};
+use edgeshim_isolation::launcher::Launcher;
 use edgeshim_policy::Gate;
 
 use crate::container::ContainerRecord;
@@ -37,10 +38,15 @@ pub struct TaskService<E: Engine> {
     state_root: PathBuf,
     unclaimed: Arc<UnclaimedExits>,
     exit: Arc<ExitSignal>,
+    /// The single-threaded process every container is cloned from.
+    launcher: Launcher,
+    /// The id of the task whose start spawned this shim (containerd's `-id`).
+    shim_id: String,
 }
 
 impl<E: Engine> TaskService<E> {
     pub fn new(
+        shim_id: String,
         state_root: PathBuf,
         events: Arc<dyn EventSink>,
         gate: Arc<dyn Gate>,
@@ -55,6 +61,12 @@ impl<E: Engine> TaskService<E> {
         }) {
             log::error!("cannot watch container exits: {e}");
         }
+        let launcher = Launcher::default();
+        // Started now, off the first create's path; a failure is reported
+        // by the first create, which tries again.
+        if let Err(e) = launcher.spawn() {
+            log::error!("cannot start the launcher: {e}");
+        }
         Self {
             containers,
             engine: Mutex::new(None),
@@ -63,6 +75,8 @@ impl<E: Engine> TaskService<E> {
             state_root,
             unclaimed,
             exit,
+            launcher,
+            shim_id,
         }
     }
 

@@ -1,0 +1,65 @@
+//! The launcher: a single-threaded process, one per shim, that every
+//! container process is cloned from.
+//!
+//! Why: libcontainer clones its set-up processes from whatever process calls
+//! it, and a child of a multi-threaded process may find a lock held forever
+//! by a thread that does not exist in the child (a create hung so, in
+//! `std::process::exit` of the intermediate process, once in a few thousand
+//! starts). The launcher is exec'd fresh from the shim's own binary and never
+//! starts a thread, and checks that it has exactly one before every clone,
+//! so no lock can be held at a clone: the hang cannot recur by construction.
+//! It also makes the clone cheap (a small address space to copy) and keeps
+//! libcontainer's intermediate processes out of the shim's reaper.
+//!
+//! Shim side: [`Launcher`] spawns it (`/proc/self/exe` with
+//! [`LAUNCHER_ARG`]) and sends it [`LaunchRequest`]s. Launcher side:
+//! [`serve`], with a [`PayloadFactory`] that turns a request's payload
+//! description into the Wasm payload the container process runs.
+
+mod client;
+mod server;
+mod wire;
+
+use std::path::PathBuf;
+
+use serde::{Deserialize, Serialize};
+
+pub use client::Launcher;
+pub use server::{PayloadFactory, serve};
+
+/// First argument that makes the shim binary a launcher.
+pub const LAUNCHER_ARG: &str = "--edgeshim-launcher";
+
+/// The launcher's end of its socket to the shim.
+pub(crate) const LAUNCHER_FD: std::os::fd::RawFd = 3;
+
+/// What the launcher makes: one container process, waiting for start.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct LaunchRequest {
+    pub id: String,
+    pub state_root: PathBuf,
+    pub bundle: PathBuf,
+    pub systemd: bool,
+    /// Which of stdin, stdout, stderr come as descriptors, in that order,
+    /// first among the message's descriptors (missing ones are /dev/null).
+    pub stdio: [bool; 3],
+    /// Handed to the launcher's [`PayloadFactory`]; `None`: a native process.
+    pub payload: Option<serde_json::Value>,
+    /// Whether the message's last descriptor goes to the payload factory.
+    pub payload_fd: bool,
+}
+
+/// The launcher's answer.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum LaunchReply {
+    /// The process exists and waits; its host pid.
+    Created {
+        pid: u32,
+    },
+    /// The payload factory needs the descriptor it was not sent (a module it
+    /// has not seen): send the request again with it.
+    NeedPayloadFd,
+    Failed {
+        reason: String,
+    },
+}

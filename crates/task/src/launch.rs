@@ -1,0 +1,127 @@
+//! The Wasm side of the launcher (`edgeshim-isolation`'s single-threaded
+//! process that containers are cloned from): what the shim tells it about a
+//! module ([`PayloadDescription`]) and how the launcher turns that into the
+//! payload the container runs ([`WasmPayloads`]).
+
+use std::collections::HashMap;
+use std::io::Read;
+use std::os::fd::OwnedFd;
+use std::sync::Arc;
+
+use edgeshim_bundle::WasiView;
+use edgeshim_engine::{Engine, EngineConfig};
+use edgeshim_isolation::Payload;
+use edgeshim_isolation::launcher::{LAUNCHER_ARG, PayloadFactory};
+use serde::{Deserialize, Serialize};
+
+/// A Wasm payload as the shim describes it to its launcher.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(crate) struct PayloadDescription {
+    /// Hex sha256 of the module, as the shim computed it.
+    pub sha256: String,
+    pub view: WasiView,
+}
+
+/// A prepared module run inside the container process.
+pub(crate) struct WasmPayload<E: Engine> {
+    pub engine: Arc<E>,
+    pub prepared: Arc<E::Prepared>,
+    pub view: WasiView,
+}
+
+impl<E: Engine> Payload for WasmPayload<E> {
+    fn run(&self) -> i32 {
+        match self.engine.run(&self.prepared, &self.view) {
+            Ok(status) => status,
+            Err(e) => {
+                eprintln!("edgeshim: {e}");
+                1
+            }
+        }
+    }
+}
+
+/// The launcher's modules, by digest: each is prepared once (mapped from the
+/// cache the shim filled), then shared by every container cloned after.
+pub(crate) struct WasmPayloads<E: Engine> {
+    engine: Option<Arc<E>>,
+    modules: HashMap<String, Arc<E::Prepared>>,
+}
+
+impl<E: Engine> Default for WasmPayloads<E> {
+    fn default() -> Self {
+        Self {
+            engine: None,
+            modules: HashMap::new(),
+        }
+    }
+}
+
+impl<E: Engine> WasmPayloads<E> {
+    fn engine(&mut self) -> Result<Arc<E>, String> {
+        if let Some(engine) = &self.engine {
+            return Ok(engine.clone());
+        }
+        let config = EngineConfig {
+            single_threaded: true,
+            ..EngineConfig::from_env()
+        };
+        let engine = Arc::new(E::new(config).map_err(|e| e.to_string())?);
+        self.engine = Some(engine.clone());
+        Ok(engine)
+    }
+}
+
+impl<E: Engine> PayloadFactory for WasmPayloads<E> {
+    fn payload(
+        &mut self,
+        description: &serde_json::Value,
+        fd: Option<OwnedFd>,
+    ) -> Result<Option<Arc<dyn Payload>>, String> {
+        let description: PayloadDescription = serde_json::from_value(description.clone())
+            .map_err(|e| format!("bad payload description: {e}"))?;
+        let engine = self.engine()?;
+        let prepared = match self.modules.get(&description.sha256) {
+            Some(prepared) => prepared.clone(),
+            None => {
+                let Some(fd) = fd else {
+                    return Ok(None);
+                };
+                let mut bytes = Vec::new();
+                std::fs::File::from(fd)
+                    .read_to_end(&mut bytes)
+                    .map_err(|e| format!("cannot read the module from the shim: {e}"))?;
+                let sha256 = edgeshim_engine::cache::content_hash(&bytes);
+                if sha256 != description.sha256 {
+                    return Err(format!(
+                        "module from the shim has digest {sha256}, not {}",
+                        description.sha256
+                    ));
+                }
+                let prepared =
+                    Arc::new(engine.prepare(&bytes, &sha256).map_err(|e| e.to_string())?);
+                self.modules.insert(sha256, prepared.clone());
+                prepared
+            }
+        };
+        Ok(Some(Arc::new(WasmPayload {
+            engine,
+            prepared,
+            view: description.view,
+        })))
+    }
+}
+
+/// When this process was started as the shim's launcher, serves it and
+/// returns the exit status; `None` otherwise.
+pub(crate) fn launcher_main<E: Engine>() -> Option<i32> {
+    if std::env::args_os().nth(1).as_deref() != Some(std::ffi::OsStr::new(LAUNCHER_ARG)) {
+        return None;
+    }
+    // Set-up failures in libcontainer's processes (cloned from here) are
+    // reported through `log`: to containerd's log, as the shim's are.
+    crate::logging::init(false, "warn");
+    Some(edgeshim_isolation::launcher::serve(
+        &mut WasmPayloads::<E>::default(),
+    ))
+}
