@@ -404,6 +404,78 @@ fn test_module_cannot_walk_out_of_its_preopens() {
     }
 }
 
+/// What a hostile module reaches for to leave the sandbox (rewrite its
+/// runtime through /proc/self/mem, read the runtime's environment, the
+/// host's kernel and cgroup interfaces, the kernel log), directly and
+/// through `..`.
+const KERNEL_PATHS: &[&str] = &[
+    "/proc/self/mem",
+    "/proc/self/maps",
+    "/proc/self/environ",
+    "/proc/1/cmdline",
+    "/sys/kernel",
+    "/sys/fs/cgroup",
+    "/dev/kmsg",
+    "/dev/../proc/self/mem",
+    "/proc/./1/../self/environ",
+];
+
+#[test]
+fn test_module_reaches_no_kernel_interface_and_default_devices_work() {
+    let mut args = vec!["/probe.wasm", "escape"];
+    args.extend(KERNEL_PATHS);
+    let out = run_rm("escape", PROBE_IMAGE, &[], &args);
+    let seen = stdout(&out);
+    assert_eq!(out.status.code(), Some(0), "the module opened some: {seen}");
+    for path in KERNEL_PATHS {
+        assert!(
+            seen.contains(&format!("refused {path}: ")),
+            "{path}: {seen}"
+        );
+    }
+    // /proc is mounted for the set-up, then masked: the module finds it empty.
+    let out = run_rm(
+        "escape-list",
+        PROBE_IMAGE,
+        &[],
+        &["/probe.wasm", "list", "/proc"],
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(stdout(&out), "0 entries\n", "/proc is not empty");
+    let out = run_rm(
+        "escape-devices",
+        PROBE_IMAGE,
+        &[],
+        &["/probe.wasm", "devices"],
+    );
+    assert_eq!(
+        stdout(&out),
+        "null ok\nzero ok\nfull ok\nrandom ok\nurandom ok\ntty ok\n",
+        "{}",
+        stderr(&out)
+    );
+    assert!(out.status.success());
+    for id in ["escape", "escape-list", "escape-devices"] {
+        assert_no_leftovers(id);
+    }
+}
+
+#[test]
+fn test_native_program_runs_from_a_spec_without_env_and_keeps_proc() {
+    // `ctr oci spec` style: no env at all, so no PATH; runc runs an
+    // absolute path anyway. Native containers keep runc's /proc.
+    let files = [(built("hog"), "/hog")];
+    let out = run_rm_with_spec("noenv", &files, &["/hog", "cmdline"], |spec| {
+        spec["process"]
+            .as_object_mut()
+            .expect("process")
+            .remove("env");
+    });
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(stdout(&out), "cmdline: /hog cmdline \n");
+    assert_no_leftovers("noenv");
+}
+
 fn pids_limit(limit: i64) -> impl FnOnce(&mut serde_json::Value) {
     move |spec| spec["linux"]["resources"]["pids"] = serde_json::json!({ "limit": limit })
 }

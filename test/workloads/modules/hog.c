@@ -1,7 +1,7 @@
 // A native memory hog: touches N MiB (argv[1]), so that a memory limit below
 // it gets the container OOM-killed. Built by test/build.rs with `cc -static`.
 // With `fork`, forks until the kernel refuses (the pids limit) and prints how
-// many children it made.
+// many children it made; with `cmdline`, prints its /proc/self/cmdline.
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -19,8 +19,23 @@ static int fork_until_refused(void) {
     return 0;
 }
 
+// Prints its own command line as /proc shows it (native containers keep
+// runc's /proc).
+static int own_cmdline(void) {
+    FILE *f = fopen("/proc/self/cmdline", "r");
+    if (!f) { perror("hog: /proc/self/cmdline"); return 2; }
+    char buf[256];
+    size_t n = fread(buf, 1, sizeof buf - 1, f);
+    fclose(f);
+    for (size_t i = 0; i < n; i++) if (!buf[i]) buf[i] = ' ';
+    buf[n] = 0;
+    printf("cmdline: %s\n", buf);
+    return 0;
+}
+
 int main(int argc, char **argv) {
     if (argc > 1 && !strcmp(argv[1], "fork")) return fork_until_refused();
+    if (argc > 1 && !strcmp(argv[1], "cmdline")) return own_cmdline();
     long mib = argc > 1 ? atol(argv[1]) : 1;
     for (long i = 0; i < mib; i++) {
         volatile char *p = malloc(1 << 20);

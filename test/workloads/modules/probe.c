@@ -7,6 +7,9 @@
 #include <unistd.h>
 #include <errno.h>
 #include <time.h>
+#include <fcntl.h>
+#include <dirent.h>
+#include <sys/stat.h>
 
 static int cat(const char *path) {
     FILE *f = fopen(path, "r");
@@ -41,6 +44,64 @@ static int grow(long mib) {
     return 0;
 }
 
+// Tries to open each path as an attacker would (read-write first, then
+// read-only; directories are listed) and prints what it reached; exits with
+// the number of paths it could open.
+static int escape(int n, char **paths) {
+    int opened = 0;
+    for (int i = 0; i < n; i++) {
+        int fd = open(paths[i], O_RDWR);
+        if (fd < 0) fd = open(paths[i], O_RDONLY);
+        if (fd < 0) fd = open(paths[i], O_RDONLY | O_DIRECTORY);
+        if (fd < 0) { printf("refused %s: %s\n", paths[i], strerror(errno)); continue; }
+        close(fd);
+        printf("OPENED %s\n", paths[i]);
+        opened++;
+    }
+    return opened;
+}
+
+// Lists a directory's entries other than . and .., one a line.
+static int list(const char *path) {
+    DIR *d = opendir(path);
+    if (!d) { fprintf(stderr, "probe: cannot list %s: %s\n", path, strerror(errno)); return 2; }
+    int count = 0;
+    for (struct dirent *e; (e = readdir(d));) {
+        if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, "..")) continue;
+        printf("%s\n", e->d_name);
+        count++;
+    }
+    closedir(d);
+    printf("%d entries\n", count);
+    return 0;
+}
+
+// The OCI default devices, used as a program would.
+static int devices(void) {
+    char buf[16];
+    int fails = 0;
+    int fd = open("/dev/null", O_WRONLY);
+    if (fd < 0 || write(fd, "x", 1) != 1) { printf("null: %s\n", strerror(errno)); fails++; } else printf("null ok\n");
+    if (fd >= 0) close(fd);
+    fd = open("/dev/zero", O_RDONLY);
+    memset(buf, 1, sizeof buf);
+    if (fd < 0 || read(fd, buf, sizeof buf) != sizeof buf || buf[0] || buf[15]) { printf("zero: %s\n", strerror(errno)); fails++; } else printf("zero ok\n");
+    if (fd >= 0) close(fd);
+    fd = open("/dev/full", O_WRONLY);
+    errno = 0;
+    if (fd < 0 || write(fd, "x", 1) != -1 || errno != ENOSPC) { printf("full: %s\n", strerror(errno)); fails++; } else printf("full ok\n");
+    if (fd >= 0) close(fd);
+    const char *random[] = {"/dev/random", "/dev/urandom"};
+    for (int i = 0; i < 2; i++) {
+        fd = open(random[i], O_RDONLY);
+        if (fd < 0 || read(fd, buf, sizeof buf) != sizeof buf) { printf("%s: %s\n", random[i], strerror(errno)); fails++; } else printf("%s ok\n", random[i] + 5);
+        if (fd >= 0) close(fd);
+    }
+    struct stat st;
+    if (stat("/dev/tty", &st) != 0) { printf("tty: %s\n", strerror(errno)); fails++; } else printf("tty ok\n");
+    return fails;
+}
+
 int main(int argc, char **argv) {
     const char *cmd = argc > 1 ? argv[1] : "hello";
     if (!strcmp(cmd, "hello")) { printf("hello from wasm\n"); return 0; }
@@ -51,6 +112,9 @@ int main(int argc, char **argv) {
     if (!strcmp(cmd, "read")) return cat(argc > 2 ? argv[2] : "/");
     if (!strcmp(cmd, "write")) return write_file(argc > 2 ? argv[2] : "/out", argc > 3 ? argv[3] : "");
     if (!strcmp(cmd, "grow")) return grow(argc > 2 ? atol(argv[2]) : 1);
+    if (!strcmp(cmd, "escape")) return escape(argc - 2, argv + 2);
+    if (!strcmp(cmd, "list")) return list(argc > 2 ? argv[2] : "/");
+    if (!strcmp(cmd, "devices")) return devices();
     if (!strcmp(cmd, "trap")) { printf("about to trap\n"); fflush(stdout); __builtin_trap(); }
     if (!strcmp(cmd, "sleep")) {
         printf("sleeping\n"); fflush(stdout);
