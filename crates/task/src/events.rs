@@ -1,13 +1,19 @@
 //! Events back to containerd: TaskCreate, TaskStart, TaskExit, TaskDelete.
 //!
 //! Sending is off the request path: events go into a queue, and one thread
-//! forwards them to containerd in order, so a start never waits on it.
+//! forwards them to containerd in order, so a start never waits on it. An
+//! event containerd does not take (it is restarting, its socket is gone) is
+//! sent again, reconnecting, with a growing pause, before any later event:
+//! order is kept, and nothing is dropped unless containerd stays away for
+//! [`Retry::give_up_after`].
 
 use std::sync::Mutex;
-use std::sync::mpsc::{Sender, channel};
+use std::sync::mpsc::{Receiver, Sender, channel};
+use std::time::{Duration, Instant};
 
 use containerd_shim::Context;
 use containerd_shim::event::Event;
+use containerd_shim::protos::protobuf::MessageDyn;
 use containerd_shim::publisher::RemotePublisher;
 
 /// An event for containerd, with its topic.
@@ -18,6 +24,57 @@ pub trait EventSink: Send + Sync + 'static {
     fn send(&self, event: TaskEvent);
 }
 
+/// One attempt to hand an event to containerd.
+pub trait Publish: Send + 'static {
+    fn publish(&mut self, topic: &str, event: Box<dyn MessageDyn>) -> Result<(), String>;
+}
+
+/// How failed sends are retried.
+#[derive(Debug, Clone, Copy)]
+pub struct Retry {
+    pub first_pause: Duration,
+    pub longest_pause: Duration,
+    pub give_up_after: Duration,
+}
+
+impl Default for Retry {
+    fn default() -> Self {
+        Self {
+            first_pause: Duration::from_millis(50),
+            longest_pause: Duration::from_secs(2),
+            // containerd restarts take seconds; an hour covers an upgrade
+            // done by hand on a node nobody watches.
+            give_up_after: Duration::from_secs(3600),
+        }
+    }
+}
+
+/// containerd's event service over ttrpc; reconnects after a failure (a
+/// restarted containerd listens on a new connection).
+struct Containerd {
+    publisher: Option<RemotePublisher>,
+    address: String,
+    namespace: String,
+}
+
+impl Publish for Containerd {
+    fn publish(&mut self, topic: &str, event: Box<dyn MessageDyn>) -> Result<(), String> {
+        if self.publisher.is_none() {
+            let publisher = RemotePublisher::new(&self.address)
+                .map_err(|e| format!("cannot reach containerd at {}: {e}", self.address))?;
+            self.publisher = Some(publisher);
+        }
+        let Some(publisher) = &self.publisher else {
+            return Err("no connection".into());
+        };
+        let sent = publisher.publish(Context::default(), topic, &self.namespace, event);
+        sent.map_err(|e| {
+            self.publisher = None;
+            e.to_string()
+        })
+    }
+}
+
 /// Forwards events to containerd's event service, in order.
 pub struct ContainerdEvents {
     queue: Mutex<Sender<TaskEvent>>,
@@ -25,18 +82,22 @@ pub struct ContainerdEvents {
 
 impl ContainerdEvents {
     pub fn new(publisher: RemotePublisher, namespace: String) -> Self {
+        // The address containerd gave the shim for its event service.
+        let address = std::env::var("TTRPC_ADDRESS").unwrap_or_default();
+        let target = Containerd {
+            publisher: Some(publisher),
+            address,
+            namespace,
+        };
+        Self::with_publisher(target, Retry::default())
+    }
+
+    /// Events forwarded to `target` by a thread of their own.
+    pub fn with_publisher(target: impl Publish, retry: Retry) -> Self {
         let (queue, events) = channel::<TaskEvent>();
         std::thread::Builder::new()
             .name("events".into())
-            .spawn(move || {
-                for event in events {
-                    let topic = event.topic();
-                    if let Err(e) = publisher.publish(Context::default(), &topic, &namespace, event)
-                    {
-                        log::warn!("cannot publish {topic} to containerd: {e}");
-                    }
-                }
-            })
+            .spawn(move || forward(events, target, retry))
             .map_err(|e| log::error!("cannot start the event thread: {e}"))
             .ok();
         Self {
@@ -54,5 +115,154 @@ impl EventSink for ContainerdEvents {
         if queue.send(event).is_err() {
             log::warn!("event thread is gone; event dropped");
         }
+    }
+}
+
+/// Sends each event until containerd takes it, then the next.
+fn forward(events: Receiver<TaskEvent>, mut target: impl Publish, retry: Retry) {
+    for event in events {
+        let topic = event.topic();
+        // Kept as bytes: a publish consumes its message, and a retry needs
+        // the same event again.
+        let message: &dyn MessageDyn = &*event;
+        let descriptor = message.descriptor_dyn();
+        let bytes = match message.write_to_bytes_dyn() {
+            Ok(bytes) => bytes,
+            Err(e) => {
+                log::error!("cannot encode {topic}: {e}; event dropped");
+                continue;
+            }
+        };
+        let first_try = Instant::now();
+        let mut pause = retry.first_pause;
+        let mut failures = 0u32;
+        loop {
+            let message = match descriptor.parse_from_bytes(&bytes) {
+                Ok(message) => message,
+                Err(e) => {
+                    log::error!("cannot decode {topic}: {e}; event dropped");
+                    break;
+                }
+            };
+            match target.publish(&topic, message) {
+                Ok(()) => {
+                    if failures > 0 {
+                        log::info!("{topic} reached containerd after {failures} failed sends");
+                    }
+                    break;
+                }
+                Err(e) if first_try.elapsed() >= retry.give_up_after => {
+                    log::error!(
+                        "{topic} not taken by containerd for {:?}: {e}; event dropped",
+                        retry.give_up_after
+                    );
+                    break;
+                }
+                Err(e) => {
+                    if failures == 0 {
+                        log::warn!("cannot publish {topic} to containerd, retrying: {e}");
+                    }
+                    failures += 1;
+                    std::thread::sleep(pause);
+                    pause = (pause * 2).min(retry.longest_pause);
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use containerd_shim::protos::events::task::{TaskCreate, TaskExit, TaskStart};
+    use std::sync::mpsc::SyncSender;
+
+    /// Fails every other attempt (and the first three), recording what it
+    /// took.
+    struct Flaky {
+        attempts: u32,
+        taken: SyncSender<(String, String)>,
+    }
+
+    impl Publish for Flaky {
+        fn publish(&mut self, topic: &str, event: Box<dyn MessageDyn>) -> Result<(), String> {
+            self.attempts += 1;
+            if self.attempts <= 3 || self.attempts % 2 == 0 {
+                return Err(format!("attempt {} refused", self.attempts));
+            }
+            let id = event
+                .downcast_ref::<TaskExit>()
+                .map(|e| e.container_id.clone())
+                .or_else(|| {
+                    event
+                        .downcast_ref::<TaskCreate>()
+                        .map(|e| e.container_id.clone())
+                })
+                .or_else(|| {
+                    event
+                        .downcast_ref::<TaskStart>()
+                        .map(|e| e.container_id.clone())
+                })
+                .unwrap_or_default();
+            let _ = self.taken.send((topic.to_string(), id));
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn test_refused_events_are_sent_again_in_order() {
+        let (taken, received) = std::sync::mpsc::sync_channel(16);
+        let retry = Retry {
+            first_pause: Duration::from_millis(1),
+            longest_pause: Duration::from_millis(2),
+            give_up_after: Duration::from_secs(60),
+        };
+        let events = ContainerdEvents::with_publisher(Flaky { attempts: 0, taken }, retry);
+        for id in ["a", "b"] {
+            events.send(Box::new(TaskCreate {
+                container_id: id.into(),
+                ..Default::default()
+            }));
+            events.send(Box::new(TaskStart {
+                container_id: id.into(),
+                ..Default::default()
+            }));
+            events.send(Box::new(TaskExit {
+                container_id: id.into(),
+                ..Default::default()
+            }));
+        }
+        let got: Vec<(String, String)> = (0..6).map(|_| received.recv().expect("event")).collect();
+        let want: Vec<(String, String)> = ["a", "b"]
+            .iter()
+            .flat_map(|id| {
+                ["/tasks/create", "/tasks/start", "/tasks/exit"]
+                    .map(|topic| (topic.to_string(), id.to_string()))
+            })
+            .collect();
+        assert_eq!(got, want);
+    }
+
+    /// Never takes anything.
+    struct Gone;
+
+    impl Publish for Gone {
+        fn publish(&mut self, _: &str, _: Box<dyn MessageDyn>) -> Result<(), String> {
+            Err("containerd is gone".into())
+        }
+    }
+
+    #[test]
+    fn test_an_event_refused_past_the_limit_is_dropped_and_the_queue_moves_on() {
+        let (queue, events) = channel::<TaskEvent>();
+        queue.send(Box::new(TaskExit::default())).expect("queued");
+        drop(queue);
+        let retry = Retry {
+            first_pause: Duration::from_millis(1),
+            longest_pause: Duration::from_millis(1),
+            give_up_after: Duration::from_millis(20),
+        };
+        // Returns (rather than retrying forever) once the limit has passed.
+        forward(events, Gone, retry);
     }
 }

@@ -5,6 +5,7 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::time::Instant;
 
 use containerd_shim::api::{CreateTaskRequest, CreateTaskResponse};
 use containerd_shim::protos::events::task::TaskCreate;
@@ -22,9 +23,10 @@ use crate::{rootfs, stdio};
 impl<E: Engine> TaskService<E> {
     pub(super) fn do_create(&self, req: CreateTaskRequest) -> Result<CreateTaskResponse> {
         let id = req.id.clone();
-        if self.map().contains_key(&id) {
+        let since = Instant::now();
+        let Some(_reservation) = self.creating.reserve(&id, || self.map().contains_key(&id)) else {
             return Err(TaskError::AlreadyExists(id));
-        }
+        };
         if req.terminal {
             return Err(TaskError::FailedPrecondition {
                 id,
@@ -34,54 +36,63 @@ impl<E: Engine> TaskService<E> {
         let bundle_dir = PathBuf::from(&req.bundle);
         let mounted =
             rootfs::mount(&bundle_dir, &req.rootfs).map_err(TaskError::io(&id, "rootfs"))?;
-        match self.create_process(&id, &bundle_dir, &req) {
-            Ok((process, policy_input)) => {
-                let pid = process.pid().unwrap_or_default();
-                let record = Arc::new(ContainerRecord::new(
-                    id.clone(),
-                    bundle_dir,
-                    [req.stdin.clone(), req.stdout.clone(), req.stderr.clone()],
-                    mounted,
-                    process,
-                    policy_input,
-                ));
-                if let Some(status) = self.unclaimed.take(pid) {
-                    let mut inner = record.lock();
-                    record.set_exited(&mut inner, status as u32);
-                }
-                self.map().insert(id.clone(), record);
-                crate::oom::watch(&id, pid, self.events.clone());
-                send(
-                    self.events.as_ref(),
-                    TaskCreate {
-                        container_id: id.clone(),
-                        bundle: req.bundle.clone(),
-                        rootfs: req.rootfs.clone(),
-                        io: Some(containerd_shim::protos::events::task::TaskIO {
-                            stdin: req.stdin.clone(),
-                            stdout: req.stdout.clone(),
-                            stderr: req.stderr.clone(),
-                            terminal: req.terminal,
-                            ..Default::default()
-                        })
-                        .into(),
-                        pid,
-                        ..Default::default()
-                    },
-                );
-                log::info!("container {id} created, pid {pid}");
-                Ok(CreateTaskResponse {
-                    pid,
-                    ..Default::default()
-                })
-            }
+        let (process, policy_input) = match self.create_process(&id, &bundle_dir, &req) {
+            Ok(created) => created,
             Err(e) => {
                 if let Some(target) = mounted {
                     rootfs::unmount(&target);
                 }
-                Err(e)
+                return Err(e);
             }
+        };
+        let pid = process.pid().unwrap_or_default();
+        let record = Arc::new(ContainerRecord::new(
+            id.clone(),
+            bundle_dir,
+            [req.stdin.clone(), req.stdout.clone(), req.stderr.clone()],
+            mounted,
+            process,
+            policy_input,
+        ));
+        // Under the record's lock, so that its TaskExit (queued by the exit
+        // thread, which takes that lock) cannot precede its TaskCreate; the
+        // insert and the look for an exit that came first happen under the
+        // map's lock, as the exit thread's claim does.
+        let mut inner = record.lock();
+        let early_exit = {
+            let mut map = self.map();
+            map.insert(id.clone(), record.clone());
+            self.unclaimed.take(pid, since)
+        };
+        crate::oom::watch(&id, pid, self.events.clone());
+        send(
+            self.events.as_ref(),
+            TaskCreate {
+                container_id: id.clone(),
+                bundle: req.bundle.clone(),
+                rootfs: req.rootfs.clone(),
+                io: Some(containerd_shim::protos::events::task::TaskIO {
+                    stdin: req.stdin.clone(),
+                    stdout: req.stdout.clone(),
+                    stderr: req.stderr.clone(),
+                    terminal: req.terminal,
+                    ..Default::default()
+                })
+                .into(),
+                pid,
+                ..Default::default()
+            },
+        );
+        if let Some(status) = early_exit {
+            let exit = record.set_exited(&mut inner, status as u32);
+            super::send_exit(self.events.as_ref(), &record, exit);
         }
+        drop(inner);
+        log::info!("container {id} created, pid {pid}");
+        Ok(CreateTaskResponse {
+            pid,
+            ..Default::default()
+        })
     }
 
     /// Everything between the mounted rootfs and a waiting process.

@@ -42,6 +42,7 @@ pub struct TaskService<E: Engine> {
     launcher: Launcher,
     /// The id of the task whose start spawned this shim (containerd's `-id`).
     shim_id: String,
+    creating: crate::reservations::Creating,
 }
 
 impl<E: Engine> TaskService<E> {
@@ -56,8 +57,15 @@ impl<E: Engine> TaskService<E> {
         let unclaimed = Arc::new(UnclaimedExits::default());
         let watched = containers.clone();
         let exit_events = events.clone();
-        if let Err(e) = exits::watch(unclaimed.clone(), move |pid, status| {
-            record_exit(&watched, exit_events.as_ref(), pid, status)
+        let unclaimed_exits = unclaimed.clone();
+        if let Err(e) = exits::watch(move |pid, status| {
+            record_exit(
+                &watched,
+                exit_events.as_ref(),
+                &unclaimed_exits,
+                pid,
+                status,
+            )
         }) {
             log::error!("cannot watch container exits: {e}");
         }
@@ -77,6 +85,7 @@ impl<E: Engine> TaskService<E> {
             exit,
             launcher,
             shim_id,
+            creating: Default::default(),
         }
     }
 
@@ -113,29 +122,44 @@ impl<E: Engine> TaskService<E> {
 }
 
 /// Marks the container whose process is `pid` as exited and tells
-/// containerd. Returns whether a container claimed the pid.
-fn record_exit(containers: &Containers, events: &dyn EventSink, pid: u32, status: i32) -> bool {
-    let record = containers
-        .lock()
-        .unwrap_or_else(PoisonError::into_inner)
-        .values()
-        .find(|r| r.pid == pid)
-        .cloned();
-    let Some(record) = record else {
-        return false;
+/// containerd; an exit no container claims is kept in `unclaimed`. Deciding
+/// that happens under the map's lock, as create's insert does, so an exit
+/// is either claimed by the record or found by its create.
+fn record_exit(
+    containers: &Containers,
+    events: &dyn EventSink,
+    unclaimed: &UnclaimedExits,
+    pid: u32,
+    status: i32,
+) {
+    let record = {
+        let map = containers.lock().unwrap_or_else(PoisonError::into_inner);
+        match map.values().find(|r| r.pid == pid) {
+            Some(record) => record.clone(),
+            None => {
+                unclaimed.put(pid, status, std::time::Instant::now());
+                return;
+            }
+        }
     };
+    // The record's lock is held while its TaskCreate and TaskStart are
+    // queued, so this TaskExit follows them.
     let mut inner = record.lock();
     let exit = record.set_exited(&mut inner, status as u32);
+    send_exit(events, &record, exit);
+    log::info!("container {} exited with status {}", record.id, exit.status);
+}
+
+/// Queues TaskExit for `record`.
+fn send_exit(events: &dyn EventSink, record: &ContainerRecord, exit: crate::container::Exit) {
     events.send(Box::new(TaskExit {
         container_id: record.id.clone(),
         id: record.id.clone(),
-        pid,
+        pid: record.pid,
         exit_status: exit.status,
         exited_at: Some(timestamp(exit.at)).into(),
         ..Default::default()
     }));
-    log::info!("container {} exited with status {}", record.id, exit.status);
-    true
 }
 
 /// A protobuf timestamp for `at`.
