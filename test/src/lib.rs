@@ -304,6 +304,45 @@ pub fn shim_pid_for(id: &str) -> Option<u32> {
     })
 }
 
+/// Every shim launcher process (`--edgeshim-launcher`), with its parent pid.
+pub fn launcher_pids() -> Vec<(u32, u32)> {
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    entries
+        .flatten()
+        .filter_map(|e| {
+            let pid: u32 = e.file_name().to_str()?.parse().ok()?;
+            let cmdline = std::fs::read(e.path().join("cmdline")).ok()?;
+            let launcher = cmdline
+                .split(|b| *b == 0)
+                .any(|w| w == b"--edgeshim-launcher");
+            let stat = std::fs::read_to_string(e.path().join("stat")).ok()?;
+            let parent = stat.rsplit_once(") ")?.1.split(' ').nth(1)?.parse().ok()?;
+            launcher.then_some((pid, parent))
+        })
+        .collect()
+}
+
+/// Whether process `pid` exists and has not exited (a zombie has).
+pub fn process_alive(pid: u32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .ok()
+        .and_then(|stat| {
+            let state = stat.rsplit_once(") ")?.1.chars().next()?;
+            Some(state != 'Z' && state != 'X')
+        })
+        .unwrap_or(false)
+}
+
+/// The launcher of the shim started for container `id`.
+pub fn launcher_pid_for(id: &str) -> Option<u32> {
+    let shim = shim_pid_for(id)?;
+    launcher_pids()
+        .into_iter()
+        .find_map(|(pid, parent)| (parent == shim).then_some(pid))
+}
+
 /// Every cgroup hierarchy root: each v1 controller and the unified one.
 pub fn cgroup_roots() -> Vec<PathBuf> {
     let mut roots = Vec::new();

@@ -404,6 +404,39 @@ fn test_module_cannot_walk_out_of_its_preopens() {
     }
 }
 
+#[test]
+fn test_a_killed_launcher_is_replaced_and_the_pod_keeps_serving() {
+    let pod = "--annotation=io.kubernetes.cri.sandbox-id=launcher-pod";
+    let out = run_detached("launcher-pod", PAUSE_IMAGE, &[pod], &[]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let first = launcher_pid_for("launcher-pod").expect("the pod shim's launcher");
+    let killed = std::process::Command::new("kill")
+        .args(["-9", &first.to_string()])
+        .status()
+        .expect("kill");
+    assert!(killed.success());
+    await_condition("the killed launcher to be reaped", LIMIT, || {
+        !Path::new(&format!("/proc/{first}")).exists()
+    });
+    // The next create starts a new launcher; the running pause is untouched.
+    let out = run_rm("launcher-pod-hello", PROBE_IMAGE, &[pod], &[]);
+    assert_eq!(stdout(&out), "hello from wasm\n", "{}", stderr(&out));
+    let second = launcher_pid_for("launcher-pod").expect("a new launcher");
+    assert_ne!(first, second);
+    assert_eq!(task_status("launcher-pod").as_deref(), Some("RUNNING"));
+    ctr(&["task", "kill", "-s", "SIGKILL", "launcher-pod"]);
+    await_condition("pause to stop", LIMIT, || {
+        task_status("launcher-pod").as_deref() == Some("STOPPED")
+    });
+    remove("launcher-pod");
+    for id in ["launcher-pod", "launcher-pod-hello"] {
+        assert_no_leftovers(id);
+    }
+    await_condition("the launcher to end with its shim", LIMIT, || {
+        !process_alive(second)
+    });
+}
+
 /// What a hostile module reaches for to leave the sandbox (rewrite its
 /// runtime through /proc/self/mem, read the runtime's environment, the
 /// host's kernel and cgroup interfaces, the kernel log), directly and

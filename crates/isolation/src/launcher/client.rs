@@ -14,6 +14,10 @@ use super::{LAUNCHER_ARG, LAUNCHER_FD, LaunchReply, LaunchRequest, wire};
 struct Connection {
     sock: UnixStream,
     pid: u32,
+    /// Readable once the launcher has exited: a reply that will never come
+    /// is noticed even while a container cloned from it (waiting for its
+    /// start) still holds a copy of the launcher's end of the socket.
+    exited: OwnedFd,
 }
 
 /// Sends [`LaunchRequest`]s to the shim's launcher process.
@@ -87,7 +91,7 @@ impl Launcher {
                 return Err(format!("cannot reach the launcher: {e}"));
             }
         }
-        let received = receive(&connection.sock);
+        let received = receive(&connection);
         *slot = Some(connection);
         match received {
             Ok(reply) => Ok(reply),
@@ -135,9 +139,11 @@ impl Launcher {
         // dropping the handle neither waits nor kills.
         let child = command.spawn()?;
         drop(theirs);
+        let pid = child.id();
         Ok(Connection {
             sock: ours,
-            pid: child.id(),
+            pid,
+            exited: pidfd_open(pid)?,
         })
     }
 }
@@ -148,6 +154,20 @@ impl Drop for Launcher {
             stop(connection);
         }
     }
+}
+
+/// A descriptor that becomes readable when process `pid` exits (valid
+/// even after the shim's reaper has reaped it). By hand: nix 0.29 has no
+/// pidfd_open.
+fn pidfd_open(pid: u32) -> std::io::Result<OwnedFd> {
+    // SAFETY: the syscall takes a pid and flags and returns a new descriptor.
+    let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid as libc::pid_t, 0) };
+    if fd < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    let fd = RawFd::try_from(fd).map_err(std::io::Error::other)?;
+    // SAFETY: the kernel just returned this descriptor to us.
+    Ok(unsafe { std::os::fd::FromRawFd::from_raw_fd(fd) })
 }
 
 /// Closing the socket ends a healthy launcher; a stuck one is killed.
@@ -162,7 +182,29 @@ fn stop(connection: Connection) {
     }
 }
 
-fn receive(sock: &UnixStream) -> std::io::Result<LaunchReply> {
+/// Waits for the reply, or for the launcher to end without one.
+fn receive(connection: &Connection) -> std::io::Result<LaunchReply> {
+    use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
+    use std::os::fd::AsFd;
+    let sock = &connection.sock;
+    loop {
+        let mut fds = [
+            PollFd::new(sock.as_fd(), PollFlags::POLLIN),
+            PollFd::new(connection.exited.as_fd(), PollFlags::POLLIN),
+        ];
+        match poll(&mut fds, PollTimeout::NONE) {
+            Err(nix::errno::Errno::EINTR) => continue,
+            Err(e) => return Err(e.into()),
+            Ok(_) => {}
+        }
+        let ready = |fd: &PollFd| fd.revents().is_some_and(|r| !r.is_empty());
+        if ready(&fds[0]) {
+            break;
+        }
+        if ready(&fds[1]) {
+            return Err(std::io::Error::other("the launcher exited without a reply"));
+        }
+    }
     let (reply, extra) =
         wire::recv(sock)?.ok_or_else(|| std::io::Error::other("the launcher closed its socket"))?;
     if !extra.is_empty() {

@@ -25,12 +25,10 @@ pub trait PayloadFactory {
 /// The launcher's main loop: serves requests on its socket (fd 3) until the
 /// shim closes it; returns the process's exit status.
 pub fn serve(factory: &mut dyn PayloadFactory) -> i32 {
-    // Die with the shim, and do not outlive a shim that died before this.
-    // SAFETY: prctl with an integer argument.
-    unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) };
-    if nix::unistd::getppid().as_raw() == 1 {
-        return 1;
-    }
+    // No PR_SET_PDEATHSIG: it fires when the spawning *thread* ends (a
+    // ttrpc worker), not the shim. Only the shim holds the other end of
+    // the socket, so the shim's end, however it ends, is an end of stream
+    // here.
     // SAFETY: the shim passes the socket as fd 3 and nothing else uses it.
     let sock = unsafe { UnixStream::from_raw_fd(LAUNCHER_FD) };
     // Container processes are cloned from here: they must not inherit it.
