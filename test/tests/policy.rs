@@ -140,8 +140,19 @@ fn try_run(
     started
 }
 
+/// Tests that change the gate's files (the policy or its config) take
+/// turns: the others only read them.
+static GATE_FILES: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn gate_files() -> std::sync::MutexGuard<'static, ()> {
+    GATE_FILES
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
 #[test]
 fn test_policy_change_reaches_a_running_shim_and_a_broken_one_keeps_the_last_good() {
+    let _turn = gate_files();
     let logs = tempfile::tempdir().expect("log dir");
     let mut cri = cri();
     let pod = pod("policy-reload-pod", "uid-reload-1", true, logs.path());
@@ -270,4 +281,77 @@ fn test_cri_update_above_the_policy_cap_is_refused_with_the_reason() {
     cri.stop_container(&id, 10).expect("StopContainer");
     wait_exited(&mut cri, &id);
     remove_pod(&mut cri, &pod_id, &[&id]);
+}
+
+#[test]
+fn test_a_native_program_claiming_to_be_a_sandbox_is_decided_as_native() {
+    let id = "policy-claims-sandbox";
+    let out = run_rm(
+        id,
+        PAUSE_IMAGE,
+        &["--annotation=io.kubernetes.cri.container-type=sandbox"],
+        &["/hog", "1"],
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_no_leftovers(id);
+    let kinds: Vec<String> = decision_log()
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter(|l| l["container"] == id)
+        .map(|l| l["kind"].as_str().unwrap_or_default().to_string())
+        .collect();
+    assert_eq!(kinds, ["native", "native"], "create and start");
+}
+
+/// Puts the config file back when dropped, whatever the test did.
+struct RestoreConfig {
+    path: std::path::PathBuf,
+    text: Vec<u8>,
+}
+
+impl Drop for RestoreConfig {
+    fn drop(&mut self) {
+        std::fs::write(&self.path, &self.text).expect("restore policy.toml");
+    }
+}
+
+#[test]
+fn test_deleting_the_config_leaves_the_gate_enforcing_in_running_and_new_shims() {
+    let _turn = gate_files();
+    let pod = "--annotation=io.kubernetes.cri.sandbox-id=policy-keep-pod";
+    let out = run_detached("policy-keep-pod", PAUSE_IMAGE, &[pod], &[]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let path = std::path::PathBuf::from(
+        std::env::var_os("EDGESHIM_POLICY_CONFIG").expect("EDGESHIM_POLICY_CONFIG"),
+    );
+    let restore = RestoreConfig {
+        text: std::fs::read(&path).expect("policy.toml"),
+        path: path.clone(),
+    };
+    std::fs::remove_file(&path).expect("delete policy.toml");
+    // The running pod shim still enforces: a container it must deny.
+    let out = run_rm("policy-deny-kept-in-pod", PROBE_IMAGE, &[pod], &[]);
+    assert!(
+        stderr(&out).contains("container policy-deny-kept-in-pod is denied by its id"),
+        "{}",
+        stderr(&out)
+    );
+    assert_eq!(stdout(&out), "");
+    // So does a shim started after the deletion, from the node's copy.
+    let out = run_rm("policy-deny-kept-new", PROBE_IMAGE, &[], &[]);
+    assert!(
+        stderr(&out).contains("container policy-deny-kept-new is denied by its id"),
+        "{}",
+        stderr(&out)
+    );
+    assert_eq!(stdout(&out), "");
+    drop(restore);
+    ctr(&["task", "kill", "-s", "SIGKILL", "policy-keep-pod"]);
+    await_condition("pause to stop", LIMIT, || {
+        task_status("policy-keep-pod").as_deref() == Some("STOPPED")
+    });
+    remove("policy-keep-pod");
+    for id in ["policy-keep-pod", "policy-deny-kept-in-pod", "policy-deny-kept-new"] {
+        assert_no_leftovers(id);
+    }
 }
