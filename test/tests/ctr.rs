@@ -437,6 +437,50 @@ fn test_a_killed_launcher_is_replaced_and_the_pod_keeps_serving() {
     });
 }
 
+/// The shim's peak resident memory (VmHWM), in KiB.
+fn peak_rss_kib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("status");
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .expect("VmHWM")
+}
+
+#[test]
+fn test_a_3gb_module_is_refused_by_size_before_it_is_read() {
+    let pod = "--annotation=io.kubernetes.cri.sandbox-id=big-pod";
+    let out = run_detached("big-pod", PAUSE_IMAGE, &[pod], &[]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let shim = shim_pid_for("big-pod").expect("the pod's shim");
+    let peak_before = peak_rss_kib(shim);
+    let out = run_rm_with_spec("big-module", &[], &["/big.wasm"], |spec| {
+        let root = std::path::PathBuf::from(spec["root"]["path"].as_str().expect("root"));
+        std::fs::create_dir_all(&root).expect("rootfs");
+        let mut file = std::fs::File::create(root.join("big.wasm")).expect("create");
+        std::io::Write::write_all(&mut file, b"\0asm\x01\0\0\0").expect("magic");
+        // Sparse: 3 GiB long, a few bytes on disk.
+        file.set_len(3 << 30).expect("set_len");
+        spec["annotations"] = serde_json::json!({"io.kubernetes.cri.sandbox-id": "big-pod"});
+    });
+    assert!(!out.status.success());
+    let err = stderr(&out);
+    assert!(err.contains("big.wasm"), "{err}");
+    assert!(err.contains("3221225472"), "the size is named: {err}");
+    assert!(err.contains("67108864"), "the cap is named: {err}");
+    // The module never reached the shim's heap.
+    let grown_kib = peak_rss_kib(shim).saturating_sub(peak_before);
+    assert!(grown_kib < 16 << 10, "the shim's peak grew by {grown_kib} KiB");
+    ctr(&["task", "kill", "-s", "SIGKILL", "big-pod"]);
+    await_condition("pause to stop", LIMIT, || {
+        task_status("big-pod").as_deref() == Some("STOPPED")
+    });
+    remove("big-pod");
+    for id in ["big-pod", "big-module"] {
+        assert_no_leftovers(id);
+    }
+}
+
 /// What a hostile module reaches for to leave the sandbox (rewrite its
 /// runtime through /proc/self/mem, read the runtime's environment, the
 /// host's kernel and cgroup interfaces, the kernel log), directly and
