@@ -170,13 +170,22 @@ fn test_compiled_policy_is_cached_and_a_corrupt_entry_is_rebuilt() {
     let dir = policy_dir("decision-abi-1.2.wat", json!({}));
     let cache = tempfile::tempdir().expect("cache");
     LoadedPolicy::load(dir.path(), ENTRYPOINT, cache.path()).expect("first load");
+    // One entry: the artifact and its digest.
     let entries: Vec<PathBuf> = walk(cache.path());
-    assert_eq!(entries.len(), 1, "{entries:?}");
-    std::fs::write(&entries[0], b"not a wasmtime artifact").expect("corrupt");
+    assert_eq!(entries.len(), 2, "{entries:?}");
+    let artifact = entries
+        .iter()
+        .find(|path| path.ends_with("artifact"))
+        .expect("artifact");
+    let good = std::fs::read(artifact).expect("entry");
+    // One byte flipped, header intact: only the digest can tell.
+    let mut bad = good.clone();
+    let middle = bad.len() / 2;
+    bad[middle] ^= 0x01;
+    std::fs::write(artifact, &bad).expect("corrupt");
     let mut policy = LoadedPolicy::load(dir.path(), ENTRYPOINT, cache.path()).expect("reload");
     assert_eq!(decide(&mut policy, container("wasm")), Ok((true, vec![])));
-    let rebuilt = std::fs::read(&entries[0]).expect("entry");
-    assert_ne!(rebuilt, b"not a wasmtime artifact");
+    assert_eq!(std::fs::read(artifact).expect("entry"), good, "rebuilt");
 }
 
 #[cfg(feature = "wasmtime")]

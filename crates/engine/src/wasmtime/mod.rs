@@ -91,10 +91,15 @@ impl WasmtimeEngine {
     }
 }
 
-/// `module` compiled for `engine`: read from `cache` when an entry for
-/// `hash` is there and usable, else compiled and stored. A bad entry is
-/// evicted and rebuilt, never run. Shared with the policy gate, whose OPA
-/// Wasm policies use the same cache layout.
+/// `module` compiled for `engine`: loaded from `cache` when an entry for
+/// `hash` is there and verifies against its digest, else compiled and
+/// stored. An entry that does not verify is evicted and rebuilt, never
+/// deserialized. Shared with the policy gate, whose OPA Wasm policies use
+/// the same cache.
+///
+/// Compiles of one module in this process take turns, and a shim that
+/// loses the race to store its artifact loads the winner's: each process
+/// compiles a module at most once.
 pub fn load_or_compile(
     engine: &wasmtime::Engine,
     cache: Option<&ModuleCache>,
@@ -104,35 +109,73 @@ pub fn load_or_compile(
     let Some(cache) = cache else {
         return Module::new(engine, module).map_err(|e| format!("{e:#}"));
     };
-    let entry = cache.entry(hash);
-    if entry.exists() {
-        // SAFETY: the cache folder is written only by edgeshim, with
-        // Wasmtime's own `precompile_module` output, atomically; Wasmtime
-        // checks the header (version, settings) and refuses foreign files.
-        match unsafe { Module::deserialize_file(engine, &entry) } {
-            Ok(module) => return Ok(module),
-            Err(e) => {
-                log::warn!(
-                    "cache entry {} unusable, rebuilding: {e:#}",
-                    entry.display()
-                );
-                cache.evict(hash);
-            }
-        }
+    if let Some(module) = load_cached(engine, cache, hash) {
+        return Ok(module);
+    }
+    let _turn = cache.compile_turn(hash);
+    // Another thread of this process may have compiled it meanwhile.
+    if let Some(module) = load_cached(engine, cache, hash) {
+        return Ok(module);
     }
     let artifact = engine
         .precompile_module(module)
         .map_err(|e| format!("{e:#}"))?;
     match cache.store(hash, &artifact) {
-        // SAFETY: as above; the file was written from `artifact` just now.
-        Ok(path) => unsafe { Module::deserialize_file(engine, path) },
+        // SAFETY: as in `deserialize_verified`; the entry is ours, written
+        // from `artifact` just now, or a concurrent writer's, verified.
+        Ok(file) => unsafe { deserialize_verified(engine, file) },
         Err(e) => {
-            log::warn!("cannot write module cache {}: {e}", entry.display());
-            // SAFETY: `artifact` is this engine's own precompile output.
+            log::warn!(
+                "cannot write module cache {}: {e}",
+                cache.entry_dir(hash).display()
+            );
+            // SAFETY: `artifact` is this engine's own precompile output,
+            // in memory.
             unsafe { Module::deserialize(engine, &artifact) }
         }
     }
     .map_err(|e| format!("{e:#}"))
+}
+
+/// The cached module for `hash`, if its entry verifies and this engine
+/// accepts it; an entry Wasmtime refuses is evicted.
+fn load_cached(engine: &wasmtime::Engine, cache: &ModuleCache, hash: &str) -> Option<Module> {
+    let file = cache.open_verified(hash)?;
+    // SAFETY: see `deserialize_verified`; `file` was just verified.
+    match unsafe { deserialize_verified(engine, file) } {
+        Ok(module) => Some(module),
+        Err(e) => {
+            log::warn!(
+                "cache entry {} refused by Wasmtime, rebuilding: {e:#}",
+                cache.entry_dir(hash).display()
+            );
+            cache.evict(hash);
+            None
+        }
+    }
+}
+
+/// Maps the artifact in `file`, the open file that
+/// [`ModuleCache::open_verified`] hashed.
+///
+/// # Safety
+///
+/// `file` must come from [`ModuleCache::open_verified`] or
+/// [`ModuleCache::store`]: its bytes matched the digest written with them,
+/// through this same open file, so what is mapped is what the writer
+/// wrote; writers are edgeshim only, with Wasmtime's own
+/// `precompile_module` output for an engine with the same compatibility
+/// hash (the cache folder's tag), and Wasmtime checks the header again.
+/// Entries are never modified in place (replaced by rename, evicted by
+/// rename then unlink), so the mapping stays what was hashed for the
+/// module's life. Root rewriting files in the root-owned cache folder is
+/// outside the threat model (docs/design.md, "Module cache").
+unsafe fn deserialize_verified(
+    engine: &wasmtime::Engine,
+    file: std::fs::File,
+) -> wasmtime::Result<Module> {
+    // SAFETY: the caller's contract, above.
+    unsafe { Module::deserialize_open_file(engine, file) }
 }
 
 /// Names the cache folder after everything that makes artifacts compatible.

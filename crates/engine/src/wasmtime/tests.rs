@@ -44,30 +44,99 @@ fn test_unknown_import_is_refused_at_prepare() {
 fn test_compiled_module_is_cached_and_reused_across_engines() {
     let dir = tempfile::tempdir().expect("tempdir");
     let bytes = wat::parse_str(COMMAND).expect("wat");
+    // Cold cache: compiled and stored as one entry with its digest.
     prepare(&engine(Some(dir.path())), &bytes).expect("first");
     let hash = content_hash(&bytes);
     let entries: Vec<_> = walk(dir.path());
-    assert_eq!(entries.len(), 1, "{entries:?}");
-    assert!(entries[0].ends_with(format!("{hash}.bin")));
-    let modified = std::fs::metadata(&entries[0])
+    assert_eq!(entries.len(), 2, "{entries:?}");
+    let artifact = artifact(dir.path(), &hash);
+    assert!(entries.contains(&artifact), "{entries:?}");
+    let digest = artifact.with_file_name("sha256");
+    assert_eq!(
+        std::fs::read_to_string(&digest).expect("digest"),
+        content_hash(&std::fs::read(&artifact).expect("artifact"))
+    );
+    let modified = std::fs::metadata(&artifact)
         .and_then(|m| m.modified())
         .expect("mtime");
+    // Warm cache: loaded, not rewritten.
     prepare(&engine(Some(dir.path())), &bytes).expect("second");
-    let again = std::fs::metadata(&entries[0])
+    let again = std::fs::metadata(&artifact)
         .and_then(|m| m.modified())
         .expect("mtime");
     assert_eq!(modified, again, "a cached module must not be rewritten");
+    assert_eq!(walk(dir.path()).len(), 2);
 }
 
 #[test]
 fn test_corrupt_cache_entry_is_rebuilt() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let bytes = wat::parse_str(COMMAND).expect("wat");
-    prepare(&engine(Some(dir.path())), &bytes).expect("first");
-    let entry = walk(dir.path()).remove(0);
+    let (dir, bytes, entry) = cached_once();
     std::fs::write(&entry, b"garbage").expect("corrupt");
     prepare(&engine(Some(dir.path())), &bytes).expect("rebuilt");
     assert_ne!(std::fs::read(&entry).expect("read"), b"garbage");
+}
+
+#[test]
+fn test_flipped_byte_in_cached_code_is_rebuilt_not_loaded() {
+    let (dir, bytes, entry) = cached_once();
+    let good = std::fs::read(&entry).expect("read");
+    // Same size, valid header: past Wasmtime's own checks, not the digest.
+    let mut bad = good.clone();
+    let middle = bad.len() / 2;
+    bad[middle] ^= 0x01;
+    std::fs::write(&entry, &bad).expect("corrupt");
+    prepare(&engine(Some(dir.path())), &bytes).expect("rebuilt");
+    assert_eq!(std::fs::read(&entry).expect("read"), good);
+}
+
+#[test]
+fn test_entry_without_digest_is_rebuilt() {
+    let (dir, bytes, entry) = cached_once();
+    let digest = entry.with_file_name("sha256");
+    std::fs::remove_file(&digest).expect("remove digest");
+    prepare(&engine(Some(dir.path())), &bytes).expect("rebuilt");
+    assert!(digest.exists());
+}
+
+#[test]
+fn test_concurrent_first_starts_in_many_shims_all_load_one_entry() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let bytes = wat::parse_str(COMMAND).expect("wat");
+    // One engine per thread, as one per shim process.
+    let engines: Vec<_> = (0..4).map(|_| engine(Some(dir.path()))).collect();
+    let start = std::sync::Barrier::new(engines.len());
+    std::thread::scope(|scope| {
+        for engine in &engines {
+            let (bytes, start) = (&bytes, &start);
+            scope.spawn(move || {
+                start.wait();
+                prepare(engine, bytes).expect("prepare");
+            });
+        }
+    });
+    let entries = walk(dir.path());
+    assert_eq!(entries.len(), 2, "one entry, no temp dirs: {entries:?}");
+}
+
+/// A cache folder after one prepare of [`COMMAND`]: the folder, the module
+/// and its cached artifact.
+fn cached_once() -> (tempfile::TempDir, Vec<u8>, std::path::PathBuf) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let bytes = wat::parse_str(COMMAND).expect("wat");
+    prepare(&engine(Some(dir.path())), &bytes).expect("first");
+    let entry = artifact(dir.path(), &content_hash(&bytes));
+    (dir, bytes, entry)
+}
+
+/// Where the cache keeps the compiled module for `hash` under `root`.
+fn artifact(root: &std::path::Path, hash: &str) -> std::path::PathBuf {
+    let tag = std::fs::read_dir(root)
+        .expect("root")
+        .flatten()
+        .next()
+        .expect("tag folder")
+        .path();
+    tag.join(format!("{hash}.d")).join("artifact")
 }
 
 fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {

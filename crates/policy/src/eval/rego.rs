@@ -3,8 +3,11 @@
 //! fallback for what the RVM compiler rejects.
 //!
 //! The RVM program is cached on disk by the policy's content hash and the
-//! entrypoint, so a new shim process loads bytecode instead of compiling.
+//! entrypoint, so a new shim process loads bytecode instead of compiling;
+//! like every cached artifact it is verified against its digest before it
+//! is deserialized (see `edgeshim_engine::cache`).
 
+use std::io::Read;
 use std::num::NonZeroU32;
 use std::sync::Arc;
 use std::time::Duration;
@@ -92,12 +95,16 @@ impl RegoEvaluator {
     }
 }
 
+/// The cached RVM program for `key`, read through the one open file that
+/// was verified against its digest (a damaged entry is evicted by the
+/// cache, and never deserialized).
 fn cached_program(cache: &ModuleCache, key: &str) -> Option<Arc<Program>> {
-    let bytes = std::fs::read(cache.entry(key)).ok()?;
+    let mut bytes = Vec::new();
+    cache.open_verified(key)?.read_to_end(&mut bytes).ok()?;
     match Program::deserialize_binary(&bytes) {
         Ok(DeserializationResult::Complete(program)) => Some(Arc::new(program)),
         _ => {
-            // Stale format or a damaged file: rebuild it.
+            // A stale format: rebuild it.
             cache.evict(key);
             None
         }
@@ -187,5 +194,31 @@ mod tests {
             "nested": {"b": {"c": [null, false]}, "a": ""},
         });
         assert_eq!(to_rego_value(&document), Value::from(document.clone()));
+    }
+
+    #[test]
+    fn test_cached_program_is_digest_checked_and_a_damaged_one_rebuilt() {
+        let root = tempfile::tempdir().expect("tempdir");
+        let cache = ModuleCache::new(root.path(), "rego-test");
+        let modules = [(
+            "policy.rego".to_string(),
+            "package edgeshim\ndecision := {\"allow\": true}\n".to_string(),
+        )];
+        let data = serde_json::json!({});
+        let compile = || {
+            RegoEvaluator::compile(&modules, &data, "edgeshim/decision", &cache, "abc")
+                .expect("compile")
+        };
+        assert!(compile().uses_vm());
+        let key = edgeshim_engine::cache::content_hash(b"abc:data.edgeshim.decision");
+        let artifact = cache.artifact_path(&key);
+        let mut bytes = std::fs::read(&artifact).expect("cached program");
+        let middle = bytes.len() / 2;
+        bytes[middle] ^= 0x01;
+        std::fs::write(&artifact, &bytes).expect("damage");
+        assert!(cached_program(&cache, &key).is_none(), "never deserialized");
+        assert!(!cache.entry_dir(&key).exists(), "evicted");
+        assert!(compile().uses_vm());
+        assert!(cached_program(&cache, &key).is_some(), "rebuilt");
     }
 }
