@@ -253,6 +253,16 @@ pub fn remove(id: &str) {
     ctr(&["container", "rm", id]);
 }
 
+/// Kills a detached container (a pod's pause) with SIGKILL, waits for it to
+/// stop, and removes it.
+pub fn kill_and_remove(id: &str) {
+    ctr(&["task", "kill", "-s", "SIGKILL", id]);
+    await_condition(&format!("{id} to stop"), Duration::from_secs(30), || {
+        task_status(id).as_deref() == Some("STOPPED")
+    });
+    remove(id);
+}
+
 /// Asserts nothing of container `id` is left: no shim serving it, no state
 /// folder, no cgroup, no mount. Waits for the shim to finish exiting.
 pub fn assert_no_leftovers(id: &str) {

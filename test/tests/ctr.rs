@@ -424,11 +424,7 @@ fn test_a_killed_launcher_is_replaced_and_the_pod_keeps_serving() {
     let second = launcher_pid_for("launcher-pod").expect("a new launcher");
     assert_ne!(first, second);
     assert_eq!(task_status("launcher-pod").as_deref(), Some("RUNNING"));
-    ctr(&["task", "kill", "-s", "SIGKILL", "launcher-pod"]);
-    await_condition("pause to stop", LIMIT, || {
-        task_status("launcher-pod").as_deref() == Some("STOPPED")
-    });
-    remove("launcher-pod");
+    kill_and_remove("launcher-pod");
     for id in ["launcher-pod", "launcher-pod-hello"] {
         assert_no_leftovers(id);
     }
@@ -470,12 +466,11 @@ fn test_a_3gb_module_is_refused_by_size_before_it_is_read() {
     assert!(err.contains("67108864"), "the cap is named: {err}");
     // The module never reached the shim's heap.
     let grown_kib = peak_rss_kib(shim).saturating_sub(peak_before);
-    assert!(grown_kib < 16 << 10, "the shim's peak grew by {grown_kib} KiB");
-    ctr(&["task", "kill", "-s", "SIGKILL", "big-pod"]);
-    await_condition("pause to stop", LIMIT, || {
-        task_status("big-pod").as_deref() == Some("STOPPED")
-    });
-    remove("big-pod");
+    assert!(
+        grown_kib < 16 << 10,
+        "the shim's peak grew by {grown_kib} KiB"
+    );
+    kill_and_remove("big-pod");
     for id in ["big-pod", "big-module"] {
         assert_no_leftovers(id);
     }

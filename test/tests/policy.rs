@@ -346,12 +346,12 @@ fn test_deleting_the_config_leaves_the_gate_enforcing_in_running_and_new_shims()
     );
     assert_eq!(stdout(&out), "");
     drop(restore);
-    ctr(&["task", "kill", "-s", "SIGKILL", "policy-keep-pod"]);
-    await_condition("pause to stop", LIMIT, || {
-        task_status("policy-keep-pod").as_deref() == Some("STOPPED")
-    });
-    remove("policy-keep-pod");
-    for id in ["policy-keep-pod", "policy-deny-kept-in-pod", "policy-deny-kept-new"] {
+    kill_and_remove("policy-keep-pod");
+    for id in [
+        "policy-keep-pod",
+        "policy-deny-kept-in-pod",
+        "policy-deny-kept-new",
+    ] {
         assert_no_leftovers(id);
     }
 }

@@ -187,7 +187,7 @@ mod tests {
     impl Publish for Flaky {
         fn publish(&mut self, topic: &str, event: Box<dyn MessageDyn>) -> Result<(), String> {
             self.attempts += 1;
-            if self.attempts <= 3 || self.attempts % 2 == 0 {
+            if self.attempts <= 3 || self.attempts.is_multiple_of(2) {
                 return Err(format!("attempt {} refused", self.attempts));
             }
             let id = event
