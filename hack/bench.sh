@@ -7,7 +7,8 @@
 #   hack/bench.sh cold policy     only these scenarios
 #
 # Sizes (environment): COLD_N (30), BURST_N (20), DENSITY_COUNT (100),
-# DENSITY_STEP (25), POLICY_N (10000), AOT_N (5), SHIM_N (200), HANDLERS (wasmtime,runc,
+# DENSITY_STEP (25), POLICY_N (10000), AOT_N (5), SHIM_N (200), CYCLES_N (10000,
+# on the wasmtime handler, or CYCLES_HANDLER), HANDLERS (wasmtime,runc,
 # plus wasmedge where libwasmedge 0.14.1 is installed, see hack/find-wasmedge.sh;
 # any handler configured in containerd can join, e.g. a peer shim).
 set -euo pipefail
@@ -38,7 +39,7 @@ handlers=${HANDLERS:-$default_handlers}
 # The Wasm handlers alone (the compiled-module cache means nothing to runc).
 wasm_handlers=$(echo "$handlers" | tr , '\n' | grep -vx runc | paste -sd, -)
 scenarios=("$@")
-[ ${#scenarios[@]} -gt 0 ] || scenarios=(cold sensor gate burst density aot shim policy)
+[ ${#scenarios[@]} -gt 0 ] || scenarios=(cold sensor gate burst density aot shim policy cycles)
 for scenario in "${scenarios[@]}"; do
   case "$scenario" in
     cold) $bench cold -n "${COLD_N:-30}" --handler "$handlers" ;;
@@ -49,6 +50,7 @@ for scenario in "${scenarios[@]}"; do
     aot) $bench aot -n "${AOT_N:-5}" --handler "$wasm_handlers" ;;
     shim) $bench shim -n "${SHIM_N:-200}" --shim "$shims" ;;
     policy) $bench policy -n "${POLICY_N:-10000}" ;;
+    cycles) $bench cycles -n "${CYCLES_N:-10000}" --handler "${CYCLES_HANDLER:-wasmtime}" ;;
     *) echo "unknown scenario $scenario" >&2; exit 2 ;;
   esac
 done

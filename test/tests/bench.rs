@@ -142,6 +142,68 @@ fn test_bench_scenarios_write_well_formed_results_and_a_report() {
         "a shim-only shim is still running"
     );
 
+    bench(
+        &[
+            "cycles",
+            "-n",
+            "20",
+            "--sample-every",
+            "10",
+            "--handler",
+            handler,
+        ],
+        out,
+    );
+    let cycles = results(out, "cycles");
+    let cycles = &cycles["results"][0];
+    assert_eq!(cycles["handler"], handler);
+    assert_eq!(
+        (cycles["completed"].as_u64(), cycles["failures"].as_u64()),
+        (Some(20), Some(0)),
+        "{cycles}"
+    );
+    assert!(cycles["hang"].is_null(), "{cycles}");
+    assert_eq!(
+        cycles["leftovers"].as_array().map(Vec::len),
+        Some(0),
+        "{cycles}"
+    );
+    assert_eq!(cycles["cycle_ms"]["n"], 20, "{cycles}");
+    assert!(
+        cycles["cycle_ms"]["p50"]
+            .as_f64()
+            .is_some_and(|ms| ms > 0.0)
+    );
+    // Samples at the start, at 10 and at 20 cycles: the shim and its
+    // launcher read, no state of a removed container left.
+    let samples = cycles["samples"].as_array().expect("samples");
+    assert_eq!(
+        samples
+            .iter()
+            .map(|s| s["cycle"].as_u64())
+            .collect::<Vec<_>>(),
+        [Some(0), Some(10), Some(20)]
+    );
+    for sample in samples {
+        for process in ["shim", "launcher"] {
+            assert!(
+                sample[process]["fds"].as_u64().is_some_and(|n| n > 0),
+                "{process}: {sample}"
+            );
+            assert!(
+                sample[process]["threads"].as_u64().is_some_and(|n| n > 0),
+                "{process}: {sample}"
+            );
+        }
+        // Only the pod's own folders (task bundle, CRI sandbox, shim state).
+        for dirs in ["task_dirs", "cri_dirs", "shim_dirs"] {
+            assert!(
+                sample[dirs]["ours"].as_u64().is_some_and(|n| n <= 1),
+                "{dirs}: {sample}"
+            );
+        }
+    }
+
     bench(&["policy", "-n", "50"], out);
     let policy = results(out, "policy");
     assert_eq!(policy["results"].as_array().map(Vec::len), Some(4));
@@ -162,6 +224,7 @@ fn test_bench_scenarios_write_well_formed_results_and_a_report() {
         "### Compiled-module cache",
         "### Shim only",
         "### Policy decisions",
+        "### Cycles",
     ] {
         assert!(text.contains(heading), "{heading} missing from\n{text}");
     }

@@ -8,7 +8,9 @@
 //! decision), `aot` (first start, which compiles, against the second,
 //! which loads the cached native code), `shim` (the shim alone over its
 //! ttrpc Task API, no containerd); `cold --gate enforce,off` is the policy
-//! overhead on a start.
+//! overhead on a start; `cycles` (one pod, thousands of containers created,
+//! run to exit and removed one after another, a watchdog on every cycle,
+//! the pod shim's descriptors, threads and memory sampled).
 //! Each writes a JSON file; `report` turns the files into BENCHMARKS.md's
 //! tables and SVG charts.
 
@@ -16,6 +18,7 @@ mod aot;
 mod burst;
 mod charts;
 mod cold;
+mod cycles;
 mod density;
 mod images;
 mod memory;
@@ -26,7 +29,7 @@ mod shim_only;
 mod stats;
 mod variant;
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
 use clap::{Args, Parser, Subcommand};
@@ -121,6 +124,34 @@ enum Command {
         #[arg(long, env = "EDGESHIM_CACHE_DIR")]
         cache_dir: PathBuf,
     },
+    /// One pod, then N create/start/exit/remove cycles in it, each under a
+    /// deadline (a hang stops the run and says where)
+    Cycles {
+        /// containerd's socket (as for crictl)
+        #[arg(
+            long,
+            env = "EDGESHIM_CONTAINERD_ADDRESS",
+            default_value = "/run/containerd/containerd.sock"
+        )]
+        address: PathBuf,
+        /// The pod's runtime handler
+        #[arg(long, default_value = "wasmtime")]
+        handler: String,
+        #[arg(short, default_value_t = 10_000)]
+        n: usize,
+        /// Cycles between two samples of the shim and the state folders
+        #[arg(long, default_value_t = 500)]
+        sample_every: usize,
+        /// Seconds one cycle may take before the run is called hung
+        #[arg(long, default_value_t = 60.0)]
+        deadline: f64,
+        /// containerd's state folder (default: `state` beside the socket if
+        /// there is one, as hack/containerd.sh keeps it, else /run/containerd)
+        #[arg(long)]
+        containerd_state: Option<PathBuf>,
+        #[arg(long, default_value = "benches/results")]
+        out: PathBuf,
+    },
     /// The shim alone over its ttrpc Task API, as containerd drives it, without containerd
     Shim {
         /// Shim binaries to measure (repeat or comma-separate)
@@ -171,10 +202,9 @@ pub(crate) fn progress(len: usize, what: &str) -> ProgressBar {
     bar
 }
 
-fn connect(target: &Target) -> Result<(Cri, tempfile::TempDir)> {
-    let mut cri = Cri::connect(&target.address)
-        .with_context(|| format!("CRI at {}", target.address.display()))?;
-    images::prepare(&target.address, &mut cri)?;
+fn connect(address: &Path) -> Result<(Cri, tempfile::TempDir)> {
+    let mut cri = Cri::connect(address).with_context(|| format!("CRI at {}", address.display()))?;
+    images::prepare(address, &mut cri)?;
     let logs = tempfile::tempdir()?;
     Ok((cri, logs))
 }
@@ -213,7 +243,7 @@ fn main() -> Result<()> {
             name,
         } => {
             let variants = variants(&target, &gate, policy_config.as_ref())?;
-            let (mut cri, logs) = connect(&target)?;
+            let (mut cri, logs) = connect(&target.address)?;
             let results = cold::run(&mut cri, &variants, program, n, logs.path())?;
             // Leave the gate as it was found: enforcing.
             if let Some(variant) = variants.iter().find(|v| v.gate.is_some()) {
@@ -232,7 +262,7 @@ fn main() -> Result<()> {
         }
         Command::Burst { target, n, program } => {
             let variants = variants(&target, &[], None)?;
-            let (_, logs) = connect(&target)?;
+            let (_, logs) = connect(&target.address)?;
             let results = burst::run(&target.address, &variants, program, n, logs.path())?;
             report::save(&target.out, "burst", &results)
         }
@@ -242,7 +272,7 @@ fn main() -> Result<()> {
             step,
             per_pod,
         } => {
-            let (mut cri, logs) = connect(&target)?;
+            let (mut cri, logs) = connect(&target.address)?;
             let per_pod = per_pod.max(1);
             for variant in variants(&target, &[], None)? {
                 let result =
@@ -260,9 +290,31 @@ fn main() -> Result<()> {
             n,
             cache_dir,
         } => {
-            let (mut cri, logs) = connect(&target)?;
+            let (mut cri, logs) = connect(&target.address)?;
             let results = aot::run(&mut cri, &target.handlers, n, &cache_dir, logs.path())?;
             report::save(&target.out, "aot", &results)
+        }
+        Command::Cycles {
+            address,
+            handler,
+            n,
+            sample_every,
+            deadline,
+            containerd_state,
+            out,
+        } => {
+            let (cri, logs) = connect(&address)?;
+            let options = cycles::Options {
+                handler,
+                n,
+                sample_every: sample_every.max(1),
+                deadline: std::time::Duration::from_secs_f64(deadline),
+                containerd_state: containerd_state
+                    .unwrap_or_else(|| cycles::default_state(&address)),
+            };
+            let (result, outcome) = cycles::run(cri, options, logs.path());
+            report::save(&out, "cycles", &[result])?;
+            outcome
         }
         Command::Shim { shims, n, out } => {
             let results = shims

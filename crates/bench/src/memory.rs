@@ -41,7 +41,7 @@ pub fn sample() -> MemorySample {
     }
 }
 
-fn under_any(mut pid: u32, roots: &HashSet<u32>, parents: &HashMap<u32, u32>) -> bool {
+pub(crate) fn under_any(mut pid: u32, roots: &HashSet<u32>, parents: &HashMap<u32, u32>) -> bool {
     for _ in 0..64 {
         if roots.contains(&pid) {
             return true;
@@ -54,7 +54,7 @@ fn under_any(mut pid: u32, roots: &HashSet<u32>, parents: &HashMap<u32, u32>) ->
     false
 }
 
-fn parent_map() -> HashMap<u32, u32> {
+pub(crate) fn parent_map() -> HashMap<u32, u32> {
     let mut map = HashMap::new();
     let Ok(entries) = std::fs::read_dir("/proc") else {
         return map;
@@ -82,7 +82,7 @@ fn parent_map() -> HashMap<u32, u32> {
     map
 }
 
-fn comm(pid: u32) -> Option<String> {
+pub(crate) fn comm(pid: u32) -> Option<String> {
     std::fs::read_to_string(format!("/proc/{pid}/comm"))
         .ok()
         .map(|c| c.trim().to_string())
@@ -97,7 +97,7 @@ fn meminfo(key: &str) -> Option<u64> {
     field_kb(&std::fs::read_to_string("/proc/meminfo").ok()?, key)
 }
 
-fn field_kb(text: &str, key: &str) -> Option<u64> {
+pub(crate) fn field_kb(text: &str, key: &str) -> Option<u64> {
     text.lines()
         .find(|l| l.starts_with(key))
         .and_then(|l| l.split_whitespace().nth(1))

@@ -62,18 +62,11 @@ pub fn start(
         cgroup_parent: String::new(),
     }
     .to_cri();
-    let spec = ContainerSpec {
-        name: "main".into(),
-        image: workload.image.into(),
-        command: workload.command.clone(),
-        log_path: "main.log".into(),
-        ..Default::default()
-    };
     let t0 = Instant::now();
     let pod_id = cri.run_pod(&pod, handler).context("RunPodSandbox")?;
     let t1 = Instant::now();
     let container_id = cri
-        .create_container(&pod_id, &spec.to_cri(), &pod)
+        .create_container(&pod_id, &spec(workload, "main").to_cri(), &pod)
         .context("CreateContainer")?;
     let t2 = Instant::now();
     cri.start_container(&container_id)
@@ -117,15 +110,8 @@ fn container(
     name: &str,
     log_dir: &Path,
 ) -> Result<(String, [Instant; 3])> {
-    let spec = ContainerSpec {
-        name: name.into(),
-        image: workload.image.into(),
-        command: workload.command.clone(),
-        log_path: format!("{name}.log"),
-        ..Default::default()
-    };
     let id = cri
-        .create_container(pod_id, &spec.to_cri(), pod)
+        .create_container(pod_id, &spec(workload, name).to_cri(), pod)
         .context("CreateContainer")?;
     let created = Instant::now();
     cri.start_container(&id).context("StartContainer")?;
@@ -139,6 +125,18 @@ fn container(
             bail!("container {name}: no output in {}", log.display());
         }
         std::thread::sleep(Duration::from_micros(200));
+    }
+}
+
+/// Container `name` running `workload`, logging to `<name>.log` in its
+/// pod's log folder.
+pub fn spec(workload: &Workload, name: &str) -> ContainerSpec {
+    ContainerSpec {
+        name: name.into(),
+        image: workload.image.into(),
+        command: workload.command.clone(),
+        log_path: format!("{name}.log"),
+        ..Default::default()
     }
 }
 

@@ -219,6 +219,9 @@ pub fn markdown(results: &Path, charts: &Path, charts_link: &str) -> Result<Stri
         );
     }
     density_markdown(results, charts, charts_link, &mut md)?;
+    if let Some(doc) = load(results, "cycles") {
+        cycles_section(&mut md, &doc);
+    }
     if let Some(doc) = load(results, "policy") {
         table_section(
             &mut md,
@@ -239,6 +242,132 @@ pub fn markdown(results: &Path, charts: &Path, charts_link: &str) -> Result<Stri
         );
     }
     Ok(md)
+}
+
+/// `fds / threads / RSS MB` of one process in a cycles sample.
+fn proc_cell(sample: &serde_json::Value, which: &str) -> String {
+    let p = &sample[which];
+    if p.is_null() {
+        return "-".into();
+    }
+    format!(
+        "{} / {} / {:.2}",
+        p["fds"],
+        p["threads"],
+        num(p, &["rss_kb"]) / 1024.0
+    )
+}
+
+fn cycles_section(md: &mut String, doc: &serde_json::Value) {
+    table_section(
+        md,
+        doc,
+        "Cycles: containers created, run to exit and removed one after another \
+         in one pod, ms",
+        &[
+            "handler",
+            "shim",
+            "cycles",
+            "failures",
+            "hangs",
+            "cycle p50",
+            "p99",
+            "max",
+            "shim fds / threads / RSS MB, cycle 500",
+            "at end",
+            "launcher, cycle 500",
+            "at end",
+            "left after pod removal",
+        ],
+        |r| {
+            let samples = r["samples"].as_array().cloned().unwrap_or_default();
+            let early = samples
+                .iter()
+                .find(|s| s["cycle"] == 500)
+                .or_else(|| samples.iter().find(|s| s["cycle"].as_u64() > Some(0)))
+                .cloned()
+                .unwrap_or_default();
+            let last = samples.last().cloned().unwrap_or_default();
+            let binary = r["shim_binary"].as_str().unwrap_or_default();
+            let build = if binary.contains("/release/") {
+                "release"
+            } else if binary.contains("/debug/") {
+                "debug"
+            } else {
+                binary
+            };
+            let hang = match r["hang"].as_object() {
+                Some(h) => format!(
+                    "1: cycle {} in {}",
+                    h["cycle"],
+                    h["step"].as_str().unwrap_or_default()
+                ),
+                None => "0".into(),
+            };
+            let left = r["leftovers"].as_array().map_or(0, Vec::len);
+            format!(
+                "{} | {build} | {} of {} | {} | {hang} | {:.1} | {:.1} | {:.1} | {} | {} | {} | {} | {}",
+                r["handler"].as_str().unwrap_or_default(),
+                r["completed"],
+                r["target"],
+                r["failures"],
+                num(r, &["cycle_ms", "p50"]),
+                num(r, &["cycle_ms", "p99"]),
+                num(r, &["cycle_ms", "max"]),
+                proc_cell(&early, "shim"),
+                proc_cell(&last, "shim"),
+                proc_cell(&early, "launcher"),
+                proc_cell(&last, "launcher"),
+                if left == 0 && r["hang"].is_null() {
+                    "nothing".to_string()
+                } else {
+                    format!("{left} items")
+                },
+            )
+        },
+    );
+    for r in doc["results"].as_array().into_iter().flatten() {
+        let _ = writeln!(
+            md,
+            "Samples ({}): state folders as all / this pod's.\n\n\
+             | cycle | shim fds / threads / RSS MB | launcher | containerd task dirs | CRI dirs | /run/edgeshim/k8s.io |\n\
+             |---|---|---|---|---|---|",
+            r["handler"].as_str().unwrap_or_default()
+        );
+        for s in r["samples"].as_array().into_iter().flatten() {
+            let dirs = |key: &str| format!("{} / {}", s[key]["total"], s[key]["ours"]);
+            let _ = writeln!(
+                md,
+                "| {} | {} | {} | {} | {} | {} |",
+                s["cycle"],
+                proc_cell(s, "shim"),
+                proc_cell(s, "launcher"),
+                dirs("task_dirs"),
+                dirs("cri_dirs"),
+                dirs("shim_dirs"),
+            );
+        }
+        if let Some(h) = r["hang"].as_object() {
+            let _ = writeln!(
+                md,
+                "\nHung at cycle {} in {} after {:.0} s; the shim's processes then:\n\n```\n{}\n```",
+                h["cycle"],
+                h["step"].as_str().unwrap_or_default(),
+                h["waited_s"].as_f64().unwrap_or_default(),
+                h["processes"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .filter_map(|p| p.as_str())
+                    .collect::<Vec<_>>()
+                    .join("\n")
+            );
+        }
+        for item in r["leftovers"].as_array().into_iter().flatten() {
+            let _ = writeln!(md, "\n> left: {}", item.as_str().unwrap_or_default());
+        }
+        md.push('\n');
+    }
 }
 
 /// One scenario's table: its heading, the run line, the column header,
