@@ -22,6 +22,13 @@
 
 pub mod cache;
 mod error;
+// Used by the WasmEdge engine; tested in every build.
+#[cfg(any(feature = "wasmedge", test))]
+#[cfg_attr(
+    not(feature = "wasmedge"),
+    allow(dead_code, reason = "the helper side runs in the WasmEdge shim only")
+)]
+mod helper;
 #[cfg(test)]
 mod test_modules;
 #[cfg(feature = "wasmedge")]

@@ -1,22 +1,32 @@
 //! Ahead-of-time compiled modules, cached on local disk.
 //!
 //! Each module is compiled once by WasmEdge's LLVM compiler into a native
-//! shared library, `<cache>/<engine tag>/<module sha256>.so`, next to a
-//! digest file `<module sha256>.so.sha256` holding the library's own sha256.
-//! Both are written atomically (temp file + rename), the library first.
+//! shared library, kept in the module cache ([`crate::cache`]) as the entry
+//! `<cache>/<engine tag>/<module sha256>.d/`, holding `module.so` and
+//! `sha256`, the library's own digest. The entry is written into a temp
+//! directory and renamed into place whole, so no reader ever sees a library
+//! without its digest; a shim that loses the race to another shim's rename
+//! loads the winner's entry instead of its own.
 //!
-//! Loading a shared library runs its code, so an entry is loaded only when
-//! its digest file exists and matches the library byte for byte; anything
-//! else (a half-written, corrupt or foreign file) is removed and rebuilt.
-//! The digest is checked once per shim process and module.
+//! Loading a shared library runs its code, so a library is loaded only
+//! through the open file whose bytes were just hashed and matched the
+//! digest: WasmEdge is handed `/proc/self/fd/<n>` of that file, not the
+//! cache path. Anything else (a corrupt, half-written or foreign entry) is
+//! evicted and rebuilt. Those files stay open for the life of the process:
+//! the dynamic loader knows a loaded library by the path it was given, so a
+//! later library must never be loaded under a reused `/proc/self/fd/<n>`.
 //!
 //! The compiler runs in a child process ([`Compiler::Helper`]: the shim
 //! binary itself, with [`COMPILE_HELPER_ARG`]), never in the shim: LLVM
 //! leaves a thread pool whose exit handler joins its threads, and every
 //! process the shim forks (each container's) would hang in that handler on
 //! exit; the child also keeps LLVM's heap out of the long-lived shim and a
-//! compiler crash away from its other containers.
+//! compiler crash away from its other containers. The helper's result is
+//! read from its output, not its exit status, which containerd-shim's
+//! reaper may have collected first ([`crate::helper`]).
 
+use std::fs::File;
+use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -24,7 +34,8 @@ use wasmedge_sdk::config::{CommonConfigOptions, CompilerConfigOptions, Config, C
 use wasmedge_sdk::{CompilerOptimizationLevel, CompilerOutputFormat, Module};
 
 use crate::EngineError;
-use crate::cache::{ModuleCache, content_hash};
+use crate::cache::ModuleCache;
+use crate::helper::{self, Outcome};
 
 /// WasmEdge 0.14.1's LLVM compiler crashes when two compilations run at
 /// once in one process: in-process compilations take turns.
@@ -34,8 +45,9 @@ static COMPILING: std::sync::Mutex<()> = std::sync::Mutex::new(());
 /// `<shim> --edgeshim-aot-compile <module.wasm> <out.so>`.
 pub const COMPILE_HELPER_ARG: &str = "--edgeshim-aot-compile";
 
-/// Exit status of a helper whose libwasmedge has no compiler.
-const NO_COMPILER_STATUS: i32 = 3;
+/// The library's name in a cache entry (the compiler adds `.so` to the
+/// stem it is given).
+const LIBRARY_FILE: &str = "module.so";
 
 /// Where compilation happens.
 #[derive(Debug, Clone)]
@@ -50,6 +62,9 @@ pub enum Compiler {
 pub struct AotCache {
     compiler: Compiler,
     cache: ModuleCache,
+    /// Every library this process handed to WasmEdge, kept open (see the
+    /// module docs).
+    loaded: std::sync::Mutex<Vec<File>>,
 }
 
 /// Why a module has no native code.
@@ -60,91 +75,92 @@ pub enum AotUnavailable {
     Failed(EngineError),
 }
 
+impl From<std::io::Error> for AotUnavailable {
+    fn from(e: std::io::Error) -> Self {
+        Self::Failed(EngineError::Setup(format!("AOT cache: {e}")))
+    }
+}
+
 impl AotCache {
     pub fn new(root: &Path, compiler: Compiler) -> Self {
         Self {
             compiler,
-            cache: ModuleCache::new(root, &super::engine_tag()),
+            cache: ModuleCache::new(root, &super::engine_tag()).with_artifact_name(LIBRARY_FILE),
+            loaded: std::sync::Mutex::new(Vec::new()),
         }
     }
 
-    /// The module's native code from the cache, compiled first if needed.
+    /// The module's native code from the cache, compiled first if needed:
+    /// at most once per process (compiles of one module take turns, and a
+    /// lost race loads the winner's entry).
     pub fn load_or_compile(
         &self,
         hash: &str,
         wasm: &[u8],
         config: &Config,
     ) -> std::result::Result<Module, AotUnavailable> {
-        let library = self.library_path(hash);
-        if library.exists() {
-            match self.load_verified(hash, config) {
-                Ok(module) => return Ok(module),
-                Err(reason) => {
-                    log::warn!(
-                        "AOT cache entry {} unusable, rebuilding: {reason}",
-                        library.display()
-                    );
-                    self.evict(hash);
-                }
-            }
+        if let Some(module) = self.load_cached(hash, config) {
+            return Ok(module);
         }
-        self.compile(hash, wasm)?;
-        self.load_verified(hash, config).map_err(|reason| {
+        let _turn = self.cache.compile_turn(hash);
+        if let Some(module) = self.load_cached(hash, config) {
+            return Ok(module);
+        }
+        let library = self
+            .cache
+            .store_with(hash, |out: &Path| self.compile_into(wasm, out))?;
+        self.load(library, config).map_err(|reason| {
             AotUnavailable::Failed(EngineError::Setup(format!(
                 "freshly compiled module: {reason}"
             )))
         })
     }
 
-    pub(super) fn library_path(&self, hash: &str) -> PathBuf {
-        self.cache.dir().join(format!("{hash}.so"))
+    #[cfg(test)]
+    pub(super) fn cache(&self) -> &ModuleCache {
+        &self.cache
     }
 
-    pub(super) fn digest_path(&self, hash: &str) -> PathBuf {
-        self.cache.dir().join(format!("{hash}.so.sha256"))
-    }
-
-    fn load_verified(&self, hash: &str, config: &Config) -> std::result::Result<Module, String> {
-        let library = self.library_path(hash);
-        let bytes = std::fs::read(&library).map_err(|e| format!("cannot read: {e}"))?;
-        let digest_file = self.digest_path(hash);
-        let recorded = std::fs::read_to_string(&digest_file)
-            .map_err(|e| format!("no digest {}: {e}", digest_file.display()))?;
-        if recorded.trim() != content_hash(&bytes) {
-            return Err("digest does not match the library".into());
+    /// The cached library for `hash`, if its entry verifies and WasmEdge
+    /// loads it; an entry WasmEdge refuses is evicted.
+    fn load_cached(&self, hash: &str, config: &Config) -> Option<Module> {
+        let library = self.cache.open_verified(hash)?;
+        match self.load(library, config) {
+            Ok(module) => Some(module),
+            Err(reason) => {
+                log::warn!(
+                    "AOT cache entry {} unusable, rebuilding: {reason}",
+                    self.cache.entry_dir(hash).display()
+                );
+                self.cache.evict(hash);
+                None
+            }
         }
-        Module::from_file(Some(config), &library).map_err(|e| format!("WasmEdge refused it: {e}"))
     }
 
-    /// Compiles into temp names in the cache folder, then renames the
-    /// library and writes its digest, so readers see whole files only.
-    fn compile(&self, hash: &str, wasm: &[u8]) -> std::result::Result<(), AotUnavailable> {
-        let folder = self.cache.dir();
-        let failed = |e: std::io::Error| AotUnavailable::Failed(cache_error(folder, &e));
-        std::fs::create_dir_all(folder).map_err(failed)?;
-        // Unique per call: two containers of one new module in one shim
-        // may compile it at once, and must not share temp files.
-        static CALLS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
-        let call = CALLS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let temp = folder.join(format!(".tmp-{}-{call}-{hash}", std::process::id()));
-        let temp_wasm = temp.with_extension("wasm");
-        let temp_library = temp.with_extension("so");
-        let outcome = std::fs::write(&temp_wasm, wasm)
-            .map_err(failed)
-            .and_then(|()| self.run_compiler(&temp_wasm, &temp_library))
-            .and_then(|()| {
-                let bytes = std::fs::read(&temp_library).map_err(failed)?;
-                std::fs::rename(&temp_library, self.library_path(hash)).map_err(failed)?;
-                self.cache
-                    .store_file(
-                        &format!("{hash}.so.sha256"),
-                        content_hash(&bytes).as_bytes(),
-                    )
-                    .map_err(failed)
-            });
-        let _ = std::fs::remove_file(&temp_wasm);
-        let _ = std::fs::remove_file(&temp_library);
-        outcome.map(|_| ())
+    /// Loads `library`, a file [`ModuleCache`] opened and verified, through
+    /// that same open file.
+    fn load(&self, library: File, config: &Config) -> std::result::Result<Module, String> {
+        let path = PathBuf::from(format!("/proc/self/fd/{}", library.as_raw_fd()));
+        let loaded =
+            Module::from_file(Some(config), &path).map_err(|e| format!("WasmEdge refused it: {e}"));
+        // Kept open even when refused: the loader may hold the library
+        // under this path all the same.
+        self.loaded
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .push(library);
+        loaded
+    }
+
+    /// Compiles `wasm` into `out`, in a cache writer's temp directory; the
+    /// module file written next to it for the compiler is removed again.
+    fn compile_into(&self, wasm: &[u8], out: &Path) -> std::result::Result<(), AotUnavailable> {
+        let input = out.with_file_name("module.wasm");
+        std::fs::write(&input, wasm)?;
+        let compiled = self.run_compiler(&input, out);
+        let _ = std::fs::remove_file(&input);
+        compiled
     }
 
     fn run_compiler(&self, wasm: &Path, out: &Path) -> std::result::Result<(), AotUnavailable> {
@@ -152,31 +168,21 @@ impl AotCache {
             Compiler::InProcess => return compile_file(wasm, out),
             Compiler::Helper(helper) => helper,
         };
-        let output = Command::new(helper)
-            .arg(COMPILE_HELPER_ARG)
-            .arg(wasm)
-            .arg(out)
-            .output()
-            .map_err(|e| {
-                AotUnavailable::Failed(EngineError::Setup(format!(
-                    "cannot run the AOT compile helper {}: {e}",
-                    helper.display()
-                )))
-            })?;
-        let said = String::from_utf8_lossy(&output.stderr).trim().to_string();
-        match output.status.code() {
-            Some(0) => Ok(()),
-            Some(NO_COMPILER_STATUS) => Err(AotUnavailable::NoCompiler(said)),
-            _ => Err(AotUnavailable::Failed(EngineError::InvalidModule(format!(
-                "AOT compilation failed ({}): {said}",
-                output.status
-            )))),
+        let mut command = Command::new(helper);
+        command.arg(COMPILE_HELPER_ARG).arg(wasm).arg(out);
+        let running = helper::spawn(command).map_err(|e| {
+            AotUnavailable::Failed(EngineError::Setup(format!(
+                "cannot run the AOT compile helper {}: {e}",
+                helper.display()
+            )))
+        })?;
+        match running.finish(out) {
+            Outcome::Ok => Ok(()),
+            Outcome::NoCompiler(reason) => Err(AotUnavailable::NoCompiler(reason)),
+            Outcome::Failed(reason) => Err(AotUnavailable::Failed(EngineError::InvalidModule(
+                format!("AOT compilation failed: {reason}"),
+            ))),
         }
-    }
-
-    fn evict(&self, hash: &str) {
-        let _ = std::fs::remove_file(self.digest_path(hash));
-        let _ = std::fs::remove_file(self.library_path(hash));
     }
 }
 
@@ -214,8 +220,9 @@ pub fn compile_file(wasm: &Path, out: &Path) -> std::result::Result<(), AotUnava
 }
 
 /// The helper's `main`: when this process was started as a compile helper
-/// (`<exe> --edgeshim-aot-compile IN OUT`), compiles and returns the exit
-/// status; otherwise `None`.
+/// (`<exe> --edgeshim-aot-compile IN OUT`), compiles, reports the outcome
+/// on stdout (what the shim reads, see [`crate::helper`]) and returns the
+/// exit status; otherwise `None`.
 pub fn compile_helper_main() -> Option<i32> {
     let args: Vec<std::ffi::OsString> = std::env::args_os().collect();
     if args.get(1).and_then(|a| a.to_str()) != Some(COMPILE_HELPER_ARG) {
@@ -226,19 +233,11 @@ pub fn compile_helper_main() -> Option<i32> {
         return Some(2);
     };
     wasmedge_sdk::LogManager::log_error_info();
-    Some(match compile_file(Path::new(wasm), Path::new(out)) {
-        Ok(()) => 0,
-        Err(AotUnavailable::NoCompiler(reason)) => {
-            eprintln!("{reason}");
-            NO_COMPILER_STATUS
-        }
-        Err(AotUnavailable::Failed(e)) => {
-            eprintln!("{e}");
-            1
-        }
-    })
-}
-
-fn cache_error(path: &Path, e: &std::io::Error) -> EngineError {
-    EngineError::Setup(format!("AOT cache {}: {e}", path.display()))
+    let (outcome, status) = match compile_file(Path::new(wasm), Path::new(out)) {
+        Ok(()) => (Outcome::Ok, 0),
+        Err(AotUnavailable::NoCompiler(reason)) => (Outcome::NoCompiler(reason), 3),
+        Err(AotUnavailable::Failed(e)) => (Outcome::Failed(e.to_string()), 1),
+    };
+    helper::report(&outcome);
+    Some(status)
 }

@@ -56,8 +56,8 @@ fn test_command_is_prepared_and_cached_as_native_code() {
     else {
         panic!("this libwasmedge has no AOT compiler: the AOT tests need one built with LLVM");
     };
-    let library = aot.library_path(&hash);
-    let digest = std::fs::read_to_string(aot.digest_path(&hash)).expect("digest");
+    let library = aot.cache().artifact_path(&hash);
+    let digest = std::fs::read_to_string(aot.cache().digest_path(&hash)).expect("digest");
     assert_eq!(
         digest,
         content_hash(&std::fs::read(&library).expect("library"))
@@ -78,7 +78,7 @@ fn test_corrupt_or_foreign_cache_entry_is_rebuilt_not_loaded() {
     else {
         panic!("this libwasmedge has no AOT compiler: the AOT tests need one built with LLVM");
     };
-    let library = aot.library_path(&hash);
+    let library = aot.cache().artifact_path(&hash);
     let good = std::fs::read(&library).expect("library");
     // A foreign library put in place of the entry, digest left as it was.
     // (A new file, as any writer's rename makes: this process still has the
@@ -88,7 +88,7 @@ fn test_corrupt_or_foreign_cache_entry_is_rebuilt_not_loaded() {
     prepare(&engine(Some(root.path())), &bytes).expect("rebuilt");
     assert_eq!(std::fs::read(&library).expect("library").len(), good.len());
     // A library without its digest file.
-    std::fs::remove_file(aot.digest_path(&hash)).expect("digest");
+    std::fs::remove_file(aot.cache().digest_path(&hash)).expect("digest");
     prepare(&engine(Some(root.path())), &bytes).expect("rebuilt again");
-    assert!(aot.digest_path(&hash).exists());
+    assert!(aot.cache().digest_path(&hash).exists());
 }
