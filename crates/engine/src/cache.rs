@@ -69,6 +69,9 @@ const EVICTED_PREFIX: &str = ".evict-";
 /// Temp and evicted directories older than this belong to a writer that
 /// died (no compile takes an hour) and are removed on the next store.
 pub const STALE_AGE: Duration = Duration::from_secs(3600);
+/// Flat files of the layout before entry directories (`<hash>.bin`,
+/// WasmEdge's `<hash>.so` and `<hash>.so.sha256`): never read, swept.
+const LEGACY_SUFFIXES: [&str; 3] = [".bin", ".so", ".so.sha256"];
 /// Tries to install an entry when a concurrent writer's entry is in place
 /// but does not verify.
 const INSTALL_ATTEMPTS: usize = 3;
@@ -288,7 +291,8 @@ impl ModuleCache {
     }
 
     /// Removes temp and evicted directories (and files) older than
-    /// `older_than`: what writers killed mid-way left behind.
+    /// `older_than`: what writers killed mid-way left behind; also the
+    /// flat files of the layout before entry directories.
     pub fn sweep(&self, older_than: Duration) {
         let Ok(entries) = std::fs::read_dir(&self.dir) else {
             return;
@@ -296,7 +300,9 @@ impl ModuleCache {
         for entry in entries.flatten() {
             let name = entry.file_name();
             let name = name.to_string_lossy();
-            if !name.starts_with(TEMP_PREFIX) && !name.starts_with(EVICTED_PREFIX) {
+            let legacy = LEGACY_SUFFIXES.iter().any(|suffix| name.ends_with(suffix))
+                && entry.file_type().is_ok_and(|t| t.is_file());
+            if !name.starts_with(TEMP_PREFIX) && !name.starts_with(EVICTED_PREFIX) && !legacy {
                 continue;
             }
             let Ok(metadata) = entry.metadata() else {

@@ -99,19 +99,25 @@ fn test_half_written_temp_dir_is_ignored_then_swept_when_stale() {
     std::fs::create_dir(&dead).expect("temp");
     std::fs::write(dead.join(ARTIFACT_FILE), b"half").expect("artifact");
     assert!(cache.open_verified(&key).is_none());
+    // What the layout before entry directories left.
+    let legacy = cache.dir().join(format!("{key}.bin"));
+    std::fs::write(&legacy, b"old").expect("legacy");
 
     let stored = cache.store(&key, b"whole").expect("store");
     assert_eq!(contents(stored), b"whole");
     // Young: it may be a live writer's, so it stays.
     assert!(dead.exists());
     let old = std::time::SystemTime::now() - STALE_AGE - Duration::from_secs(60);
-    File::open(&dead)
-        .and_then(|dir| dir.set_modified(old))
-        .expect("age it");
+    for path in [&dead, &legacy] {
+        File::open(path)
+            .and_then(|file| file.set_modified(old))
+            .expect("age it");
+    }
     cache
         .store(&content_hash(b"other"), b"other")
         .expect("store");
     assert!(!dead.exists(), "stale temp dir swept on store");
+    assert!(!legacy.exists(), "old layout swept on store");
     assert_eq!(
         contents(cache.open_verified(&key).expect("entry")),
         b"whole"
