@@ -23,10 +23,12 @@ use edgeshim_cri::Cri;
 use serde::Serialize;
 
 use crate::images::{Program, workload};
-use crate::memory::{comm, field_kb, parent_map, under_any};
+use crate::memory::{field_kb, parent_map, under_any};
 use crate::pod_run::{self, RunningPod};
 use crate::stats::{Summary, summarize};
 
+/// The pod's name (before [`pod_run::unique_name`]).
+const POD_NAME: &str = "cycles";
 /// CRI's namespace, in containerd's and the shim's state folders.
 const NAMESPACE: &str = "k8s.io";
 /// The shim's state root (`/run/edgeshim/<namespace>/<id>`).
@@ -213,11 +215,16 @@ pub fn run(mut cri: Cri, options: Options, log_root: &Path) -> (CyclesResult, Re
             processes: shim.map(process_tree).unwrap_or_default(),
         });
         let error = anyhow!(
-            "hang: cycle {cycle} stuck in {step} for {:.0} s (deadline {:.0} s); pod {} \
-             (shim pid {}) left as it is for inspection",
+            "hang: cycle {cycle} stuck in {step} for {:.1} s (deadline {:.1} s); pod {} \
+             of namespace bench (id {}, shim pid {}) left as it is for inspection",
             waited.as_secs_f64(),
             deadline.as_secs_f64(),
-            result.pod_id,
+            pod_run::unique_name(POD_NAME),
+            if result.pod_id.is_empty() {
+                "not known yet"
+            } else {
+                &result.pod_id
+            },
             shim.map_or("none".into(), |p| p.to_string()),
         );
         // The worker stays blocked in its call; the process exits after the
@@ -253,7 +260,7 @@ fn cycles(cri: &mut Cri, options: &Options, shared: &Shared, log_root: &Path) ->
     let hello = workload(&options.handler, Program::Hello);
     let expected = expected_line(&options.handler);
     shared.begin(0, "RunPodSandbox + warm-up container");
-    let (pod, _) = pod_run::start(cri, &options.handler, &hello, "cycles", log_root)?;
+    let (pod, _) = pod_run::start(cri, &options.handler, &hello, POD_NAME, log_root)?;
     let mut ours: HashSet<String> = HashSet::from([pod.pod_id.clone()]);
     {
         let mut result = lock(&shared.result);
@@ -561,7 +568,8 @@ fn sample(cycle: usize, pod_id: &str, ours: &HashSet<String>, containerd_state: 
     }
 }
 
-/// `pid comm state wchan` of `root` and every process under it.
+/// `pid comm state wchan` of `root` and every process under it, and under
+/// each its other threads (`  tid comm state wchan`): where a hang sits.
 fn process_tree(root: u32) -> Vec<String> {
     let parents = parent_map();
     let mut pids: Vec<u32> = parents
@@ -570,18 +578,36 @@ fn process_tree(root: u32) -> Vec<String> {
         .filter(|pid| under_any(*pid, &HashSet::from([root]), &parents))
         .collect();
     pids.sort_unstable();
-    pids.iter()
-        .map(|pid| {
-            let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-            let state = stat
-                .rsplit_once(')')
-                .and_then(|(_, rest)| rest.split_whitespace().next())
-                .unwrap_or("?")
-                .to_string();
-            let wchan = std::fs::read_to_string(format!("/proc/{pid}/wchan")).unwrap_or_default();
-            format!("{pid} {} {state} {wchan}", comm(*pid).unwrap_or_default())
-        })
-        .collect()
+    let describe = |dir: &str| {
+        let read =
+            |file: &str| std::fs::read_to_string(format!("{dir}/{file}")).unwrap_or_default();
+        let stat = read("stat");
+        let state = stat
+            .rsplit_once(')')
+            .and_then(|(_, rest)| rest.split_whitespace().next())
+            .unwrap_or("?")
+            .to_string();
+        format!("{} {state} {}", read("comm").trim(), read("wchan"))
+    };
+    let mut lines = Vec::new();
+    for pid in pids {
+        lines.push(format!("{pid} {}", describe(&format!("/proc/{pid}"))));
+        let mut threads: Vec<u32> = std::fs::read_dir(format!("/proc/{pid}/task"))
+            .into_iter()
+            .flatten()
+            .flatten()
+            .filter_map(|e| e.file_name().to_str()?.parse().ok())
+            .filter(|tid| *tid != pid)
+            .collect();
+        threads.sort_unstable();
+        for tid in threads {
+            lines.push(format!(
+                "  {tid} {}",
+                describe(&format!("/proc/{pid}/task/{tid}"))
+            ));
+        }
+    }
+    lines
 }
 
 /// What is left of the removed pod: CRI objects, state folders, processes.
@@ -675,6 +701,18 @@ mod tests {
         let start = words("/bin/containerd-shim-wasmtime-v1 -namespace k8s.io -id abc start");
         assert!(!is_shim_for(&start, "abc"));
         assert!(!is_shim_for(&words("/bin/sleep -id abc"), "abc"));
+    }
+
+    #[test]
+    fn test_a_hang_report_lists_processes_and_their_threads() {
+        let me = std::process::id();
+        let (tx, rx) = std::sync::mpsc::channel::<()>();
+        let waiter = std::thread::spawn(move || rx.recv());
+        let lines = process_tree(me);
+        assert!(lines[0].starts_with(&format!("{me} ")), "{lines:?}");
+        assert!(lines.iter().any(|l| l.starts_with("  ")), "{lines:?}");
+        drop(tx);
+        let _ = waiter.join();
     }
 
     #[test]

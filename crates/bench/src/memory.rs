@@ -82,7 +82,7 @@ pub(crate) fn parent_map() -> HashMap<u32, u32> {
     map
 }
 
-pub(crate) fn comm(pid: u32) -> Option<String> {
+fn comm(pid: u32) -> Option<String> {
     std::fs::read_to_string(format!("/proc/{pid}/comm"))
         .ok()
         .map(|c| c.trim().to_string())

@@ -40,6 +40,12 @@ fn millis(from: Instant, to: Instant) -> f64 {
     to.duration_since(from).as_secs_f64() * 1e3
 }
 
+/// The pod name [`start`] gives pod `name`: unique per bench process, as a
+/// failed earlier run may leave its pods.
+pub fn unique_name(name: &str) -> String {
+    format!("{name}-{}", std::process::id())
+}
+
 /// Starts pod `name` with one container running `workload` under
 /// `handler`, and waits for its first output.
 pub fn start(
@@ -49,8 +55,7 @@ pub fn start(
     name: &str,
     log_root: &Path,
 ) -> Result<(RunningPod, PodTiming)> {
-    // Unique per bench process: a failed earlier run may leave its pods.
-    let name = &format!("{name}-{}", std::process::id());
+    let name = &unique_name(name);
     let log_dir = log_root.join(name);
     std::fs::create_dir_all(&log_dir)?;
     let pod = PodConfig {
