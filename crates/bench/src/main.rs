@@ -42,7 +42,7 @@ use crate::variant::Variant;
 #[derive(Parser)]
 #[command(
     version,
-    about = "Benchmarks through CRI: cold start, burst, density, policy"
+    about = "Benchmarks through CRI: cold start, burst, density, policy, cycles"
 )]
 struct Cli {
     #[command(subcommand)]
