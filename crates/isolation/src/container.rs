@@ -177,17 +177,15 @@ impl IsolatedContainer {
 }
 
 /// In the launcher: libcontainer makes the process (its intermediate and
-/// init are cloned from the launcher) and writes its state; returns its pid.
+/// init are cloned from the launcher) and writes its state; returns its pid,
+/// or why not (the shim names the container around it).
 pub(crate) fn build_process(
     request: &LaunchRequest,
     stdio: Stdio,
     payload: Option<Arc<dyn Payload>>,
-) -> Result<u32> {
+) -> std::result::Result<u32, String> {
     let id = &request.id;
-    let err = |e: &dyn std::error::Error| IsolationError::Create {
-        id: id.to_string(),
-        reason: chain(e),
-    };
+    let err = |e: &dyn std::error::Error| chain(e);
     let mut builder = ContainerBuilder::new(id.to_string(), SyscallType::default())
         .with_executor(ContainerExecutor { payload })
         .with_root_path(&request.state_root)
@@ -216,10 +214,7 @@ pub(crate) fn build_process(
     container
         .pid()
         .and_then(|pid| u32::try_from(pid.as_raw()).ok())
-        .ok_or_else(|| IsolationError::Create {
-            id: id.to_string(),
-            reason: "libcontainer reported no pid".into(),
-        })
+        .ok_or_else(|| "libcontainer reported no pid".to_string())
 }
 
 /// Below this memory limit, libcontainer's set-up processes (copies of the

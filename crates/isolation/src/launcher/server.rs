@@ -92,8 +92,7 @@ fn handle(
     let wanted = request.stdio.iter().filter(|s| **s).count() + usize::from(request.payload_fd);
     if fds.len() != wanted {
         return failed(format!(
-            "container {}: launch request carries {} descriptors, expected {wanted}",
-            request.id,
+            "launch request carries {} descriptors, expected {wanted}",
             fds.len()
         ));
     }
@@ -110,12 +109,12 @@ fn handle(
         Some(description) => match factory.payload(description, payload_fd) {
             Ok(Some(payload)) => Some(payload),
             Ok(None) => return Handled::Reply(LaunchReply::NeedPayloadFd),
-            Err(reason) => return failed(format!("container {}: {reason}", request.id)),
+            Err(reason) => return failed(reason),
         },
     };
     if let Err(reason) = single_threaded() {
         return Handled::ReplyAndEnd(LaunchReply::Failed {
-            reason: format!("container {}: not cloned: {reason}", request.id),
+            reason: format!("not cloned: {reason}"),
         });
     }
     set_up(sock, &request, stdio, payload)
@@ -139,9 +138,7 @@ fn set_up(
         Ok(nix::unistd::ForkResult::Child) => {
             let reply = match build_process(request, stdio, payload) {
                 Ok(pid) => LaunchReply::Created { pid },
-                Err(e) => LaunchReply::Failed {
-                    reason: e.to_string(),
-                },
+                Err(reason) => LaunchReply::Failed { reason },
             };
             let status = if send_reply(sock, &reply).is_ok() {
                 0
@@ -159,18 +156,15 @@ fn set_up(
                 // It died before its reply was sent (a send that failed
                 // means the socket is gone, and so is the shim).
                 Ok(status) => Handled::Reply(LaunchReply::Failed {
-                    reason: format!(
-                        "container {}: the set-up process ended without a reply: {status:?}",
-                        request.id
-                    ),
+                    reason: format!("the set-up process ended without a reply: {status:?}"),
                 }),
                 Err(e) => Handled::ReplyAndEnd(LaunchReply::Failed {
-                    reason: format!("container {}: cannot wait for its set-up: {e}", request.id),
+                    reason: format!("cannot wait for its set-up: {e}"),
                 }),
             }
         }
         Err(e) => Handled::Reply(LaunchReply::Failed {
-            reason: format!("container {}: cannot fork for its set-up: {e}", request.id),
+            reason: format!("cannot fork for its set-up: {e}"),
         }),
     }
 }
