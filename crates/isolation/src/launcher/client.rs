@@ -6,7 +6,8 @@ use std::os::unix::net::UnixStream;
 use std::os::unix::process::CommandExt;
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
-use std::sync::{Mutex, PoisonError};
+use std::sync::{Arc, Mutex, PoisonError, Weak};
+use std::time::{Duration, Instant};
 
 use super::{LAUNCHER_ARG, LAUNCHER_FD, LaunchReply, LaunchRequest, wire};
 
@@ -24,6 +25,7 @@ struct Connection {
 pub struct Launcher {
     program: PathBuf,
     connection: Mutex<Option<Connection>>,
+    last_request: Mutex<Instant>,
 }
 
 impl Default for Launcher {
@@ -40,7 +42,45 @@ impl Launcher {
         Self {
             program,
             connection: Mutex::new(None),
+            last_request: Mutex::new(Instant::now()),
         }
+    }
+
+    /// Stops the launcher once no request came for `idle` (checked every
+    /// `idle`), so that a pod whose containers run holds no launcher; the
+    /// next create starts one again. The thread ends with the launcher.
+    pub fn stop_when_idle(self: &Arc<Self>, idle: Duration) -> std::io::Result<()> {
+        let launcher: Weak<Self> = Arc::downgrade(self);
+        std::thread::Builder::new()
+            .name("launcher-idle".into())
+            .spawn(move || {
+                loop {
+                    std::thread::sleep(idle);
+                    let Some(launcher) = launcher.upgrade() else {
+                        return;
+                    };
+                    launcher.stop_if_idle(idle);
+                }
+            })
+            .map(drop)
+    }
+
+    /// Stops the launcher if no request came for `idle`; returns whether it
+    /// did. A request in progress holds the connection's lock, so it is
+    /// never cut off.
+    pub fn stop_if_idle(&self, idle: Duration) -> bool {
+        let mut slot = self.lock();
+        let last = *self
+            .last_request
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        if slot.is_none() || last.elapsed() < idle {
+            return false;
+        }
+        if let Some(connection) = slot.take() {
+            stop(connection);
+        }
+        true
     }
 
     /// Spawns the launcher now, so that the first create does not wait for
@@ -170,16 +210,21 @@ fn pidfd_open(pid: u32) -> std::io::Result<OwnedFd> {
     Ok(unsafe { std::os::fd::FromRawFd::from_raw_fd(fd) })
 }
 
-/// Closing the socket ends a healthy launcher; a stuck one is killed.
+/// Ends the launcher: SIGKILL through its pidfd (which cannot hit a reused
+/// pid), then its socket is closed. It holds no state worth a clean exit,
+/// and it is never stopped mid-request (the caller holds the lock).
 fn stop(connection: Connection) {
-    let pid = connection.pid;
-    drop(connection.sock);
-    if let Ok(pid) = i32::try_from(pid) {
-        let _ = nix::sys::signal::kill(
-            nix::unistd::Pid::from_raw(pid),
-            nix::sys::signal::Signal::SIGKILL,
+    // SAFETY: pidfd_send_signal with a descriptor we own and no siginfo.
+    unsafe {
+        libc::syscall(
+            libc::SYS_pidfd_send_signal,
+            std::os::fd::AsRawFd::as_raw_fd(&connection.exited),
+            libc::SIGKILL,
+            std::ptr::null::<libc::siginfo_t>(),
+            0,
         );
     }
+    drop(connection.sock);
 }
 
 /// Waits for the reply, or for the launcher to end without one.
@@ -211,4 +256,31 @@ fn receive(connection: &Connection) -> std::io::Result<LaunchReply> {
         return Err(std::io::Error::other("the launcher sent descriptors"));
     }
     serde_json::from_slice(&reply).map_err(std::io::Error::other)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn test_an_idle_launcher_is_stopped_and_a_recent_one_is_not() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().expect("tempdir");
+        // Stands in for the launcher: waits, whatever its arguments.
+        let program = dir.path().join("launcher");
+        std::fs::write(&program, "#!/bin/sh\nexec sleep 600\n").expect("script");
+        std::fs::set_permissions(&program, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+        let launcher = Launcher::new(program);
+        let pid = launcher.spawn().expect("spawn");
+        assert!(!launcher.stop_if_idle(Duration::from_secs(3600)));
+        assert_eq!(launcher.pid(), Some(pid));
+        assert!(launcher.stop_if_idle(Duration::ZERO));
+        assert_eq!(launcher.pid(), None);
+        let pid = nix::unistd::Pid::from_raw(i32::try_from(pid).expect("pid"));
+        let status = nix::sys::wait::waitpid(pid, None).expect("wait");
+        assert_eq!(
+            status,
+            nix::sys::wait::WaitStatus::Signaled(pid, nix::sys::signal::Signal::SIGKILL, false)
+        );
+    }
 }

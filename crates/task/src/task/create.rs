@@ -138,7 +138,6 @@ impl<E: Engine> TaskService<E> {
                 Some((description, module.bytes))
             }
         };
-        let make_fd = |bytes: &[u8]| module_memfd(bytes);
         let stdio = stdio::open(&req.stdin, &req.stdout, &req.stderr)
             .map_err(TaskError::io(id, "stdio"))?;
         if self.state_root.join(id).exists() {
@@ -146,13 +145,11 @@ impl<E: Engine> TaskService<E> {
             log::warn!("container {id}: removing state left by an earlier shim");
             self.remove_leftover_state(id);
         }
-        let make_module_fd = || match &module {
-            Some((_, bytes)) => make_fd(bytes),
-            None => Err(std::io::Error::other("no module")),
-        };
+        // Called only for a Wasm payload, whose module is there.
+        let make_fd = || module_memfd(module.as_ref().map_or(&[][..], |(_, bytes)| bytes));
         let payload = module.as_ref().map(|(description, _)| LaunchPayload {
             description: description.clone(),
-            make_fd: &make_module_fd,
+            make_fd: &make_fd,
         });
         let process = IsolatedContainer::create(
             &self.launcher,

@@ -27,6 +27,11 @@ use crate::error::{Result, TaskError};
 use crate::events::EventSink;
 use crate::exits::{self, UnclaimedExits};
 
+/// How long a launcher with no request lives on: a pod's containers are
+/// created within moments of each other; a later create pays a new
+/// launcher's start (a few milliseconds).
+const LAUNCHER_IDLE: std::time::Duration = std::time::Duration::from_secs(5);
+
 type Containers = Arc<Mutex<HashMap<String, Arc<ContainerRecord>>>>;
 
 /// The shim's task service: every container this shim runs.
@@ -39,7 +44,7 @@ pub struct TaskService<E: Engine> {
     unclaimed: Arc<UnclaimedExits>,
     exit: Arc<ExitSignal>,
     /// The single-threaded process every container is cloned from.
-    launcher: Launcher,
+    launcher: Arc<Launcher>,
     /// The id of the task whose start spawned this shim (containerd's `-id`).
     shim_id: String,
     creating: crate::reservations::Creating,
@@ -69,11 +74,15 @@ impl<E: Engine> TaskService<E> {
         }) {
             log::error!("cannot watch container exits: {e}");
         }
-        let launcher = Launcher::default();
+        let launcher = Arc::new(Launcher::default());
         // Started now, off the first create's path; a failure is reported
-        // by the first create, which tries again.
+        // by the first create, which tries again. Stopped when idle, so a
+        // pod whose containers run holds no launcher (its memory).
         if let Err(e) = launcher.spawn() {
             log::error!("cannot start the launcher: {e}");
+        }
+        if let Err(e) = launcher.stop_when_idle(LAUNCHER_IDLE) {
+            log::warn!("the launcher will not be stopped when idle: {e}");
         }
         Self {
             containers,
