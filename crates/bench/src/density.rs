@@ -86,6 +86,14 @@ pub fn run(
             let count = containers.len();
             let in_step = (count - 1) % step + 1;
             let ms_per_container = step_start.elapsed().as_secs_f64() * 1e3 / in_step as f64;
+            // The last point is the steady state: the shims have stopped
+            // their idle launchers (within seconds of the last create).
+            if count == target {
+                let left = memory::await_idle_launchers(std::time::Duration::from_secs(30));
+                if left > 0 {
+                    eprintln!("density: {left} launchers still running at the last sample");
+                }
+            }
             let now = memory::sample();
             let pss = now.pss_kb.saturating_sub(baseline_pss);
             let cgroup = memory::cri_cgroup_bytes().saturating_sub(baseline_cgroup) / 1024;

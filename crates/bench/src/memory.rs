@@ -41,6 +41,35 @@ pub fn sample() -> MemorySample {
     }
 }
 
+/// Waits, at most `limit`, until no shim runs a launcher (edgeshim's
+/// shims stop an idle one after a few seconds, so a node whose pods are
+/// all started holds none); returns how many are left. Polled: this is a
+/// benchmark's settling step, and /proc offers nothing to wait on.
+pub fn await_idle_launchers(limit: std::time::Duration) -> usize {
+    let deadline = std::time::Instant::now() + limit;
+    loop {
+        let left = launchers();
+        if left == 0 || std::time::Instant::now() >= deadline {
+            return left;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+}
+
+/// Processes started as a shim's launcher (`--edgeshim-launcher`).
+fn launchers() -> usize {
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return 0;
+    };
+    entries
+        .flatten()
+        .filter(|e| {
+            std::fs::read(e.path().join("cmdline"))
+                .is_ok_and(|c| c.split(|b| *b == 0).any(|w| w == b"--edgeshim-launcher"))
+        })
+        .count()
+}
+
 pub(crate) fn under_any(mut pid: u32, roots: &HashSet<u32>, parents: &HashMap<u32, u32>) -> bool {
     for _ in 0..64 {
         if roots.contains(&pid) {
