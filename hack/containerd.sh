@@ -65,10 +65,14 @@ JSON
   cat >> "$home/config.toml" <<TOML
 
 # edgeshim: runtime handlers for CRI (runtimeClassName wasmtime / wasmedge).
+# Pod annotations under edgeshim.io/ reach the shim (what a pod's author
+# writes: the example policy library grants nothing from them).
 [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.wasmtime]
   runtime_type = "io.containerd.wasmtime.v1"
+  pod_annotations = ["edgeshim.io/*"]
 [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.wasmedge]
   runtime_type = "io.containerd.wasmedge.v1"
+  pod_annotations = ["edgeshim.io/*"]
 TOML
 }
 

@@ -1,10 +1,15 @@
 # R1 registry: the image must come from an allowed registry. Applies to every
-# kind, the pod's pause (sandbox) image included. An empty image (containerd
-# did not name one, as with ctr) cannot be checked and is denied.
+# kind, the pod's pause (sandbox) image included when containerd names it
+# (1.7 and later). An empty image (containerd did not name one, as with ctr)
+# cannot be checked and is denied, except a pod's own sandbox: containerd
+# 1.6 does not name the pause image, and a pod cannot choose it (it is
+# containerd's sandbox_image, set by the operator); kind "sandbox" is a fact
+# the shim establishes, never a request's claim.
 package edgeshim
 
 deny contains msg if {
 	input.container.image == ""
+	input.container.kind != "sandbox"
 	msg := "registry: image unknown (containerd did not name the image), so its registry cannot be checked"
 }
 

@@ -38,6 +38,7 @@ pub fn pod_config(name: &str, uid: &str, host_network: bool, logs: &Path) -> Pod
         host_network,
         log_directory: logs.display().to_string(),
         cgroup_parent: String::new(),
+        annotations: Vec::new(),
     }
 }
 

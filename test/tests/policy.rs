@@ -12,6 +12,7 @@ use edgeshim_integration::*;
 
 #[test]
 fn test_container_denied_at_create_never_runs_and_ctr_shows_why() {
+    let _gate = gate_shared();
     let id = "policy-deny-ctr";
     let out = run_rm(id, PROBE_IMAGE, &[], &[]);
     assert!(!out.status.success());
@@ -46,6 +47,7 @@ fn test_container_denied_at_create_never_runs_and_ctr_shows_why() {
 
 #[test]
 fn test_container_denied_at_start_is_created_but_never_runs() {
+    let _gate = gate_shared();
     let id = "policy-nostart-ctr";
     let out = run_rm(id, PROBE_IMAGE, &[], &[]);
     assert!(!out.status.success());
@@ -74,6 +76,7 @@ fn test_container_denied_at_start_is_created_but_never_runs() {
 
 #[test]
 fn test_cri_returns_the_denial_for_containers_and_pods() {
+    let _gate = gate_shared();
     let logs = tempfile::tempdir().expect("log dir");
     let mut cri = cri();
 
@@ -140,13 +143,21 @@ fn try_run(
     started
 }
 
-/// Tests that change the gate's files (the policy or its config) take
-/// turns: the others only read them.
-static GATE_FILES: std::sync::Mutex<()> = std::sync::Mutex::new(());
+/// The gate's files (the policy and its config): tests that change what
+/// every container is decided by take them alone (`gate_files`); tests
+/// that add a rule for their own containers only, or just read, share them
+/// (`gate_shared`).
+static GATE_FILES: std::sync::RwLock<()> = std::sync::RwLock::new(());
 
-fn gate_files() -> std::sync::MutexGuard<'static, ()> {
+fn gate_files() -> std::sync::RwLockWriteGuard<'static, ()> {
     GATE_FILES
-        .lock()
+        .write()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+fn gate_shared() -> std::sync::RwLockReadGuard<'static, ()> {
+    GATE_FILES
+        .read()
         .unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
@@ -226,6 +237,7 @@ impl Drop for UpdateCapRule {
 
 #[test]
 fn test_cri_update_above_the_policy_cap_is_refused_with_the_reason() {
+    let _gate = gate_shared();
     // Written before the pod exists, so the pod's new shim loads it.
     write_policy_file("update_cap/edgeshim.rego", Some(UPDATE_CAP_RULE));
     let _rule = UpdateCapRule;
@@ -285,6 +297,7 @@ fn test_cri_update_above_the_policy_cap_is_refused_with_the_reason() {
 
 #[test]
 fn test_a_native_program_claiming_to_be_a_sandbox_is_decided_as_native() {
+    let _gate = gate_shared();
     let id = "policy-claims-sandbox";
     let out = run_rm(
         id,
@@ -354,4 +367,112 @@ fn test_deleting_the_config_leaves_the_gate_enforcing_in_running_and_new_shims()
     ] {
         assert_no_leftovers(id);
     }
+}
+
+/// The example library with settings that admit the suite's images, so
+/// that its host-network rule decides: only namespace edge-system is
+/// granted the node's network.
+const LIBRARY_SETTINGS: &str = r#"{"edgeshim_config": {
+    "allowed_registries": ["edgeshim.test/", "edgeshim.local/"],
+    "required_annotations": [],
+    "max_memory_bytes": 1099511627776,
+    "host_network_namespaces": ["edge-system"],
+    "host_network_pods": [],
+    "max_module_bytes": 67108864,
+    "allowed_mount_prefixes": ["/"],
+    "system_mount_prefixes": [],
+    "data_local_namespaces": [],
+    "data_local_pods": [],
+    "node_data_dir": "/var/lib/edgeshim-data/"
+}}"#;
+
+/// Points the gate at a copy of policies/library with [`LIBRARY_SETTINGS`];
+/// the returned guard puts the suite's config back.
+fn serve_the_example_library(dir: &std::path::Path) -> RestoreConfig {
+    let library = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../policies/library");
+    for entry in std::fs::read_dir(&library).expect("policies/library") {
+        let path = entry.expect("entry").path();
+        if path.extension().is_some_and(|e| e == "rego") {
+            std::fs::copy(&path, dir.join(path.file_name().expect("name"))).expect("copy");
+        }
+    }
+    std::fs::write(dir.join("data.json"), LIBRARY_SETTINGS).expect("data.json");
+    let path = std::path::PathBuf::from(
+        std::env::var_os("EDGESHIM_POLICY_CONFIG").expect("EDGESHIM_POLICY_CONFIG"),
+    );
+    let text = std::fs::read(&path).expect("policy.toml");
+    let library_config = String::from_utf8_lossy(&text)
+        .lines()
+        .filter(|l| !l.starts_with("policy =") && !l.starts_with("check ="))
+        .map(|l| format!("{l}\n"))
+        .collect::<String>();
+    let library_config = format!(
+        "policy = {:?}\ncheck = \"edgeshim/config_errors\"\n{library_config}",
+        dir.display().to_string()
+    );
+    let restore = RestoreConfig {
+        path: path.clone(),
+        text,
+    };
+    std::fs::write(&path, library_config).expect("write policy.toml");
+    restore
+}
+
+#[test]
+fn test_a_pod_cannot_grant_itself_host_network_under_the_example_library() {
+    let _turn = gate_files();
+    let library = tempfile::tempdir().expect("library dir");
+    let restore = serve_the_example_library(library.path());
+    let logs = tempfile::tempdir().expect("log dir");
+    let mut cri = cri();
+
+    // A pod author's own grant: the annotation reaches the shim
+    // (hack/containerd.sh passes edgeshim.io/* through) and grants nothing.
+    let annotated = |name: &str, namespace: &str| {
+        let mut pod = pod_config(name, &format!("uid-{name}"), true, logs.path());
+        pod.namespace = namespace.into();
+        pod.annotations = vec![("edgeshim.io/host-network".into(), "true".into())];
+        pod.to_cri()
+    };
+    let self_granted = annotated("policy-hostnet-self", "default");
+    let mut refusal = String::new();
+    await_condition("the gate to serve the example library", LIMIT, || match cri
+        .run_pod(&self_granted, handler())
+    {
+        Ok(pod_id) => {
+            remove_pod(&mut cri, &pod_id, &[]);
+            false
+        }
+        Err(e) => {
+            refusal = format!("{e:#}");
+            refusal.contains("host-network: pod")
+        }
+    });
+    assert!(
+        refusal.contains("host-network: pod")
+            && refusal.contains("default/policy-hostnet-self")
+            && refusal.contains("is not granted the node's network"),
+        "{refusal}"
+    );
+
+    // The operator's grant (namespace edge-system in data.json) does.
+    let granted = annotated("policy-hostnet-granted", "edge-system");
+    let pod_id = cri
+        .run_pod(&granted, handler())
+        .expect("a granted pod runs");
+    let info = ctr_in(CRI_NAMESPACE, &["containers", "info", &pod_id]);
+    assert!(
+        stdout(&info).contains("\"edgeshim.io/host-network\": \"true\""),
+        "the pod's annotation reached the shim's spec: {}",
+        stdout(&info)
+    );
+    remove_pod(&mut cri, &pod_id, &[]);
+
+    // The suite's policy again, before the next test takes the gate.
+    drop(restore);
+    await_condition("the suite's policy to serve again", LIMIT, || {
+        stderr(&run_rm("policy-deny-after-library", PROBE_IMAGE, &[], &[]))
+            .contains("is denied by its id")
+    });
+    assert_no_leftovers("policy-deny-after-library");
 }

@@ -65,6 +65,7 @@ pub fn start(
         host_network: true,
         log_directory: log_dir.display().to_string(),
         cgroup_parent: String::new(),
+        annotations: Vec::new(),
     }
     .to_cri();
     let t0 = Instant::now();

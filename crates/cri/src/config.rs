@@ -5,8 +5,9 @@ use std::collections::HashMap;
 use k8s_cri::v1::*;
 
 /// A pod: name, namespace, uid, network mode, log folder, cgroup parent
-/// (empty: containerd's default).
-#[derive(Debug, Clone)]
+/// (empty: containerd's default), annotations (what the pod's author
+/// wrote; containerd passes those its runtime handler lists to the shim).
+#[derive(Debug, Clone, Default)]
 pub struct PodConfig {
     pub name: String,
     pub namespace: String,
@@ -14,6 +15,7 @@ pub struct PodConfig {
     pub host_network: bool,
     pub log_directory: String,
     pub cgroup_parent: String,
+    pub annotations: Vec<(String, String)>,
 }
 
 impl PodConfig {
@@ -37,6 +39,7 @@ impl PodConfig {
                 self.name.clone()
             },
             log_directory: self.log_directory.clone(),
+            annotations: self.annotations.iter().cloned().collect(),
             labels: HashMap::from([
                 ("io.kubernetes.pod.name".into(), self.name.clone()),
                 ("io.kubernetes.pod.namespace".into(), self.namespace.clone()),

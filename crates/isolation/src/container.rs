@@ -121,6 +121,23 @@ impl IsolatedContainer {
         Ok(Self { container })
     }
 
+    /// A record of process `pid` that no launcher made, kept in `dir` (no
+    /// state is written there): for unit tests of what the shim does
+    /// around a container, never for running one.
+    #[cfg(feature = "testing")]
+    pub fn for_tests(id: &str, pid: i32, dir: &Path) -> Result<Self> {
+        use libcontainer::container::ContainerStatus;
+        let container =
+            Container::new(id, ContainerStatus::Created, Some(pid), dir, dir).map_err(|e| {
+                IsolationError::Load {
+                    id: id.to_string(),
+                    root: dir.display().to_string(),
+                    reason: chain(&e),
+                }
+            })?;
+        Ok(Self { container })
+    }
+
     /// The container process's pid as the host sees it.
     pub fn pid(&self) -> Option<u32> {
         self.container

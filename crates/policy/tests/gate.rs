@@ -605,3 +605,39 @@ fn test_the_example_library_grants_host_network_from_operator_data_only() {
         "{decision:?}"
     );
 }
+
+#[test]
+fn test_the_example_library_checks_an_unnamed_image_except_a_pods_own_sandbox() {
+    let setup = Setup::new("", None);
+    let gate = library_gate(&setup);
+    let unknown = "registry: image unknown (containerd did not name the image), so its registry cannot be checked";
+    // containerd 1.6 does not name the pause image; the operator chose it.
+    let mut sandbox = input(ContainerKind::Sandbox);
+    sandbox.container.image = String::new();
+    let decision = gate.decide(&sandbox);
+    assert!(
+        !decision.reasons.iter().any(|r| r == unknown),
+        "{decision:?}"
+    );
+    // A workload's image is the pod author's: unnamed, it is refused.
+    for kind in [ContainerKind::Wasm, ContainerKind::Native] {
+        let mut workload = input(kind);
+        workload.container.image = String::new();
+        let decision = gate.decide(&workload);
+        assert!(!decision.allow, "{kind:?}: {decision:?}");
+        assert!(
+            decision.reasons.iter().any(|r| r == unknown),
+            "{kind:?}: {decision:?}"
+        );
+    }
+    // A named pause image is checked as any other.
+    sandbox.container.image = "registry.k8s.io/pause:3.9".into();
+    let decision = gate.decide(&sandbox);
+    assert!(
+        decision
+            .reasons
+            .iter()
+            .any(|r| r.starts_with("registry: image \"registry.k8s.io/pause:3.9\"")),
+        "{decision:?}"
+    );
+}

@@ -249,6 +249,7 @@ fn pod_config(args: &PodArgs) -> PodConfig {
         host_network: args.host_network,
         log_directory: args.log_dir.clone(),
         cgroup_parent: args.cgroup_parent.clone(),
+        annotations: Vec::new(),
     }
 }
 

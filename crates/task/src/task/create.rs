@@ -14,7 +14,7 @@ use edgeshim_engine::Engine;
 use edgeshim_isolation::{IsolatedContainer, LaunchPayload};
 use edgeshim_policy::{Action, DecisionInput, ShimFacts};
 
-use super::{TaskService, send};
+use super::TaskService;
 use crate::container::ContainerRecord;
 use crate::error::{Result, TaskError};
 use crate::launch::PayloadDescription;
@@ -54,19 +54,14 @@ impl<E: Engine> TaskService<E> {
             process,
             policy_input,
         ));
-        // Under the record's lock, so that its TaskExit (queued by the exit
-        // thread, which takes that lock) cannot precede its TaskCreate; the
-        // insert and the look for an exit that came first happen under the
-        // map's lock, as the exit thread's claim does.
-        let mut inner = record.lock();
-        let early_exit = {
-            let mut map = self.map();
-            map.insert(id.clone(), record.clone());
-            self.unclaimed.take(pid, since)
-        };
-        crate::oom::watch(&id, pid, self.events.clone());
-        send(
+        // Known to the exit thread and announced to containerd, in that
+        // order whatever the process does meanwhile (see ordering.rs).
+        super::ordering::publish_created(
+            &self.containers,
+            &self.unclaimed,
             self.events.as_ref(),
+            &record,
+            since,
             TaskCreate {
                 container_id: id.clone(),
                 bundle: req.bundle.clone(),
@@ -83,11 +78,7 @@ impl<E: Engine> TaskService<E> {
                 ..Default::default()
             },
         );
-        if let Some(status) = early_exit {
-            let exit = record.set_exited(&mut inner, status as u32);
-            super::send_exit(self.events.as_ref(), &record, exit);
-        }
-        drop(inner);
+        crate::oom::watch(&id, pid, self.events.clone());
         log::info!("container {id} created, pid {pid}");
         Ok(CreateTaskResponse {
             pid,

@@ -4,6 +4,7 @@ mod create;
 mod delete;
 mod info;
 mod kill;
+mod ordering;
 mod start;
 mod update;
 mod wait;
@@ -15,7 +16,6 @@ use std::time::SystemTime;
 
 use containerd_shim::api::*;
 use containerd_shim::event::Event;
-use containerd_shim::protos::events::task::TaskExit;
 use containerd_shim::protos::protobuf::well_known_types::timestamp::Timestamp;
 use containerd_shim::{ExitSignal, Task, TtrpcContext, TtrpcResult};
 use edgeshim_engine::{Engine, EngineConfig};
@@ -64,7 +64,7 @@ impl<E: Engine> TaskService<E> {
         let exit_events = events.clone();
         let unclaimed_exits = unclaimed.clone();
         if let Err(e) = exits::watch(move |pid, status| {
-            record_exit(
+            ordering::record_exit(
                 &watched,
                 exit_events.as_ref(),
                 &unclaimed_exits,
@@ -128,47 +128,6 @@ impl<E: Engine> TaskService<E> {
         *slot = Some(engine.clone());
         Ok(engine)
     }
-}
-
-/// Marks the container whose process is `pid` as exited and tells
-/// containerd; an exit no container claims is kept in `unclaimed`. Deciding
-/// that happens under the map's lock, as create's insert does, so an exit
-/// is either claimed by the record or found by its create.
-fn record_exit(
-    containers: &Containers,
-    events: &dyn EventSink,
-    unclaimed: &UnclaimedExits,
-    pid: u32,
-    status: i32,
-) {
-    let record = {
-        let map = containers.lock().unwrap_or_else(PoisonError::into_inner);
-        match map.values().find(|r| r.pid == pid) {
-            Some(record) => record.clone(),
-            None => {
-                unclaimed.put(pid, status, std::time::Instant::now());
-                return;
-            }
-        }
-    };
-    // The record's lock is held while its TaskCreate and TaskStart are
-    // queued, so this TaskExit follows them.
-    let mut inner = record.lock();
-    let exit = record.set_exited(&mut inner, status as u32);
-    send_exit(events, &record, exit);
-    log::info!("container {} exited with status {}", record.id, exit.status);
-}
-
-/// Queues TaskExit for `record`.
-fn send_exit(events: &dyn EventSink, record: &ContainerRecord, exit: crate::container::Exit) {
-    events.send(Box::new(TaskExit {
-        container_id: record.id.clone(),
-        id: record.id.clone(),
-        pid: record.pid,
-        exit_status: exit.status,
-        exited_at: Some(timestamp(exit.at)).into(),
-        ..Default::default()
-    }));
 }
 
 /// A protobuf timestamp for `at`.
