@@ -705,3 +705,43 @@ fn test_resource_for_a_missing_cgroup_controller_is_refused_by_name() {
     );
     assert_no_leftovers(id);
 }
+
+/// A non-root module reads what its supplementary group may read, and
+/// nothing the shim's groups or any other group could: its groups are
+/// exactly its spec's `additionalGids`, as under runc. Its spec names no
+/// capabilities, which means none (as runc takes it), not all of root's.
+#[test]
+fn test_a_non_root_module_has_exactly_its_supplementary_groups() {
+    use std::os::unix::fs::{PermissionsExt, chown};
+    let files = [(built("probe.wasm"), "/probe.wasm")];
+    let run = |id: &str, path: &str| {
+        run_rm_with_spec(id, &files, &["/probe.wasm", "read", path], |spec| {
+            let root = std::path::PathBuf::from(spec["root"]["path"].as_str().expect("root"));
+            for (name, gid) in [("g3000", 3000), ("g4000", 4000)] {
+                let file = root.join(name);
+                std::fs::write(&file, format!("read by group {gid}\n")).expect("write");
+                chown(&file, Some(0), Some(gid)).expect("chown");
+                std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o640))
+                    .expect("chmod");
+            }
+            spec["process"]["user"] =
+                serde_json::json!({"uid": 1000, "gid": 1000, "additionalGids": [3000]});
+            // No CAP_DAC_OVERRIDE: file modes decide, as for a plain user.
+            spec["process"]["capabilities"] = serde_json::json!({});
+        })
+    };
+    let out = run("groups-mine", "/g3000");
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(stdout(&out), "read by group 3000\n");
+    let out = run("groups-other", "/g4000");
+    assert!(!out.status.success(), "{}", stdout(&out));
+    assert!(
+        stderr(&out).contains("cannot open /g4000"),
+        "{}",
+        stderr(&out)
+    );
+    assert_eq!(stdout(&out), "");
+    for id in ["groups-mine", "groups-other"] {
+        assert_no_leftovers(id);
+    }
+}

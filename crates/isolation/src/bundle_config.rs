@@ -41,8 +41,9 @@ fn is_under(destination: &str, tree: &str) -> bool {
 /// bind of the host's /proc would be /proc again), /proc and /sys masked by
 /// an empty read-only tmpfs once set-up is done, no devices beyond
 /// libcontainer's defaults (null, zero, full, random, urandom, tty), and no
-/// read-only paths or sysctls (they act on what is masked); supplementary
-/// groups move to an annotation the payload's executor applies. What is masked
+/// read-only paths or sysctls (they act on what is masked), no
+/// supplementary groups for libcontainer to set, and every capability set
+/// the spec leaves out made empty. What is masked
 /// or not mounted cannot be reached through `/`, `..` or a link.
 fn wasm_sandbox(json: &mut serde_json::Value) {
     if let Some(mounts) = json.get_mut("mounts").and_then(|m| m.as_array_mut()) {
@@ -67,37 +68,38 @@ fn wasm_sandbox(json: &mut serde_json::Value) {
         linux.insert("maskedPaths".into(), serde_json::json!(MASKED_TREES));
     }
     // libcontainer reads /proc/self/setgroups before it sets supplementary
-    // groups, which is after the mask: the payload's executor sets them
-    // instead, from this annotation (any incoming one is replaced).
-    let gids = json
+    // groups, which is after the mask: the launcher's set-up process takes
+    // them instead (LaunchRequest::supplementary_gids), and the container
+    // inherits them.
+    if let Some(user) = json
         .pointer_mut("/process/user")
         .and_then(|u| u.as_object_mut())
-        .and_then(|user| user.remove("additionalGids"));
-    let gids: Vec<String> = gids
-        .as_ref()
-        .and_then(|g| g.as_array())
-        .map(|g| {
-            g.iter()
-                .filter_map(|gid| gid.as_u64())
-                .map(|gid| gid.to_string())
-                .collect()
-        })
-        .unwrap_or_default();
-    if let Some(root) = json.as_object_mut() {
-        let annotations = root
-            .entry("annotations")
+    {
+        user.remove("additionalGids");
+    }
+    // A capability set the spec leaves out is empty, as runc takes it.
+    // libcontainer leaves an absent set as it was (all of root's), which a
+    // native program loses at its exec; a Wasm payload runs without one.
+    if let Some(process) = json.get_mut("process").and_then(|p| p.as_object_mut()) {
+        let caps = process
+            .entry("capabilities")
             .or_insert_with(|| serde_json::json!({}));
-        if let Some(annotations) = annotations.as_object_mut() {
-            annotations.remove(crate::executor::SUPPLEMENTARY_GIDS_ANNOTATION);
-            if !gids.is_empty() {
-                annotations.insert(
-                    crate::executor::SUPPLEMENTARY_GIDS_ANNOTATION.into(),
-                    serde_json::Value::String(gids.join(",")),
-                );
+        if let Some(caps) = caps.as_object_mut() {
+            for set in CAPABILITY_SETS {
+                caps.entry(*set).or_insert_with(|| serde_json::json!([]));
             }
         }
     }
 }
+
+/// The OCI spec's capability sets.
+const CAPABILITY_SETS: &[&str] = &[
+    "bounding",
+    "effective",
+    "inheritable",
+    "permitted",
+    "ambient",
+];
 
 /// Applies `edits` to `<bundle>/config.json`.
 pub(crate) fn apply(bundle: &Path, edits: &SpecEdits) -> std::io::Result<()> {
@@ -157,7 +159,8 @@ mod tests {
         let config = dir.path().join("config.json");
         std::fs::write(
             &config,
-            r#"{"process":{"user":{"uid":0,"gid":0,"additionalGids":[10,20]}},
+            r#"{"process":{"user":{"uid":0,"gid":0,"additionalGids":[10,20]},
+                          "capabilities":{"effective":["CAP_KILL"]}},
                "annotations":{"io.edgeshim.supplementary-gids":"0"},
                "linux":{"devices":[{"path":"/dev/kmsg","type":"c","major":1,"minor":11}],
                          "maskedPaths":["/proc/kcore"],"readonlyPaths":["/proc/sys"],
@@ -199,8 +202,13 @@ mod tests {
         );
         assert!(json["process"]["user"].get("additionalGids").is_none());
         assert_eq!(
-            json["annotations"][crate::executor::SUPPLEMENTARY_GIDS_ANNOTATION],
-            "10,20"
+            json["annotations"]["io.edgeshim.supplementary-gids"], "0",
+            "inert"
+        );
+        assert_eq!(
+            json["process"]["capabilities"],
+            serde_json::json!({"effective": ["CAP_KILL"], "bounding": [], "inheritable": [],
+                               "permitted": [], "ambient": []})
         );
     }
 }

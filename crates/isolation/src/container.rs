@@ -60,6 +60,11 @@ impl IsolatedContainer {
         stdio: Stdio,
         payload: Option<LaunchPayload<'_>>,
     ) -> Result<Self> {
+        let supplementary_gids = if payload.is_some() {
+            wasm_supplementary_gids(id, spec)?
+        } else {
+            Vec::new()
+        };
         let (driver, cgroups_path) = cgroups::prepare(id, spec)?;
         let edits = SpecEdits {
             cgroups_path: cgroups_path.map(|p| p.display().to_string()),
@@ -85,6 +90,7 @@ impl IsolatedContainer {
             ],
             payload: payload.as_ref().map(|p| p.description.clone()),
             payload_fd: false,
+            supplementary_gids,
         };
         let mut fds: Vec<OwnedFd> = [stdio.stdin, stdio.stdout, stdio.stderr]
             .into_iter()
@@ -232,6 +238,35 @@ pub(crate) fn build_process(
         .pid()
         .and_then(|pid| u32::try_from(pid.as_raw()).ok())
         .ok_or_else(|| "libcontainer reported no pid".to_string())
+}
+
+/// The groups a Wasm container's set-up process takes for it (its spec's
+/// `process.user.additionalGids`). Host gids: with a user namespace they
+/// would need the spec's mapping, which libcontainer applies; refused.
+fn wasm_supplementary_gids(id: &str, spec: &Spec) -> Result<Vec<u32>> {
+    let gids = spec
+        .process()
+        .as_ref()
+        .and_then(|p| p.user().additional_gids().clone())
+        .unwrap_or_default();
+    let user_namespace = spec
+        .linux()
+        .as_ref()
+        .and_then(|l| l.namespaces().as_ref())
+        .is_some_and(|ns| {
+            ns.iter()
+                .any(|n| n.typ() == oci_spec::runtime::LinuxNamespaceType::User)
+        });
+    if user_namespace && !gids.is_empty() {
+        return Err(IsolationError::Create {
+            id: id.to_string(),
+            reason: format!(
+                "supplementary groups {gids:?} in a user namespace are not supported \
+                 for Wasm containers"
+            ),
+        });
+    }
+    Ok(gids)
 }
 
 /// Below this memory limit, libcontainer's set-up processes (copies of the

@@ -26,10 +26,6 @@ impl Executor for ContainerExecutor {
             None => DefaultExecutor {}.exec(spec),
             Some(payload) => {
                 close_launcher_socket();
-                if let Err(e) = set_supplementary_groups(spec) {
-                    eprintln!("edgeshim: {e}");
-                    std::process::exit(SETUP_FAILED_STATUS);
-                }
                 terminate_on_signals();
                 // A panic must end the container, not unwind into
                 // libcontainer's set-up code (which would leave it hanging).
@@ -89,32 +85,6 @@ fn close_launcher_socket() {
     if is_socket {
         let _ = nix::unistd::close(fd);
     }
-}
-
-/// Where a Wasm container's supplementary groups travel (see
-/// `bundle_config::wasm_sandbox`): comma-separated gids.
-pub(crate) const SUPPLEMENTARY_GIDS_ANNOTATION: &str = "io.edgeshim.supplementary-gids";
-
-/// Exit status of a Wasm container whose last set-up step failed.
-const SETUP_FAILED_STATUS: i32 = 126;
-
-/// Sets the groups the spec's `process.user.additionalGids` named, as
-/// libcontainer would have (it needs /proc, which is masked by now).
-fn set_supplementary_groups(spec: &Spec) -> Result<(), String> {
-    let Some(list) = spec
-        .annotations()
-        .as_ref()
-        .and_then(|a| a.get(SUPPLEMENTARY_GIDS_ANNOTATION))
-    else {
-        return Ok(());
-    };
-    let gids = list
-        .split(',')
-        .map(|gid| gid.parse().map(nix::unistd::Gid::from_raw))
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| format!("bad supplementary groups {list:?}: {e}"))?;
-    nix::unistd::setgroups(&gids)
-        .map_err(|e| format!("cannot set supplementary groups {list}: {e}"))
 }
 
 /// Exit status of a payload that panicked (Rust's own for a panicking main).

@@ -47,6 +47,13 @@ pub struct LaunchRequest {
     pub payload: Option<serde_json::Value>,
     /// Whether the message's last descriptor goes to the payload factory.
     pub payload_fd: bool,
+    /// The supplementary groups the set-up process takes before it makes
+    /// the container, which inherits them: exactly these, none of the
+    /// shim's (as runc sets them). A native container's spec still names
+    /// its own, which libcontainer sets again; a Wasm container's cannot be
+    /// set there (see `bundle_config::wasm_sandbox`).
+    #[serde(default)]
+    pub supplementary_gids: Vec<u32>,
 }
 
 /// The launcher's answer.

@@ -136,7 +136,15 @@ fn set_up(
     // child inherits no lock another thread holds.
     match unsafe { nix::unistd::fork() } {
         Ok(nix::unistd::ForkResult::Child) => {
-            let reply = match build_process(request, stdio, payload) {
+            let gids: Vec<_> = request
+                .supplementary_gids
+                .iter()
+                .map(|gid| nix::unistd::Gid::from_raw(*gid))
+                .collect();
+            let built = nix::unistd::setgroups(&gids)
+                .map_err(|e| format!("cannot set supplementary groups {gids:?}: {e}"))
+                .and_then(|()| build_process(request, stdio, payload));
+            let reply = match built {
                 Ok(pid) => LaunchReply::Created { pid },
                 Err(reason) => LaunchReply::Failed { reason },
             };
