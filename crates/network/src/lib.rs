@@ -1,0 +1,131 @@
+//! What a Wasm container may connect to and listen on.
+//!
+//! Owns: the network section of a policy decision ([`NetworkRules`], in its
+//! text form `"10.20.0.0/16:1883"`), the node's default when a decision has
+//! none ([`NetworkDefault`]), what a container is finally granted
+//! ([`NetworkGrant`]), and the one answer to "may this address be used"
+//! ([`NetworkGrant::check`]) that every engine gives its module.
+//!
+//! Leaves out: how an engine hooks its sockets (the engine crate), how a
+//! policy is evaluated (the policy crate), and logging refusals.
+
+mod rule;
+
+use std::net::SocketAddr;
+
+use serde::{Deserialize, Serialize};
+
+pub use rule::{AddressRule, RuleError};
+
+/// A decision's `network` section: the addresses a container may connect
+/// to (and send datagrams to) and those it may bind and listen on.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NetworkRules {
+    #[serde(default)]
+    pub connect: Vec<AddressRule>,
+    #[serde(default)]
+    pub listen: Vec<AddressRule>,
+}
+
+/// What a decision without a network section means while the gate is on
+/// (policy.toml `network_default`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum NetworkDefault {
+    /// No socket use at all.
+    #[default]
+    Deny,
+    /// Every address, as with the gate off.
+    Allow,
+}
+
+/// What a container may reach.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum NetworkGrant {
+    /// Every address (the gate is off, or `network_default = "allow"`
+    /// with no section): as runwasi's shims allow it.
+    All,
+    /// Only what the rules name.
+    Rules(NetworkRules),
+}
+
+/// How an address is used.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Use {
+    /// Connect, or send a datagram to: the remote address.
+    Connect,
+    /// Bind (to listen, or to receive datagrams): the local address.
+    Listen,
+}
+
+/// The answer for one address: allowed or not, and what decided it (a
+/// rule's text, `"all"`, or `"default"` when no rule matched).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Verdict {
+    pub allowed: bool,
+    pub decided_by: String,
+}
+
+impl NetworkGrant {
+    /// The grant for a decision: its section if it had one, else the
+    /// node's default.
+    pub fn from_decision(section: Option<NetworkRules>, default: NetworkDefault) -> Self {
+        match (section, default) {
+            (Some(rules), _) => Self::Rules(rules),
+            (None, NetworkDefault::Allow) => Self::All,
+            (None, NetworkDefault::Deny) => Self::Rules(NetworkRules::default()),
+        }
+    }
+
+    /// Whether `address` may be used as `usage`; the first matching rule
+    /// decides.
+    pub fn check(&self, usage: Use, address: SocketAddr) -> Verdict {
+        let rules = match self {
+            Self::All => {
+                return Verdict {
+                    allowed: true,
+                    decided_by: "all".into(),
+                };
+            }
+            Self::Rules(rules) => rules,
+        };
+        let list = match usage {
+            Use::Connect => &rules.connect,
+            Use::Listen => &rules.listen,
+        };
+        match list.iter().find(|rule| rule.matches(address)) {
+            Some(rule) => Verdict {
+                allowed: true,
+                decided_by: rule.to_string(),
+            },
+            None => Verdict {
+                allowed: false,
+                decided_by: "default".into(),
+            },
+        }
+    }
+
+    /// Whether names may be looked up: only by a container that may connect
+    /// somewhere (an engine can allow or deny lookups only as a whole, and
+    /// a lookup is itself traffic to the node's resolver).
+    pub fn allows_name_lookup(&self) -> bool {
+        match self {
+            Self::All => true,
+            Self::Rules(rules) => !rules.connect.is_empty(),
+        }
+    }
+
+    /// Whether the container may use sockets at all.
+    pub fn allows_any(&self) -> bool {
+        match self {
+            Self::All => true,
+            Self::Rules(rules) => !rules.connect.is_empty() || !rules.listen.is_empty(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;
