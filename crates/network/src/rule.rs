@@ -38,7 +38,10 @@ impl AddressRule {
     pub fn matches(&self, address: SocketAddr) -> bool {
         let port = address.port();
         let in_ports = self.ports.0 <= port && port <= self.ports.1;
-        in_ports && self.network.is_none_or(|net| net.contains(&canonical(address.ip())))
+        in_ports
+            && self
+                .network
+                .is_none_or(|net| net.contains(&canonical(address.ip())))
     }
 }
 
@@ -74,7 +77,9 @@ impl FromStr for AddressRule {
                     .strip_suffix(']')
                     .ok_or_else(|| fail("an IPv6 network must be in brackets, as in [fd00::/8]"))?,
                 None if network.contains(':') => {
-                    return Err(fail("an IPv6 network must be in brackets, as in [fd00::/8]"));
+                    return Err(fail(
+                        "an IPv6 network must be in brackets, as in [fd00::/8]",
+                    ));
                 }
                 None => network,
             };

@@ -44,7 +44,11 @@ fn test_rules_match_networks_and_ports() {
 #[test]
 fn test_an_ipv4_mapped_address_is_its_ipv4_address() {
     let grant = rules(&["10.20.0.0/16:1883"], &[]);
-    assert!(grant.check(Use::Connect, addr("[::ffff:10.20.0.9]:1883")).allowed);
+    assert!(
+        grant
+            .check(Use::Connect, addr("[::ffff:10.20.0.9]:1883"))
+            .allowed
+    );
     let outside = grant.check(Use::Connect, addr("[::ffff:8.8.8.8]:1883"));
     assert!(!outside.allowed, "{outside:?}");
 }
@@ -73,7 +77,10 @@ fn test_defaults_and_the_gate_off() {
 fn test_bad_rules_are_named() {
     for (text, reason) in [
         ("10.0.0.0/33:80", "is not a CIDR network"),
-        ("10.0.0.1/8:80", "has host bits set (did you mean 10.0.0.0/8?)"),
+        (
+            "10.0.0.1/8:80",
+            "has host bits set (did you mean 10.0.0.0/8?)",
+        ),
         ("10.0.0.0/8:0", "port 0 is not in 1-65535"),
         ("10.0.0.0/8:65536", "port 65536 is not in 1-65535"),
         ("10.0.0.0/8:90-80", "port range 90-80 is empty"),
@@ -102,7 +109,10 @@ fn test_rules_keep_their_text_through_json() {
     );
     let err = serde_json::from_str::<NetworkRules>(r#"{"connect": ["10.0.0.0/8:x"]}"#)
         .expect_err("bad port");
-    assert!(err.to_string().contains("port x is not in 1-65535"), "{err}");
+    assert!(
+        err.to_string().contains("port x is not in 1-65535"),
+        "{err}"
+    );
     let err = serde_json::from_str::<NetworkRules>(r#"{"egress": []}"#).expect_err("unknown");
     assert!(err.to_string().contains("unknown field"), "{err}");
 }

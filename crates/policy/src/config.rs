@@ -71,6 +71,10 @@ pub struct PolicyConfig {
     /// Where compiled policies are cached (default: `$EDGESHIM_CACHE_DIR`
     /// or /var/lib/edgeshim/cache, then `policy/`).
     pub cache_dir: Option<PathBuf>,
+    /// What a Wasm container may reach when its decision has no `network`
+    /// section: `deny` (no socket use) or `allow` (everything).
+    #[serde(default)]
+    pub network_default: edgeshim_network::NetworkDefault,
     #[serde(default)]
     pub decision_log: DecisionLogConfig,
 }

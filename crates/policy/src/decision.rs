@@ -1,5 +1,6 @@
 //! A policy's answer, and how it is read out of what the policy returned.
 
+use edgeshim_network::{NetworkGrant, NetworkRules};
 use serde::Serialize;
 
 /// The gate's answer to one request.
@@ -9,12 +10,27 @@ pub struct Decision {
     pub reasons: Vec<String>,
     /// Which policy decided: its bundle revision or content hash, or `off`.
     pub revision: String,
+    /// What the container may connect to and listen on: the decision's
+    /// network section, else policy.toml's `network_default`; everything
+    /// with the gate off or in audit mode.
+    pub network: NetworkGrant,
 }
 
-/// Reads `{"allow": bool, "reasons": [string]}` from a policy's value. OPA
-/// Wasm result sets (`[{"result": value}]`) are unwrapped first. Anything
-/// else is an error naming what was wrong, so that the fail mode applies.
-pub fn read_output(value: &serde_json::Value) -> Result<(bool, Vec<String>), String> {
+/// What a policy's value says.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PolicyAnswer {
+    pub allow: bool,
+    pub reasons: Vec<String>,
+    /// The `network` section, if the decision has one.
+    pub network: Option<NetworkRules>,
+}
+
+/// Reads `{"allow": bool, "reasons": [string], "network": {...}}` (network
+/// optional, see edgeshim-network) from a policy's value. OPA Wasm result
+/// sets (`[{"result": value}]`) are unwrapped first. Anything else, a
+/// network section that does not parse included, is an error naming what
+/// was wrong, so that the fail mode applies.
+pub fn read_output(value: &serde_json::Value) -> Result<PolicyAnswer, String> {
     let value = match value {
         serde_json::Value::Array(results) => match results.as_slice() {
             [] => return Err("the policy's decision is undefined".into()),
@@ -47,7 +63,18 @@ pub fn read_output(value: &serde_json::Value) -> Result<(bool, Vec<String>), Str
             ));
         }
     };
-    Ok((allow, reasons))
+    let network = match object.get("network") {
+        None | Some(serde_json::Value::Null) => None,
+        Some(section) => Some(
+            serde_json::from_value(section.clone())
+                .map_err(|e| format!("the decision's network section: {e}"))?,
+        ),
+    };
+    Ok(PolicyAnswer {
+        allow,
+        reasons,
+        network,
+    })
 }
 
 /// Reads a load check's value: a set (or list) of problems, each a string;
@@ -111,13 +138,27 @@ mod tests {
     #[test]
     fn test_plain_and_result_set_outputs_are_read() {
         let plain = json!({"allow": false, "reasons": ["a", "b"]});
-        assert_eq!(
-            read_output(&plain),
-            Ok((false, vec!["a".into(), "b".into()]))
-        );
+        let read = |v: &serde_json::Value| read_output(v).map(|a| (a.allow, a.reasons));
+        assert_eq!(read(&plain), Ok((false, vec!["a".into(), "b".into()])));
         let set = json!([{"result": {"allow": true, "reasons": []}}]);
-        assert_eq!(read_output(&set), Ok((true, vec![])));
-        assert_eq!(read_output(&json!({"allow": true})), Ok((true, vec![])));
+        assert_eq!(read(&set), Ok((true, vec![])));
+        assert_eq!(read(&json!({"allow": true})), Ok((true, vec![])));
+        assert_eq!(
+            read_output(&json!({"allow": true})).map(|a| a.network),
+            Ok(None)
+        );
+    }
+
+    #[test]
+    fn test_a_network_section_is_read() {
+        let answer = read_output(&json!({
+            "allow": true,
+            "network": {"connect": ["10.20.0.0/16:1883"], "listen": ["*:1883"]}
+        }))
+        .expect("an answer");
+        let network = answer.network.expect("a section");
+        assert_eq!(network.connect.len(), 1);
+        assert_eq!(network.listen[0].to_string(), "*:1883");
     }
 
     #[test]
@@ -128,6 +169,18 @@ mod tests {
             (json!("yes"), "not an object"),
             (json!({"allow": "yes"}), "no boolean allow"),
             (json!({"allow": true, "reasons": "x"}), "not a list"),
+            (
+                json!({"allow": true, "network": {"connect": ["10.0.0.0/33:1883"]}}),
+                "network section: network rule \"10.0.0.0/33:1883\": 10.0.0.0/33 is not a CIDR network",
+            ),
+            (
+                json!({"allow": true, "network": {"connect": ["*:70000"]}}),
+                "port 70000 is not in 1-65535",
+            ),
+            (
+                json!({"allow": true, "network": ["*:1883"]}),
+                "network section",
+            ),
         ];
         for (value, expected) in cases {
             let err = read_output(&value).expect_err("malformed");

@@ -24,7 +24,7 @@ use crate::config::{DEFAULT_MAX_MODULE_BYTES, FailMode, Mode, PolicyConfig};
 use crate::decision_log::{DecisionLog, LogLine};
 use crate::eval::{LoadedPolicy, WasmHost};
 use crate::last_good::{LastGood, LastGoodCopy};
-use crate::{Decision, DecisionInput, Gate, PolicySource};
+use crate::{Decision, DecisionInput, Gate, NetworkDefault, NetworkGrant, PolicySource};
 
 /// How stale the view of the policy files may get.
 pub const RECHECK_EVERY: Duration = Duration::from_millis(250);
@@ -364,6 +364,7 @@ impl GateState {
                         self.problem.as_deref().unwrap_or("unknown")
                     )],
                     revision: "none".into(),
+                    network: NetworkGrant::from_decision(None, NetworkDefault::Deny),
                 };
             }
         };
@@ -386,13 +387,18 @@ impl GateState {
             .policy
             .as_ref()
             .map_or_else(|| "none".to_string(), |p| p.revision.clone());
-        let (policy_allows, reasons, error) = match outcome {
-            Ok((allow, reasons)) => (allow, reasons, None),
+        let (policy_allows, reasons, section, error) = match outcome {
+            Ok(answer) => (answer.allow, answer.reasons, answer.network, None),
             Err(e) => {
                 let allow = fail == FailMode::Open;
                 let reason = format!("policy error (fail {}): {e}", fail_name(fail));
-                (allow, vec![reason], Some(e))
+                (allow, vec![reason], None, Some(e))
             }
+        };
+        // Audit mode never restricts, the network included.
+        let network = match mode {
+            Mode::Audit => NetworkGrant::All,
+            _ => NetworkGrant::from_decision(section, config.network_default),
         };
         let allow = policy_allows || mode == Mode::Audit;
         if let Some(log) = self.log.as_mut() {
@@ -425,6 +431,7 @@ impl GateState {
             allow,
             reasons,
             revision,
+            network,
         }
     }
 }
@@ -447,6 +454,7 @@ fn allow_off() -> Decision {
         allow: true,
         reasons: Vec::new(),
         revision: "off".into(),
+        network: NetworkGrant::All,
     }
 }
 

@@ -5,7 +5,8 @@
 //! crate's view; [`Decision`] out), reading policies in OPA's formats (Rego
 //! source on `regorus`, OPA-compiled Wasm on `opa-wasm`), a policy's load
 //! check (its data-only work, done once per load), the gate's config, hot
-//! reload, fail modes, the node's last good config (so that losing the
+//! reload, fail modes, the network a decision grants (its `network`
+//! section, or the config's `network_default`), the node's last good config (so that losing the
 //! config file never turns the gate off), and the decision log.
 //!
 //! Leaves out: any effect on containers (a gate only answers; the task
@@ -21,7 +22,8 @@ mod input;
 mod last_good;
 mod source;
 
-pub use decision::{Decision, read_output};
+pub use decision::{Decision, PolicyAnswer, read_output};
+pub use edgeshim_network::{NetworkDefault, NetworkGrant, NetworkRules};
 pub use eval::{LoadedPolicy, PolicyFormat, WasmHost};
 pub use gate::{PolicyGate, RECHECK_EVERY};
 pub use input::{
@@ -52,6 +54,7 @@ impl Gate for AllowAll {
             allow: true,
             reasons: Vec::new(),
             revision: "off".into(),
+            network: NetworkGrant::All,
         }
     }
 }

@@ -641,3 +641,72 @@ fn test_the_example_library_checks_an_unnamed_image_except_a_pods_own_sandbox() 
         "{decision:?}"
     );
 }
+
+/// A decision with a network section for pods of namespace line-3 (the
+/// example input's), and none for others.
+const NETWORK_SECTION: &str = r#"package edgeshim
+decision := {"allow": true, "reasons": set(), "network": {"connect": ["10.20.0.0/16:1883"], "listen": ["*:1883"]}} if input.pod.namespace == "line-3"
+decision := {"allow": true, "reasons": set()} if input.pod.namespace != "line-3"
+"#;
+
+#[test]
+fn test_the_network_grant_comes_from_the_section_else_the_configured_default() {
+    use edgeshim_policy::NetworkGrant;
+    use std::net::SocketAddr;
+    let broker: SocketAddr = "10.20.1.1:1883".parse().expect("address");
+    let outside: SocketAddr = "8.8.8.8:1883".parse().expect("address");
+    let use_connect = edgeshim_network::Use::Connect;
+
+    let setup = Setup::new("", Some(NETWORK_SECTION));
+    let gate = setup.gate();
+    let local = input(ContainerKind::Wasm);
+    let decision = gate.decide(&local);
+    assert!(decision.network.check(use_connect, broker).allowed);
+    assert!(!decision.network.check(use_connect, outside).allowed);
+    // No section: policy.toml's network_default, "deny" unless set.
+    let mut elsewhere = local.clone();
+    elsewhere.pod.as_mut().expect("pod").namespace = "line-9".into();
+    let decision = gate.decide(&elsewhere);
+    assert!(decision.allow);
+    assert!(!decision.network.allows_any(), "{:?}", decision.network);
+
+    let allowing = Setup::new("network_default = \"allow\"", Some(NETWORK_SECTION));
+    assert_eq!(
+        allowing.gate().decide(&elsewhere).network,
+        NetworkGrant::All
+    );
+    assert!(
+        !allowing
+            .gate()
+            .decide(&local)
+            .network
+            .check(use_connect, outside)
+            .allowed,
+        "a section wins over the default"
+    );
+    // Audit never restricts; with the gate off everything is allowed.
+    let audit = Setup::new("mode = \"audit\"", Some(NETWORK_SECTION));
+    assert_eq!(audit.gate().decide(&local).network, NetworkGrant::All);
+    let node = tempfile::tempdir().expect("tempdir");
+    let off = PolicyGate::new(Path::new("/nonexistent/edgeshim/policy.toml"))
+        .keeping_last_good_in(node.path());
+    assert_eq!(off.decide(&local).network, NetworkGrant::All);
+}
+
+#[test]
+fn test_a_network_section_that_does_not_parse_gets_the_fail_mode() {
+    let bad = r#"package edgeshim
+decision := {"allow": true, "reasons": set(), "network": {"connect": ["10.20.0.0/16:99999"]}}
+"#;
+    let setup = Setup::new("", Some(bad));
+    let decision = setup.gate().decide(&input(ContainerKind::Wasm));
+    assert!(!decision.allow, "fail closed: {decision:?}");
+    assert!(
+        decision.reasons[0].contains("port 99999 is not in 1-65535"),
+        "{decision:?}"
+    );
+    let open = Setup::new("fail = \"open\"", Some(bad));
+    let decision = open.gate().decide(&input(ContainerKind::Wasm));
+    assert!(decision.allow);
+    assert!(!decision.network.allows_any(), "the default still holds");
+}

@@ -39,7 +39,10 @@ fn decide(
     policy: &mut LoadedPolicy,
     input: serde_json::Value,
 ) -> Result<(bool, Vec<String>), String> {
-    policy.decide(&input, BUDGET).0
+    policy
+        .decide(&input, BUDGET)
+        .0
+        .map(|answer| (answer.allow, answer.reasons))
 }
 
 fn container(kind: &str) -> serde_json::Value {
@@ -226,7 +229,8 @@ fn test_real_opa_wasm_bundles_load_and_decide() {
         let mut policy = LoadedPolicy::load(&path, ENTRYPOINT, cache.path())
             .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
         let (outcome, took) = policy.decide(&example, BUDGET);
-        let (allow, reasons) = outcome.unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        let answer = outcome.unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        let (allow, reasons) = (answer.allow, answer.reasons);
         eprintln!(
             "{}: allow={allow} reasons={reasons:?} in {took:?}",
             path.display()

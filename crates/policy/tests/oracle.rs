@@ -74,7 +74,8 @@ fn test_example_library_agrees_with_real_opa_on_generated_inputs() {
         let input: serde_json::Value = serde_json::from_str(input).expect("input json");
         let expected: serde_json::Value = serde_json::from_str(expected).expect("opa json");
         let (outcome, _) = policy.decide(&input, Duration::from_secs(5));
-        let (allow, mut reasons) = outcome.expect("edgeshim decides");
+        let answer = outcome.expect("edgeshim decides");
+        let (allow, mut reasons) = (answer.allow, answer.reasons);
         reasons.sort();
         let ours = serde_json::json!({"allow": allow, "reasons": reasons});
         if ours != expected {

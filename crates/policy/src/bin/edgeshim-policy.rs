@@ -150,12 +150,13 @@ fn eval_one(policy: &mut LoadedPolicy, input: &PathBuf, budget: Duration) -> Res
     let value: serde_json::Value =
         serde_json::from_str(&text).with_context(|| format!("{}: not JSON", input.display()))?;
     let (outcome, took) = policy.decide(&value, budget);
-    let (allow, reasons) = outcome.map_err(anyhow::Error::msg)?;
+    let answer = outcome.map_err(anyhow::Error::msg)?;
     println!(
         "{}",
         serde_json::to_string_pretty(&serde_json::json!({
-            "allow": allow,
-            "reasons": reasons,
+            "allow": answer.allow,
+            "reasons": answer.reasons,
+            "network": answer.network,
             "revision": policy.revision,
             "format": policy.format.to_string(),
             "eval_us": took.as_secs_f64() * 1e6,
@@ -173,9 +174,14 @@ fn eval_lines(policy: &mut LoadedPolicy, inputs: &PathBuf, budget: Duration) -> 
             .with_context(|| format!("{} line {}: not JSON", inputs.display(), number + 1))?;
         let (outcome, _) = policy.decide(&value, budget);
         let record = match outcome {
-            Ok((allow, mut reasons)) => {
-                reasons.sort();
-                serde_json::json!({"allow": allow, "reasons": reasons})
+            Ok(mut answer) => {
+                answer.reasons.sort();
+                let mut record =
+                    serde_json::json!({"allow": answer.allow, "reasons": answer.reasons});
+                if let Some(network) = answer.network {
+                    record["network"] = serde_json::json!(network);
+                }
+                record
             }
             Err(e) => serde_json::json!({"error": e}),
         };

@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 
 use edgeshim_engine::cache::ModuleCache;
 
-use crate::decision::{read_check_output, read_output};
+use crate::decision::{PolicyAnswer, read_check_output, read_output};
 use crate::source::{PolicyCode, PolicySource};
 
 /// Budget of a load check (once per policy load, so more generous than a
@@ -236,7 +236,7 @@ impl LoadedPolicy {
         &mut self,
         input: &serde_json::Value,
         budget: Duration,
-    ) -> (Result<(bool, Vec<String>), String>, Duration) {
+    ) -> (Result<PolicyAnswer, String>, Duration) {
         let start = Instant::now();
         let outcome = self
             .evaluator
