@@ -152,7 +152,9 @@ impl Bundle {
     /// the rootfs is mounted.
     pub fn workload(&self, max_module_bytes: u64) -> Result<Workload> {
         let args = self.args()?;
-        let open = OpenEntrypoint::resolve(&self.rootfs, &args[0], self.env())?;
+        // runwasi's `module.wasm#export`: the file is the part before `#`.
+        let path = wasi_view::split_entry_export(&args[0]).map_or(args[0].as_str(), |(p, _)| p);
+        let open = OpenEntrypoint::resolve(&self.rootfs, path, self.env())?;
         match open.entrypoint.kind {
             WorkloadKind::Native => Ok(Workload::Native {
                 entrypoint: open.entrypoint,

@@ -29,6 +29,18 @@ pub struct WasiView {
     pub preopens: Vec<Preopen>,
     /// `linux.resources.memory.limit`, in bytes, when set and positive.
     pub memory_limit: Option<u64>,
+    /// The export a module is started at instead of `_start`: runwasi's
+    /// `module.wasm#export` entrypoint (see [`split_entry_export`]).
+    #[serde(default)]
+    pub entry_export: Option<String>,
+}
+
+/// `module.wasm#export` as runwasi's shims take it: the file and the export
+/// to call. `None` when `arg0` names no export (no `#`, or nothing after
+/// it).
+pub fn split_entry_export(arg0: &str) -> Option<(&str, &str)> {
+    arg0.rsplit_once('#')
+        .filter(|(path, export)| !path.is_empty() && !export.is_empty())
 }
 
 /// Mount types that are kernel interfaces, not files for a module.
@@ -87,12 +99,17 @@ impl WasiView {
             .and_then(|m| m.limit())
             .and_then(|l| u64::try_from(l).ok())
             .filter(|l| *l > 0);
+        let entry_export = args
+            .first()
+            .and_then(|arg0| split_entry_export(arg0))
+            .map(|(_, export)| export.to_string());
         Ok(Self {
             args,
             env,
             cwd,
             preopens,
             memory_limit,
+            entry_export,
         })
     }
 }

@@ -2,7 +2,9 @@
 //!
 //! Owns: validating and compiling a module (once per module, cached on local
 //! disk by content hash and engine version, see [`cache`]), and running a
-//! prepared module as a WASI preview 1 command against a [`WasiView`].
+//! prepared module as a WASI preview 1 command (or, on Wasmtime, a WASI 0.2
+//! `wasi:cli/command` component) against a [`WasiView`], its sockets held
+//! to the container's [`NetworkGrant`].
 //!
 //! Leaves out: namespaces, cgroups, stdio plumbing and signals (the isolation
 //! crate sets the process up before [`Engine::run`] is called, and fds 0-2
@@ -39,6 +41,7 @@ mod wasmtime;
 use std::path::PathBuf;
 
 pub use edgeshim_bundle::WasiView;
+pub use edgeshim_network::NetworkGrant;
 pub use error::{EngineError, Result};
 #[cfg(feature = "wasmedge")]
 pub use wasmedge::{
@@ -99,8 +102,24 @@ pub trait Engine: Send + Sync + Sized + 'static {
     /// at create time.
     fn prepare(&self, module: &[u8], sha256: &str) -> Result<Self::Prepared>;
 
-    /// Instantiates and runs `_start`; returns the exit status. Runs in the
-    /// container process. A trap is reported on stderr and gives
-    /// [`TRAP_EXIT_CODE`].
-    fn run(&self, prepared: &Self::Prepared, view: &WasiView) -> Result<i32>;
+    /// Checks, at create, that `prepared` can be started as `view` asks
+    /// (at `_start`, or at `view.entry_export`) and that this engine can
+    /// hold it to `network`; a refusal names what is wrong.
+    fn check_runnable(
+        &self,
+        prepared: &Self::Prepared,
+        view: &WasiView,
+        network: &NetworkGrant,
+    ) -> Result<()>;
+
+    /// Instantiates and runs the module (`_start`, or `view.entry_export`)
+    /// or the component (`wasi:cli/run`), with sockets as `network` allows;
+    /// returns the exit status. Runs in the container process. A trap is
+    /// reported on stderr and gives [`TRAP_EXIT_CODE`].
+    fn run(
+        &self,
+        prepared: &Self::Prepared,
+        view: &WasiView,
+        network: &NetworkGrant,
+    ) -> Result<i32>;
 }

@@ -92,6 +92,18 @@ impl NetworkGrant {
             }
             Self::Rules(rules) => rules,
         };
+        // Port 0: the kernel picks a port, as for a client's implicit bind
+        // before connect or send. The connect itself is checked; a bind for
+        // it is allowed where the container may connect at all, or listen
+        // on that address.
+        if usage == Use::Listen && address.port() == 0 {
+            let allowed = !rules.connect.is_empty()
+                || rules.listen.iter().any(|rule| rule.covers_address(address));
+            return Verdict {
+                allowed,
+                decided_by: if allowed { "ephemeral port" } else { "default" }.into(),
+            };
+        }
         let list = match usage {
             Use::Connect => &rules.connect,
             Use::Listen => &rules.listen,

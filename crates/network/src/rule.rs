@@ -38,10 +38,13 @@ impl AddressRule {
     pub fn matches(&self, address: SocketAddr) -> bool {
         let port = address.port();
         let in_ports = self.ports.0 <= port && port <= self.ports.1;
-        in_ports
-            && self
-                .network
-                .is_none_or(|net| net.contains(&canonical(address.ip())))
+        in_ports && self.covers_address(address)
+    }
+
+    /// Whether `address`'s IP is in the rule's network, whatever its port.
+    pub fn covers_address(&self, address: SocketAddr) -> bool {
+        self.network
+            .is_none_or(|net| net.contains(&canonical(address.ip())))
     }
 }
 

@@ -116,3 +116,15 @@ fn test_rules_keep_their_text_through_json() {
     let err = serde_json::from_str::<NetworkRules>(r#"{"egress": []}"#).expect_err("unknown");
     assert!(err.to_string().contains("unknown field"), "{err}");
 }
+
+#[test]
+fn test_a_bind_to_port_0_is_a_clients_and_needs_a_grant() {
+    let client = rules(&["10.20.0.0/16:1883"], &[]);
+    assert!(client.check(Use::Listen, addr("0.0.0.0:0")).allowed);
+    assert!(!client.check(Use::Listen, addr("0.0.0.0:1883")).allowed);
+    let server = rules(&[], &["127.0.0.1:8080"]);
+    assert!(server.check(Use::Listen, addr("127.0.0.1:0")).allowed);
+    assert!(!server.check(Use::Listen, addr("10.0.0.1:0")).allowed);
+    let nothing = NetworkGrant::from_decision(None, NetworkDefault::Deny);
+    assert!(!nothing.check(Use::Listen, addr("0.0.0.0:0")).allowed);
+}

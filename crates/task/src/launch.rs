@@ -9,7 +9,7 @@ use std::os::fd::OwnedFd;
 use std::sync::Arc;
 
 use edgeshim_bundle::WasiView;
-use edgeshim_engine::{Engine, EngineConfig};
+use edgeshim_engine::{Engine, EngineConfig, NetworkGrant};
 use edgeshim_isolation::Payload;
 use edgeshim_isolation::launcher::{LAUNCHER_ARG, PayloadFactory};
 use serde::{Deserialize, Serialize};
@@ -20,6 +20,8 @@ pub(crate) struct PayloadDescription {
     /// Hex sha256 of the module, as the shim computed it.
     pub sha256: String,
     pub view: WasiView,
+    /// What the gate granted the container (edgeshim-network).
+    pub network: NetworkGrant,
 }
 
 /// A prepared module run inside the container process.
@@ -27,11 +29,12 @@ pub(crate) struct WasmPayload<E: Engine> {
     pub engine: Arc<E>,
     pub prepared: Arc<E::Prepared>,
     pub view: WasiView,
+    pub network: NetworkGrant,
 }
 
 impl<E: Engine> Payload for WasmPayload<E> {
     fn run(&self) -> i32 {
-        match self.engine.run(&self.prepared, &self.view) {
+        match self.engine.run(&self.prepared, &self.view, &self.network) {
             Ok(status) => status,
             Err(e) => {
                 eprintln!("edgeshim: {e}");
@@ -108,6 +111,7 @@ impl<E: Engine> PayloadFactory for WasmPayloads<E> {
             engine,
             prepared,
             view: description.view,
+            network: description.network,
         })))
     }
 }

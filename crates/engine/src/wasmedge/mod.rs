@@ -20,7 +20,7 @@ use wasmedge_sdk::config::{CommonConfigOptions, ConfigBuilder};
 use wasmedge_sdk::wasi::WasiModule;
 use wasmedge_sdk::{AsInstance, Module};
 
-use crate::{Engine, EngineConfig, EngineError, Result, WasiView};
+use crate::{Engine, EngineConfig, EngineError, NetworkGrant, Result, WasiView};
 
 use self::aot::{AotCache, AotUnavailable};
 pub use self::aot::{COMPILE_HELPER_ARG, Compiler, compile_helper_main};
@@ -87,7 +87,42 @@ impl Engine for WasmEdgeEngine {
         Ok(loaded)
     }
 
-    fn run(&self, prepared: &Module, view: &WasiView) -> Result<i32> {
+    fn check_runnable(
+        &self,
+        prepared: &Module,
+        view: &WasiView,
+        network: &NetworkGrant,
+    ) -> Result<()> {
+        let name = view.entry_export.as_deref().unwrap_or("_start");
+        if prepared.get_export(name).is_none() {
+            return Err(EngineError::NotACommand(format!("no `{name}` export")));
+        }
+        // WasmEdge 0.14.1's built-in sockets have no hook to check an
+        // address, so a module that uses them runs only where everything
+        // is allowed; never with sockets the policy cannot see.
+        if *network != NetworkGrant::All {
+            let sockets: Vec<String> = prepared
+                .imports()
+                .iter()
+                .filter(|import| {
+                    import.module_name() == WASI_MODULE && import.name().starts_with("sock_")
+                })
+                .map(|import| import.name().to_string())
+                .collect();
+            if !sockets.is_empty() {
+                return Err(EngineError::NotACommand(format!(
+                    "the module uses sockets ({}), and the WasmEdge shim cannot yet hold \
+                     them to the policy's network rules: it runs only with every address \
+                     allowed (network_default = \"allow\" and no network section); the \
+                     Wasmtime shim enforces rules for WASI 0.2 components",
+                    sockets.join(", ")
+                )));
+            }
+        }
+        Ok(())
+    }
+
+    fn run(&self, prepared: &Module, view: &WasiView, _network: &NetworkGrant) -> Result<i32> {
         run::run_command(prepared, view)
     }
 }
@@ -126,9 +161,6 @@ impl WasmEdgeEngine {
 
     /// A WASI command: exports `_start`, imports only functions WASI has.
     fn check_command(&self, module: &Module) -> Result<()> {
-        if module.get_export("_start").is_none() {
-            return Err(EngineError::NotACommand("no `_start` export".into()));
-        }
         let unknown: Vec<String> = module
             .imports()
             .iter()

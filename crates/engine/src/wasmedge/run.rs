@@ -79,7 +79,8 @@ pub fn run_command(module: &Module, view: &WasiView) -> Result<i32> {
         let mut vm = Vm::new(store);
         vm.register_module(None, module.clone())
             .map_err(|e| EngineError::Instantiate(e.to_string()))?;
-        let outcome = vm.run_func(None, "_start", []).map(|_| ());
+        let start = view.entry_export.as_deref().unwrap_or("_start");
+        let outcome = vm.run_func(None, start, []).map(|_| ());
         if let Some(budget) = budget {
             report_memory_near_limit(&vm, budget);
         }

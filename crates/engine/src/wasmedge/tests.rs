@@ -30,8 +30,41 @@ fn test_invalid_module_is_refused_with_reason() {
 #[test]
 fn test_module_without_start_is_not_a_command() {
     let bytes = wat::parse_str("(module (func (export \"main\")))").expect("wat");
-    let err = prepare(&engine(None), &bytes).expect_err("no _start");
+    let engine = engine(None);
+    let module = prepare(&engine, &bytes).expect("valid");
+    let err = engine
+        .check_runnable(&module, &WasiView::default(), &NetworkGrant::All)
+        .expect_err("no _start");
     assert!(matches!(err, EngineError::NotACommand(_)), "{err}");
+    let view = WasiView {
+        entry_export: Some("main".into()),
+        ..WasiView::default()
+    };
+    engine
+        .check_runnable(&module, &view, &NetworkGrant::All)
+        .expect("started at `main`");
+}
+
+#[test]
+fn test_a_socket_module_runs_only_with_every_address_allowed() {
+    let bytes = wat::parse_str(
+        r#"(module (import "wasi_snapshot_preview1" "sock_open" (func (param i32 i32 i32) (result i32)))
+                   (memory (export "memory") 1) (func (export "_start")))"#,
+    )
+    .expect("wat");
+    let engine = engine(None);
+    let module = prepare(&engine, &bytes).expect("WASI's socket extension");
+    engine
+        .check_runnable(&module, &WasiView::default(), &NetworkGrant::All)
+        .expect("everything allowed");
+    let rules = NetworkGrant::Rules(edgeshim_network::NetworkRules::default());
+    let err = engine
+        .check_runnable(&module, &WasiView::default(), &rules)
+        .expect_err("rules it cannot enforce");
+    assert!(
+        err.to_string().contains("uses sockets (sock_open)"),
+        "{err}"
+    );
 }
 
 #[test]

@@ -1,33 +1,51 @@
-//! The Wasmtime engine: Cranelift compilation, modules cached on disk as
-//! Wasmtime's own serialized artifacts (memory-mapped on load, so every
-//! container of a module shares its code pages), WASI preview 1 from
-//! `wasmtime-wasi`.
+//! The Wasmtime engine: Cranelift compilation, modules and components
+//! cached on disk as Wasmtime's own serialized artifacts (memory-mapped on
+//! load, so every container of a module shares its code pages), WASI
+//! preview 1 modules (no sockets: wasmtime-wasi's preview 1 cannot create
+//! one) and WASI 0.2 `wasi:cli/command` components (`wasi:sockets`, each
+//! address checked against the container's [`NetworkGrant`]) from
+//! `wasmtime-wasi`, told apart by the binary's header.
 
+mod compile;
 mod limits;
+mod network;
 mod run;
 
 use std::collections::HashMap;
 use std::hash::{Hash, Hasher};
 use std::sync::Mutex;
 
+use wasmtime::component::Component;
 use wasmtime::{InstancePre, Linker, Module};
+use wasmtime_wasi::p2::bindings::sync::CommandPre;
 
 use crate::cache::ModuleCache;
-use crate::{Engine, EngineConfig, EngineError, Result, WasiView};
+use crate::{Engine, EngineConfig, EngineError, NetworkGrant, Result, WasiView};
 
-use self::run::ContainerState;
+pub use self::compile::load_or_compile;
+use self::run::{ComponentState, ContainerState};
+
+/// A module or a component, compiled and linked.
+#[derive(Clone)]
+pub enum Prepared {
+    /// A WASI preview 1 module.
+    Module(InstancePre<ContainerState>),
+    /// A WASI 0.2 `wasi:cli/command` component.
+    Component(CommandPre<ComponentState>),
+}
 
 /// Wasmtime behind the [`Engine`] trait.
 pub struct WasmtimeEngine {
     engine: wasmtime::Engine,
     linker: Linker<ContainerState>,
+    component_linker: wasmtime::component::Linker<ComponentState>,
     cache: Option<ModuleCache>,
     /// Modules this shim already prepared, by content hash.
-    prepared: Mutex<HashMap<String, InstancePre<ContainerState>>>,
+    prepared: Mutex<HashMap<String, Prepared>>,
 }
 
 impl Engine for WasmtimeEngine {
-    type Prepared = InstancePre<ContainerState>;
+    type Prepared = Prepared;
     const NAME: &'static str = "wasmtime";
 
     fn new(config: EngineConfig) -> Result<Self> {
@@ -42,140 +60,109 @@ impl Engine for WasmtimeEngine {
             &mut state.wasi
         })
         .map_err(|e| EngineError::Setup(format!("WASI linker: {e}")))?;
+        let mut component_linker = wasmtime::component::Linker::new(&engine);
+        wasmtime_wasi::p2::add_to_linker_sync(&mut component_linker)
+            .map_err(|e| EngineError::Setup(format!("WASI 0.2 linker: {e}")))?;
         let cache = config
             .cache_dir
             .map(|dir| ModuleCache::new(&dir, &engine_tag(&engine)));
         Ok(Self {
             engine,
             linker,
+            component_linker,
             cache,
             prepared: Mutex::new(HashMap::new()),
         })
     }
 
-    fn prepare(&self, module: &[u8], sha256: &str) -> Result<Self::Prepared> {
-        if let Some(pre) = self.lock_prepared().get(sha256) {
-            return Ok(pre.clone());
+    fn prepare(&self, bytes: &[u8], sha256: &str) -> Result<Self::Prepared> {
+        if let Some(prepared) = self.lock_prepared().get(sha256) {
+            return Ok(prepared.clone());
         }
-        let compiled = self.load_or_compile(sha256, module)?;
-        if compiled.get_export("_start").is_none() {
-            return Err(EngineError::NotACommand("no `_start` export".into()));
-        }
-        let pre = self
-            .linker
-            .instantiate_pre(&compiled)
-            .map_err(|e| EngineError::NotACommand(format!("{e:#}")))?;
-        self.lock_prepared().insert(sha256.to_string(), pre.clone());
-        Ok(pre)
+        let prepared = if is_component(bytes) {
+            let component: Component =
+                compile::load_or_compile_as(&self.engine, self.cache.as_ref(), sha256, bytes)
+                    .map_err(EngineError::InvalidModule)?;
+            let pre = self
+                .component_linker
+                .instantiate_pre(&component)
+                .map_err(|e| EngineError::NotACommand(format!("{e:#}")))?;
+            Prepared::Component(CommandPre::new(pre).map_err(|e| {
+                EngineError::NotACommand(format!(
+                    "the component is not a wasi:cli/command (it exports no wasi:cli/run): {e:#}"
+                ))
+            })?)
+        } else {
+            let module: Module =
+                compile::load_or_compile_as(&self.engine, self.cache.as_ref(), sha256, bytes)
+                    .map_err(EngineError::InvalidModule)?;
+            Prepared::Module(
+                self.linker
+                    .instantiate_pre(&module)
+                    .map_err(|e| EngineError::NotACommand(format!("{e:#}")))?,
+            )
+        };
+        self.lock_prepared()
+            .insert(sha256.to_string(), prepared.clone());
+        Ok(prepared)
     }
 
-    fn run(&self, prepared: &Self::Prepared, view: &WasiView) -> Result<i32> {
-        run::run_command(&self.engine, prepared, view)
+    fn check_runnable(
+        &self,
+        prepared: &Self::Prepared,
+        view: &WasiView,
+        _network: &NetworkGrant,
+    ) -> Result<()> {
+        match (prepared, view.entry_export.as_deref()) {
+            (Prepared::Module(pre), export) => {
+                let name = export.unwrap_or("_start");
+                match pre.module().get_export(name) {
+                    Some(wasmtime::ExternType::Func(func))
+                        if func.params().len() == 0 && func.results().len() == 0 =>
+                    {
+                        Ok(())
+                    }
+                    Some(_) => Err(EngineError::NotACommand(format!(
+                        "export `{name}` is not a function without parameters and results"
+                    ))),
+                    None => Err(EngineError::NotACommand(format!("no `{name}` export"))),
+                }
+            }
+            (Prepared::Component(_), None) => Ok(()),
+            (Prepared::Component(_), Some(export)) => Err(EngineError::NotACommand(format!(
+                "a component starts at wasi:cli/run; `#{export}` names a module's export"
+            ))),
+        }
+    }
+
+    fn run(
+        &self,
+        prepared: &Self::Prepared,
+        view: &WasiView,
+        network: &NetworkGrant,
+    ) -> Result<i32> {
+        match prepared {
+            Prepared::Module(pre) => run::run_module(&self.engine, pre, view, network),
+            Prepared::Component(pre) => run::run_component(&self.engine, pre, view, network),
+        }
     }
 }
 
+/// Whether `bytes` is a component: its header's version field says layer 1
+/// (`0d 00 01 00`), where a core module says version 1 (`01 00 00 00`).
+/// Read by hand: four bytes, and wasmparser is not a direct dependency.
+fn is_component(bytes: &[u8]) -> bool {
+    bytes.get(4..8) == Some(&[0x0d, 0x00, 0x01, 0x00][..])
+}
+
 impl WasmtimeEngine {
-    fn lock_prepared(
-        &self,
-    ) -> std::sync::MutexGuard<'_, HashMap<String, InstancePre<ContainerState>>> {
+    fn lock_prepared(&self) -> std::sync::MutexGuard<'_, HashMap<String, Prepared>> {
         // A poisoned map only means another create panicked mid-insert; the
         // entries themselves are immutable, so keep using it.
         self.prepared
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
-
-    fn load_or_compile(&self, hash: &str, module: &[u8]) -> Result<Module> {
-        load_or_compile(&self.engine, self.cache.as_ref(), hash, module)
-            .map_err(EngineError::InvalidModule)
-    }
-}
-
-/// `module` compiled for `engine`: loaded from `cache` when an entry for
-/// `hash` is there and verifies against its digest, else compiled and
-/// stored. An entry that does not verify is evicted and rebuilt, never
-/// deserialized. Shared with the policy gate, whose OPA Wasm policies use
-/// the same cache.
-///
-/// Compiles of one module in this process take turns, and a shim that
-/// loses the race to store its artifact loads the winner's: each process
-/// compiles a module at most once.
-pub fn load_or_compile(
-    engine: &wasmtime::Engine,
-    cache: Option<&ModuleCache>,
-    hash: &str,
-    module: &[u8],
-) -> std::result::Result<Module, String> {
-    let Some(cache) = cache else {
-        return Module::new(engine, module).map_err(|e| format!("{e:#}"));
-    };
-    if let Some(module) = load_cached(engine, cache, hash) {
-        return Ok(module);
-    }
-    let _turn = cache.compile_turn(hash);
-    // Another thread of this process may have compiled it meanwhile.
-    if let Some(module) = load_cached(engine, cache, hash) {
-        return Ok(module);
-    }
-    let artifact = engine
-        .precompile_module(module)
-        .map_err(|e| format!("{e:#}"))?;
-    match cache.store(hash, &artifact) {
-        // SAFETY: as in `deserialize_verified`; the entry is ours, written
-        // from `artifact` just now, or a concurrent writer's, verified.
-        Ok(file) => unsafe { deserialize_verified(engine, file) },
-        Err(e) => {
-            log::warn!(
-                "cannot write module cache {}: {e}",
-                cache.entry_dir(hash).display()
-            );
-            // SAFETY: `artifact` is this engine's own precompile output,
-            // in memory.
-            unsafe { Module::deserialize(engine, &artifact) }
-        }
-    }
-    .map_err(|e| format!("{e:#}"))
-}
-
-/// The cached module for `hash`, if its entry verifies and this engine
-/// accepts it; an entry Wasmtime refuses is evicted.
-fn load_cached(engine: &wasmtime::Engine, cache: &ModuleCache, hash: &str) -> Option<Module> {
-    let file = cache.open_verified(hash)?;
-    // SAFETY: see `deserialize_verified`; `file` was just verified.
-    match unsafe { deserialize_verified(engine, file) } {
-        Ok(module) => Some(module),
-        Err(e) => {
-            log::warn!(
-                "cache entry {} refused by Wasmtime, rebuilding: {e:#}",
-                cache.entry_dir(hash).display()
-            );
-            cache.evict(hash);
-            None
-        }
-    }
-}
-
-/// Maps the artifact in `file`, the open file that
-/// [`ModuleCache::open_verified`] hashed.
-///
-/// # Safety
-///
-/// `file` must come from [`ModuleCache::open_verified`] or
-/// [`ModuleCache::store`]: its bytes matched the digest written with them,
-/// through this same open file, so what is mapped is what the writer
-/// wrote; writers are edgeshim only, with Wasmtime's own
-/// `precompile_module` output for an engine with the same compatibility
-/// hash (the cache folder's tag), and Wasmtime checks the header again.
-/// Entries are never modified in place (replaced by rename, evicted by
-/// rename then unlink), so the mapping stays what was hashed for the
-/// module's life. Root rewriting files in the root-owned cache folder is
-/// outside the threat model (docs/design.md, "Module cache").
-unsafe fn deserialize_verified(
-    engine: &wasmtime::Engine,
-    file: std::fs::File,
-) -> wasmtime::Result<Module> {
-    // SAFETY: the caller's contract, above.
-    unsafe { Module::deserialize_open_file(engine, file) }
 }
 
 /// Names the cache folder after everything that makes artifacts compatible.

@@ -1,29 +1,44 @@
-//! Runs a prepared module as a WASI preview 1 command in the current process
-//! (the container's process: fds 0-2 and `/` are already the container's).
+//! Runs a prepared module (a WASI preview 1 command) or component (a WASI
+//! 0.2 `wasi:cli/command`) in the current process (the container's
+//! process: fds 0-2 and `/` are already the container's).
 
+use wasmtime::component::ResourceTable;
 use wasmtime::{InstancePre, Store};
 use wasmtime_wasi::p1::WasiP1Ctx;
-use wasmtime_wasi::{FsPerms, I32Exit, WasiCtxBuilder};
+use wasmtime_wasi::p2::bindings::sync::CommandPre;
+use wasmtime_wasi::{FsPerms, I32Exit, WasiCtx, WasiCtxBuilder, WasiCtxView};
 
 use super::limits::MemoryCap;
-use crate::{EngineError, Result, TRAP_EXIT_CODE, WasiView};
+use crate::{EngineError, NetworkGrant, Result, TRAP_EXIT_CODE, WasiView};
 
-/// What a store holds for one container.
+/// What a store holds for one container running a module.
 pub struct ContainerState {
     pub wasi: WasiP1Ctx,
     limits: MemoryCap,
 }
 
-pub fn run_command(
-    engine: &wasmtime::Engine,
-    prepared: &InstancePre<ContainerState>,
-    view: &WasiView,
-) -> Result<i32> {
-    // wasmtime-wasi drives WASI I/O and timers on a Tokio runtime; without
-    // one entered it builds a global one with a worker per core. One worker
-    // is enough for one module: fewer threads per container (memory, and
-    // the container's pids limit counts threads).
-    let io_runtime = tokio::runtime::Builder::new_multi_thread()
+/// What a store holds for one container running a component.
+pub struct ComponentState {
+    ctx: WasiCtx,
+    table: ResourceTable,
+    limits: MemoryCap,
+}
+
+impl wasmtime_wasi::WasiView for ComponentState {
+    fn ctx(&mut self) -> WasiCtxView<'_> {
+        WasiCtxView {
+            ctx: &mut self.ctx,
+            table: &mut self.table,
+        }
+    }
+}
+
+/// wasmtime-wasi drives WASI I/O and timers on a Tokio runtime; without one
+/// entered it builds a global one with a worker per core. One worker is
+/// enough for one module: fewer threads per container (memory, and the
+/// container's pids limit counts threads).
+fn io_runtime() -> Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
         .worker_threads(1)
         .enable_io()
         .enable_time()
@@ -32,11 +47,19 @@ pub fn run_command(
             EngineError::Setup(format!(
                 "cannot start the WASI I/O thread (is the container's pids limit below 2?): {e}"
             ))
-        })?;
+        })
+}
+
+pub fn run_module(
+    engine: &wasmtime::Engine,
+    prepared: &InstancePre<ContainerState>,
+    view: &WasiView,
+    network: &NetworkGrant,
+) -> Result<i32> {
+    let io_runtime = io_runtime()?;
     let _entered = io_runtime.enter();
-    let wasi = wasi_context(view)?;
     let state = ContainerState {
-        wasi,
+        wasi: wasi_builder(view, network)?.build_p1(),
         limits: MemoryCap::new(view.memory_limit),
     };
     let mut store = Store::new(engine, state);
@@ -45,10 +68,40 @@ pub fn run_command(
         .instantiate(&mut store)
         .map_err(|e| EngineError::Instantiate(format!("{e:#}")))?;
     let start = instance
-        .get_typed_func::<(), ()>(&mut store, "_start")
+        .get_typed_func::<(), ()>(&mut store, view.entry_export.as_deref().unwrap_or("_start"))
         .map_err(|e| EngineError::NotACommand(format!("{e:#}")))?;
-    match start.call(&mut store, ()) {
-        Ok(()) => Ok(0),
+    exit_status(start.call(&mut store, ()).map(|()| 0))
+}
+
+pub fn run_component(
+    engine: &wasmtime::Engine,
+    prepared: &CommandPre<ComponentState>,
+    view: &WasiView,
+    network: &NetworkGrant,
+) -> Result<i32> {
+    let io_runtime = io_runtime()?;
+    let _entered = io_runtime.enter();
+    let state = ComponentState {
+        ctx: wasi_builder(view, network)?.build(),
+        table: ResourceTable::new(),
+        limits: MemoryCap::new(view.memory_limit),
+    };
+    let mut store = Store::new(engine, state);
+    store.limiter(|state| &mut state.limits);
+    let command = prepared
+        .instantiate(&mut store)
+        .map_err(|e| EngineError::Instantiate(format!("{e:#}")))?;
+    // `wasi:cli/run` returns `result`: an error is exit status 1, as
+    // wasmtime's own CLI reports it.
+    let ran = command.wasi_cli_run().call_run(&mut store);
+    exit_status(ran.map(|result| if result.is_ok() { 0 } else { 1 }))
+}
+
+/// The exit status of a run: its own, `proc_exit`'s / `wasi:cli/exit`'s, or
+/// [`TRAP_EXIT_CODE`] after a trap (said on stderr).
+fn exit_status(ran: wasmtime::Result<i32>) -> Result<i32> {
+    match ran {
+        Ok(status) => Ok(status),
         Err(err) => match err.downcast_ref::<I32Exit>() {
             Some(exit) => Ok(exit.0),
             None => {
@@ -59,7 +112,7 @@ pub fn run_command(
     }
 }
 
-fn wasi_context(view: &WasiView) -> Result<WasiP1Ctx> {
+fn wasi_builder(view: &WasiView, network: &NetworkGrant) -> Result<WasiCtxBuilder> {
     let mut builder = WasiCtxBuilder::new();
     builder
         .args(&view.args)
@@ -79,5 +132,6 @@ fn wasi_context(view: &WasiView) -> Result<WasiP1Ctx> {
                 reason: format!("{e:#}"),
             })?;
     }
-    Ok(builder.build_p1())
+    super::network::apply(&mut builder, network);
+    Ok(builder)
 }

@@ -5,8 +5,19 @@ use super::*;
 use crate::cache::content_hash;
 use crate::test_modules::COMMAND;
 
-fn prepare(engine: &WasmtimeEngine, bytes: &[u8]) -> Result<InstancePre<ContainerState>> {
+fn prepare(engine: &WasmtimeEngine, bytes: &[u8]) -> Result<Prepared> {
     engine.prepare(bytes, &content_hash(bytes))
+}
+
+/// `bytes` prepared and checked as a container starting at `export`.
+fn runnable(bytes: &[u8], export: Option<&str>) -> Result<()> {
+    let engine = engine(None);
+    let prepared = prepare(&engine, bytes)?;
+    let view = WasiView {
+        entry_export: export.map(str::to_string),
+        ..WasiView::default()
+    };
+    engine.check_runnable(&prepared, &view, &NetworkGrant::All)
 }
 
 fn engine(cache: Option<&std::path::Path>) -> WasmtimeEngine {
@@ -28,8 +39,74 @@ fn test_invalid_module_is_refused_with_reason() {
 #[test]
 fn test_module_without_start_is_not_a_command() {
     let bytes = wat::parse_str("(module (func (export \"main\")))").expect("wat");
-    let err = prepare(&engine(None), &bytes).err().expect("no _start");
+    let err = runnable(&bytes, None).err().expect("no _start");
     assert!(matches!(err, EngineError::NotACommand(_)), "{err}");
+    assert!(err.to_string().contains("no `_start` export"), "{err}");
+}
+
+#[test]
+fn test_a_module_starts_at_the_export_its_entrypoint_names() {
+    let bytes = wat::parse_str(
+        "(module (func (export \"main\")) (func (export \"add\") (param i32) (result i32) local.get 0))",
+    )
+    .expect("wat");
+    runnable(&bytes, Some("main")).expect("`main` is a start function");
+    let err = runnable(&bytes, Some("missing"))
+        .err()
+        .expect("no such export");
+    assert!(err.to_string().contains("no `missing` export"), "{err}");
+    let err = runnable(&bytes, Some("add"))
+        .err()
+        .expect("not a start function");
+    assert!(
+        err.to_string()
+            .contains("not a function without parameters"),
+        "{err}"
+    );
+}
+
+/// A component that exports `wasi:cli/run` and imports nothing: what a
+/// `wasi:cli/command` world reduces to.
+const RUN_COMPONENT: &str = r#"(component
+  (core module $m (func (export "run") (result i32) i32.const 0))
+  (core instance $i (instantiate $m))
+  (func $run (result (result)) (canon lift (core func $i "run")))
+  (instance $api (export "run" (func $run)))
+  (export "wasi:cli/run@0.2.0" (instance $api)))"#;
+
+#[test]
+fn test_a_component_is_told_by_its_header_and_needs_wasi_cli_run() {
+    let bytes = wat::parse_str(RUN_COMPONENT).expect("wat");
+    assert!(is_component(&bytes));
+    assert!(!is_component(&wat::parse_str(COMMAND).expect("wat")));
+    runnable(&bytes, None).expect("a command component");
+    let err = runnable(&bytes, Some("run"))
+        .err()
+        .expect("no #export for components");
+    assert!(
+        err.to_string()
+            .contains("a component starts at wasi:cli/run"),
+        "{err}"
+    );
+    let plain = wat::parse_str("(component)").expect("wat");
+    let err = prepare(&engine(None), &plain).err().expect("not a command");
+    assert!(err.to_string().contains("not a wasi:cli/command"), "{err}");
+}
+
+#[test]
+fn test_a_compiled_component_is_cached_and_loaded_again() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let bytes = wat::parse_str(RUN_COMPONENT).expect("wat");
+    prepare(&engine(Some(dir.path())), &bytes).expect("first");
+    let entry = artifact(dir.path(), &content_hash(&bytes));
+    let written = std::fs::read(&entry).expect("artifact");
+    let prepared = prepare(&engine(Some(dir.path())), &bytes).expect("from the cache");
+    assert!(matches!(prepared, Prepared::Component(_)));
+    assert_eq!(
+        std::fs::read(&entry).expect("artifact"),
+        written,
+        "not rewritten"
+    );
 }
 
 #[test]

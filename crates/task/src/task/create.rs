@@ -105,7 +105,7 @@ impl<E: Engine> TaskService<E> {
         // A fact only this shim knows: the task whose start spawned it.
         let facts = ShimFacts::for_task(id == self.shim_id, id, &bundle);
         let input = DecisionInput::from_bundle(Action::Create, id, &bundle, &workload, &facts);
-        self.check_policy(&input)?;
+        let decision = self.check_policy(&input)?;
 
         // The shim validates and compiles (or finds in the cache); the
         // launcher then maps the cached code, and gets the module's bytes
@@ -114,15 +114,20 @@ impl<E: Engine> TaskService<E> {
             Workload::Native { .. } => None,
             Workload::Wasm { module, view, .. } => {
                 let engine = self.engine(id)?;
-                engine
+                let engine_err = |source| TaskError::Engine {
+                    id: id.to_string(),
+                    source,
+                };
+                let prepared = engine
                     .prepare(&module.bytes, &module.sha256)
-                    .map_err(|source| TaskError::Engine {
-                        id: id.to_string(),
-                        source,
-                    })?;
+                    .map_err(engine_err)?;
+                engine
+                    .check_runnable(&prepared, &view, &decision.network)
+                    .map_err(engine_err)?;
                 let description = PayloadDescription {
                     sha256: module.sha256.clone(),
                     view,
+                    network: decision.network,
                 };
                 let description = serde_json::to_value(&description)
                     .map_err(|e| TaskError::io(id, "payload")(e.to_string()))?;
@@ -169,8 +174,9 @@ impl<E: Engine> TaskService<E> {
         let _ = std::fs::remove_dir_all(self.state_root.join(id));
     }
 
-    /// Puts `input` to the gate; a denial becomes the request's error.
-    pub(super) fn check_policy(&self, input: &DecisionInput) -> Result<()> {
+    /// Puts `input` to the gate; a denial becomes the request's error, an
+    /// allow is the decision (what it grants: the network).
+    pub(super) fn check_policy(&self, input: &DecisionInput) -> Result<edgeshim_policy::Decision> {
         let decision = self.gate.decide(input);
         log::info!(
             "policy {:?} {} for container {}: allow={} reasons={:?} revision={}",
@@ -182,7 +188,7 @@ impl<E: Engine> TaskService<E> {
             decision.revision
         );
         if decision.allow {
-            Ok(())
+            Ok(decision)
         } else {
             Err(TaskError::Denied {
                 id: input.container.id.clone(),
