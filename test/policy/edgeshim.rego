@@ -3,7 +3,15 @@
 # that tests running side by side never deny each other's containers.
 package edgeshim
 
-decision := {"allow": count(deny) == 0, "reasons": deny}
+decision := {"allow": count(deny) == 0, "reasons": deny, "network": network} if network
+
+decision := {"allow": count(deny) == 0, "reasons": deny} if not network
+
+# The network tests' containers (ids "net-..."): one node-local address;
+# every other container gets policy.toml's network_default (deny).
+network := {"connect": ["127.0.0.1:47811"], "listen": ["127.0.0.1:47812"]} if {
+	startswith(input.container.id, "net-")
+}
 
 deny contains concat("", ["test: container ", input.container.id, " is denied by its id"]) if {
 	startswith(input.container.id, "policy-deny-")

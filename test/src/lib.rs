@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 use edgeshim_tools::oci_image::{ImageFile, ImageSpec, write_archive};
 
 /// Namespace all tests use in containerd.
+pub mod components;
 pub mod pods;
 
 pub const NAMESPACE: &str = "edgeshim-test";

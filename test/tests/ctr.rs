@@ -745,3 +745,44 @@ fn test_a_non_root_module_has_exactly_its_supplementary_groups() {
         assert_no_leftovers(id);
     }
 }
+
+/// runwasi's `module.wasm#export` entrypoint: the module is started at
+/// that export instead of `_start`; an export that is not there is refused
+/// at create, by name.
+#[test]
+fn test_a_module_is_started_at_the_export_its_entrypoint_names() {
+    let module = wat::parse_str(
+        r#"(module
+          (import "wasi_snapshot_preview1" "fd_write"
+            (func $fd_write (param i32 i32 i32 i32) (result i32)))
+          (import "wasi_snapshot_preview1" "proc_exit" (func $exit (param i32)))
+          (memory (export "memory") 1)
+          (data (i32.const 16) "hello from greet\n")
+          (func (export "_start") (call $exit (i32.const 3)))
+          (func (export "greet")
+            (i32.store (i32.const 0) (i32.const 16))
+            (i32.store (i32.const 4) (i32.const 17))
+            (drop (call $fd_write (i32.const 1) (i32.const 0) (i32.const 1) (i32.const 8)))))"#,
+    )
+    .expect("wat");
+    let run = |id: &str, arg0: &str| {
+        run_rm_with_spec(id, &[], &[arg0], |spec| {
+            let root = std::path::PathBuf::from(spec["root"]["path"].as_str().expect("root"));
+            std::fs::create_dir_all(&root).expect("rootfs");
+            std::fs::write(root.join("greet.wasm"), &module).expect("module");
+        })
+    };
+    let out = run("export-greet", "/greet.wasm#greet");
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(stdout(&out), "hello from greet\n");
+    let out = run("export-start", "/greet.wasm");
+    assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
+    let out = run("export-missing", "/greet.wasm#nope");
+    assert!(!out.status.success());
+    let err = stderr(&out);
+    assert!(err.contains("container export-missing"), "{err}");
+    assert!(err.contains("no `nope` export"), "{err}");
+    for id in ["export-greet", "export-start", "export-missing"] {
+        assert_no_leftovers(id);
+    }
+}

@@ -34,6 +34,15 @@ pub enum Prepared {
     Component(CommandPre<ComponentState>),
 }
 
+impl std::fmt::Debug for Prepared {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Self::Module(_) => "Prepared::Module",
+            Self::Component(_) => "Prepared::Component",
+        })
+    }
+}
+
 /// Wasmtime behind the [`Engine`] trait.
 pub struct WasmtimeEngine {
     engine: wasmtime::Engine,

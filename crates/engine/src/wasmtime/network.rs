@@ -18,7 +18,14 @@ const REPORTS_PER_WINDOW: u32 = 10;
 
 /// Applies `grant` to the context being built.
 pub fn apply(builder: &mut WasiCtxBuilder, grant: &NetworkGrant) {
-    builder.allow_ip_name_lookup(grant.allows_name_lookup());
+    // wasmtime-wasi refuses TCP and UDP sockets unless told otherwise.
+    // Sockets may be made; what they may do is checked address by address
+    // (a socket that can neither bind nor connect reaches nothing), so that
+    // every refusal is said, also where the grant allows nothing.
+    builder
+        .allow_tcp(true)
+        .allow_udp(true)
+        .allow_ip_name_lookup(grant.allows_name_lookup());
     let grant = Arc::new(grant.clone());
     let reports = Arc::new(Mutex::new(Reports::default()));
     builder.socket_addr_check(move |address, usage| {

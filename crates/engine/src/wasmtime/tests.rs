@@ -30,16 +30,14 @@ fn engine(cache: Option<&std::path::Path>) -> WasmtimeEngine {
 
 #[test]
 fn test_invalid_module_is_refused_with_reason() {
-    let err = prepare(&engine(None), b"\0asm\x01\0\0\0\x01\xff")
-        .err()
-        .expect("invalid");
+    let err = prepare(&engine(None), b"\0asm\x01\0\0\0\x01\xff").expect_err("invalid");
     assert!(matches!(err, EngineError::InvalidModule(_)), "{err}");
 }
 
 #[test]
 fn test_module_without_start_is_not_a_command() {
     let bytes = wat::parse_str("(module (func (export \"main\")))").expect("wat");
-    let err = runnable(&bytes, None).err().expect("no _start");
+    let err = runnable(&bytes, None).expect_err("no _start");
     assert!(matches!(err, EngineError::NotACommand(_)), "{err}");
     assert!(err.to_string().contains("no `_start` export"), "{err}");
 }
@@ -51,13 +49,9 @@ fn test_a_module_starts_at_the_export_its_entrypoint_names() {
     )
     .expect("wat");
     runnable(&bytes, Some("main")).expect("`main` is a start function");
-    let err = runnable(&bytes, Some("missing"))
-        .err()
-        .expect("no such export");
+    let err = runnable(&bytes, Some("missing")).expect_err("no such export");
     assert!(err.to_string().contains("no `missing` export"), "{err}");
-    let err = runnable(&bytes, Some("add"))
-        .err()
-        .expect("not a start function");
+    let err = runnable(&bytes, Some("add")).expect_err("not a start function");
     assert!(
         err.to_string()
             .contains("not a function without parameters"),
@@ -80,16 +74,14 @@ fn test_a_component_is_told_by_its_header_and_needs_wasi_cli_run() {
     assert!(is_component(&bytes));
     assert!(!is_component(&wat::parse_str(COMMAND).expect("wat")));
     runnable(&bytes, None).expect("a command component");
-    let err = runnable(&bytes, Some("run"))
-        .err()
-        .expect("no #export for components");
+    let err = runnable(&bytes, Some("run")).expect_err("no #export for components");
     assert!(
         err.to_string()
             .contains("a component starts at wasi:cli/run"),
         "{err}"
     );
     let plain = wat::parse_str("(component)").expect("wat");
-    let err = prepare(&engine(None), &plain).err().expect("not a command");
+    let err = prepare(&engine(None), &plain).expect_err("not a command");
     assert!(err.to_string().contains("not a wasi:cli/command"), "{err}");
 }
 
@@ -113,7 +105,7 @@ fn test_a_compiled_component_is_cached_and_loaded_again() {
 fn test_unknown_import_is_refused_at_prepare() {
     let bytes = wat::parse_str(r#"(module (import "env" "nope" (func)) (func (export "_start")))"#)
         .expect("wat");
-    let err = prepare(&engine(None), &bytes).err().expect("bad import");
+    let err = prepare(&engine(None), &bytes).expect_err("bad import");
     assert!(err.to_string().contains("nope"), "{err}");
 }
 

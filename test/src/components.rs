@@ -1,0 +1,136 @@
+//! WASI 0.2 components for the integration suite, written in the component
+//! model's text format and compiled by the tests (`wat`): no Rust wasm32
+//! target or component tool chain exists here, and nothing built is
+//! committed.
+
+/// A `wasi:cli/command` component that opens a TCP socket and connects to
+/// `a.b.c.d:port` through `wasi:sockets`: exit status 0 once connected, 1
+/// when refused (the policy's check answers `start-connect` itself, with
+/// `access-denied`) or the connect failed.
+pub fn tcp_connect(address: [u8; 4], port: u16) -> Vec<u8> {
+    let [a, b, c, d] = address;
+    let text = CONNECT_TEMPLATE
+        .replace("{PORT}", &port.to_string())
+        .replace("{A}", &a.to_string())
+        .replace("{B}", &b.to_string())
+        .replace("{C}", &c.to_string())
+        .replace("{D}", &d.to_string());
+    wat::parse_str(text).expect("the connect component")
+}
+
+/// `wasi:sockets` as WASI 0.2.0 declares it, reduced to what a connect
+/// needs; the core module calls `instance-network`, `create-tcp-socket`
+/// (ipv4), `start-connect` and `finish-connect` (until it stops saying
+/// would-block), results through memory (canonical ABI).
+const CONNECT_TEMPLATE: &str = r#"(component $C
+  (import "wasi:sockets/network@0.2.0" (instance $net
+    (export "network" (type (sub resource)))
+    (type $ec (enum "unknown" "access-denied" "not-supported" "invalid-argument"
+      "out-of-memory" "timeout" "concurrency-conflict" "not-in-progress" "would-block"
+      "invalid-state" "new-socket-limit" "address-not-bindable" "address-in-use"
+      "remote-unreachable" "connection-refused" "connection-reset" "connection-aborted"
+      "datagram-too-large" "name-unresolvable" "temporary-resolver-failure"
+      "permanent-resolver-failure"))
+    (export "error-code" (type (eq $ec)))
+    (type $fam (enum "ipv4" "ipv6"))
+    (export "ip-address-family" (type (eq $fam)))
+    (type $v4 (tuple u8 u8 u8 u8))
+    (export "ipv4-address" (type $v4e (eq $v4)))
+    (type $v6 (tuple u16 u16 u16 u16 u16 u16 u16 u16))
+    (export "ipv6-address" (type $v6e (eq $v6)))
+    (type $sa4 (record (field "port" u16) (field "address" $v4e)))
+    (export "ipv4-socket-address" (type $sa4e (eq $sa4)))
+    (type $sa6 (record (field "port" u16) (field "flow-info" u32) (field "address" $v6e)
+      (field "scope-id" u32)))
+    (export "ipv6-socket-address" (type $sa6e (eq $sa6)))
+    (type $sa (variant (case "ipv4" $sa4e) (case "ipv6" $sa6e)))
+    (export "ip-socket-address" (type (eq $sa)))))
+  (import "wasi:io/streams@0.2.0" (instance $streams
+    (export "input-stream" (type (sub resource)))
+    (export "output-stream" (type (sub resource)))))
+  (alias export $streams "input-stream" (type $input))
+  (alias export $streams "output-stream" (type $output))
+  (alias export $net "network" (type $network))
+  (alias export $net "error-code" (type $error-code))
+  (alias export $net "ip-address-family" (type $family))
+  (alias export $net "ip-socket-address" (type $address))
+  (import "wasi:sockets/instance-network@0.2.0" (instance $inet
+    (alias outer $C $network (type $n))
+    (export "network" (type $ne (eq $n)))
+    (export "instance-network" (func (result (own $ne))))))
+  (import "wasi:sockets/tcp@0.2.0" (instance $tcp
+    (alias outer $C $network (type $n))
+    (export "network" (type $ne (eq $n)))
+    (alias outer $C $error-code (type $e))
+    (export "error-code" (type $ee (eq $e)))
+    (alias outer $C $address (type $a))
+    (export "ip-socket-address" (type $ae (eq $a)))
+    (alias outer $C $input (type $i))
+    (export "input-stream" (type $ie (eq $i)))
+    (alias outer $C $output (type $o))
+    (export "output-stream" (type $oe (eq $o)))
+    (export "tcp-socket" (type $sock (sub resource)))
+    (export "[method]tcp-socket.start-connect" (func (param "self" (borrow $sock))
+      (param "network" (borrow $ne)) (param "remote-address" $ae) (result (result (error $ee)))))
+    (export "[method]tcp-socket.finish-connect" (func (param "self" (borrow $sock))
+      (result (result (tuple (own $ie) (own $oe)) (error $ee)))))))
+  (alias export $tcp "tcp-socket" (type $tcp-socket))
+  (import "wasi:sockets/tcp-create-socket@0.2.0" (instance $create
+    (alias outer $C $error-code (type $e))
+    (export "error-code" (type $ee (eq $e)))
+    (alias outer $C $family (type $f))
+    (export "ip-address-family" (type $fe (eq $f)))
+    (alias outer $C $tcp-socket (type $s))
+    (export "tcp-socket" (type $se (eq $s)))
+    (export "create-tcp-socket" (func (param "address-family" $fe)
+      (result (result (own $se) (error $ee)))))))
+  (core module $mem (memory (export "memory") 1))
+  (core instance $mem (instantiate $mem))
+  (core func $instance-network (canon lower (func $inet "instance-network")))
+  (core func $create-tcp-socket (canon lower (func $create "create-tcp-socket")
+    (memory (core memory $mem "memory"))))
+  (core func $start-connect (canon lower (func $tcp "[method]tcp-socket.start-connect")
+    (memory (core memory $mem "memory"))))
+  (core func $finish-connect (canon lower (func $tcp "[method]tcp-socket.finish-connect")
+    (memory (core memory $mem "memory"))))
+  (core module $main
+    (import "mem" "memory" (memory 1))
+    (import "net" "instance-network" (func $instance-network (result i32)))
+    (import "net" "create-tcp-socket" (func $create (param i32 i32)))
+    (import "net" "start-connect" (func $connect (param i32 i32 i32 i32 i32 i32 i32 i32
+      i32 i32 i32 i32 i32 i32 i32)))
+    (import "net" "finish-connect" (func $finish (param i32 i32)))
+    (func (export "run") (result i32) (i32.ne (call $connect-code) (i32.const 0)))
+    ;; 0, or 20 + create-tcp-socket's error code, 40 + start-connect's,
+    ;; 60 + finish-connect's
+    (func $connect-code (result i32) (local $network i32) (local $socket i32)
+      (local.set $network (call $instance-network))
+      ;; create-tcp-socket(ipv4): result at 16 (tag byte, handle at 20)
+      (call $create (i32.const 0) (i32.const 16))
+      (if (i32.load8_u (i32.const 16)) (then (return (i32.add (i32.const 20) (i32.load8_u (i32.const 20))))))
+      ;; start-connect(socket, network, ipv4 {port, address}): result at 32
+      (local.set $socket (i32.load (i32.const 20)))
+      (call $connect (local.get $socket) (local.get $network) (i32.const 0)
+        (i32.const {PORT}) (i32.const {A}) (i32.const {B}) (i32.const {C}) (i32.const {D})
+        (i32.const 0) (i32.const 0) (i32.const 0) (i32.const 0) (i32.const 0) (i32.const 0)
+        (i32.const 32))
+      (if (i32.load8_u (i32.const 32)) (then (return (i32.add (i32.const 40) (i32.load8_u (i32.const 33))))))
+      ;; finish-connect until it stops saying would-block (8): result at 48
+      (block $connected (loop $again
+        (call $finish (local.get $socket) (i32.const 48))
+        (br_if $connected (i32.eqz (i32.load8_u (i32.const 48))))
+        (if (i32.ne (i32.load8_u (i32.const 52)) (i32.const 8))
+          (then (return (i32.add (i32.const 60) (i32.load8_u (i32.const 52))))))
+        (br $again)))
+      (i32.const 0)))
+  (core instance $main (instantiate $main
+    (with "mem" (instance $mem))
+    (with "net" (instance
+      (export "instance-network" (func $instance-network))
+      (export "create-tcp-socket" (func $create-tcp-socket))
+      (export "start-connect" (func $start-connect))
+      (export "finish-connect" (func $finish-connect))))))
+  (func $run (result (result)) (canon lift (core func $main "run")))
+
+  (instance $api (export "run" (func $run)))
+  (export "wasi:cli/run@0.2.0" (instance $api)))"#;
