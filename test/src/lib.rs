@@ -194,6 +194,32 @@ pub fn images() {
     });
 }
 
+/// Imports an image named `name` holding the one file `module` at
+/// `/<file name>` (its entrypoint) into the CRI namespace.
+pub fn import_module_image(name: &str, module: &Path) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let file_name = module.file_name().expect("file name").to_string_lossy();
+    let target = format!("/{file_name}");
+    let mut spec = ImageSpec::new(name);
+    spec.entrypoint = vec![target.clone()];
+    spec.files = vec![ImageFile {
+        source: module.to_path_buf(),
+        target,
+        mode: 0o755,
+    }];
+    let archive = dir.path().join("image.tar");
+    write_archive(&spec, &archive).expect("archive");
+    let output = ctr_in(
+        CRI_NAMESPACE,
+        &["image", "import", &archive.to_string_lossy()],
+    );
+    assert!(
+        output.status.success(),
+        "import {name}: {}",
+        stderr(&output)
+    );
+}
+
 /// `ctr run --rm` of `image` with the runtime of the engine under test; `args` replaces the
 /// image's entrypoint when non-empty.
 pub fn run_rm(id: &str, image: &str, flags: &[&str], args: &[&str]) -> Output {

@@ -250,3 +250,100 @@ fn test_wasm_containers_start_every_time_in_a_shared_pid_namespace() {
     let ids: Vec<&String> = ids.iter().collect();
     remove_pod(&mut cri, &pod_id, &ids);
 }
+
+/// A module no shim has seen, started by 20 pods at once: every pod runs
+/// it, it is compiled into one cache entry, and no shim falls back to
+/// WasmEdge's interpreter (on the WasmEdge shim: every start runs native
+/// code from its ahead-of-time compile).
+#[test]
+fn test_a_burst_of_pods_starting_a_new_module_compiles_it_once_and_never_interprets() {
+    const PODS: usize = 20;
+    let nonce = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("time")
+        .as_nanos();
+    let text = format!("fresh {nonce}\n");
+    let module = wat::parse_str(format!(
+        r#"(module
+          (import "wasi_snapshot_preview1" "fd_write"
+            (func $fd_write (param i32 i32 i32 i32) (result i32)))
+          (memory (export "memory") 1)
+          (data (i32.const 16) "{text}")
+          (func (export "_start")
+            (i32.store (i32.const 0) (i32.const 16))
+            (i32.store (i32.const 4) (i32.const {len}))
+            (drop (call $fd_write (i32.const 1) (i32.const 0) (i32.const 1) (i32.const 8)))))"#,
+        text = text.escape_default(),
+        len = text.len()
+    ))
+    .expect("wat");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("fresh.wasm");
+    std::fs::write(&path, &module).expect("module");
+    let image = format!("edgeshim.test/fresh-{nonce}:1");
+    import_module_image(&image, &path);
+    let marker = containerd_log().len();
+
+    let logs = tempfile::tempdir().expect("log dir");
+    let outputs: Vec<(i32, String)> = std::thread::scope(|scope| {
+        let runs: Vec<_> = (0..PODS)
+            .map(|n| {
+                let (image, logs) = (&image, logs.path());
+                scope.spawn(move || {
+                    let mut cri = cri();
+                    let name = format!("burst-{n}");
+                    let pod = pod(&name, &format!("uid-{name}-{nonce}"), true, logs);
+                    let pod_id = cri.run_pod(&pod, handler()).expect("RunPodSandbox");
+                    let spec = ContainerSpec {
+                        name: format!("fresh-{n}"),
+                        image: image.clone(),
+                        command: vec!["/fresh.wasm".into()],
+                        log_path: format!("fresh-{n}.log"),
+                        ..Default::default()
+                    };
+                    let (id, status, log) = run_to_exit(&mut cri, &pod_id, &pod, &spec, logs);
+                    remove_pod(&mut cri, &pod_id, &[&id]);
+                    (status.exit_code, log)
+                })
+            })
+            .collect();
+        runs.into_iter()
+            .map(|run| run.join().expect("a pod's run"))
+            .collect()
+    });
+    for (status, log) in &outputs {
+        assert_eq!(*status, 0, "{log}");
+        assert!(log.contains(&format!("fresh {nonce}")), "{log}");
+    }
+    let shims_said = &containerd_log()[marker..];
+    assert!(
+        !shims_said.contains("interpreter"),
+        "a shim ran the module in the interpreter: {shims_said}"
+    );
+    let digest = edgeshim_engine_digest(&module);
+    let entries: Vec<_> = walk_names(&std::path::PathBuf::from(
+        std::env::var_os("EDGESHIM_CACHE_DIR").expect("EDGESHIM_CACHE_DIR"),
+    ))
+    .into_iter()
+    .filter(|name| name.starts_with(&digest))
+    .collect();
+    assert_eq!(entries, [format!("{digest}.d")], "one compiled entry");
+}
+
+/// The module's hex sha256, as the shims key their cache.
+fn edgeshim_engine_digest(bytes: &[u8]) -> String {
+    use sha2::Digest;
+    hex::encode(sha2::Sha256::digest(bytes))
+}
+
+/// The names of every file and folder below `dir`.
+fn walk_names(dir: &Path) -> Vec<String> {
+    let mut names = Vec::new();
+    for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        names.push(entry.file_name().to_string_lossy().into_owned());
+        if entry.path().is_dir() {
+            names.extend(walk_names(&entry.path()));
+        }
+    }
+    names
+}
