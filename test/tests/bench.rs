@@ -185,7 +185,13 @@ fn test_bench_scenarios_write_well_formed_results_and_a_report() {
         [Some(0), Some(10), Some(20)]
     );
     for sample in samples {
+        // A launcher idle for 5 s is stopped (before the first cycle, the
+        // WasmEdge shim may spend that compiling); after a cycle it is there.
+        let launcher_due = sample["cycle"].as_u64() != Some(0);
         for process in ["shim", "launcher"] {
+            if process == "launcher" && !launcher_due && sample[process].is_null() {
+                continue;
+            }
             assert!(
                 sample[process]["fds"].as_u64().is_some_and(|n| n > 0),
                 "{process}: {sample}"

@@ -4,7 +4,8 @@
 //! refusal said on its stderr), and gets nothing without a section (the
 //! suite's policy.toml keeps `network_default` at its default, deny).
 //! The suite's policy (test/policy) grants containers with ids `net-...`
-//! connects to 127.0.0.1:47811 only.
+//! connects to 127.0.0.1:47811 only. Each refusal also reaches the decision
+//! log, written by the shim for the container whose process reported it.
 
 use std::net::TcpListener;
 
@@ -70,6 +71,13 @@ fn test_a_component_connects_only_where_its_decision_allows() {
         stderr(&out)
     );
     assert_no_leftovers("net-denied");
+    // The shim names the container by the pid that reported the refusal,
+    // and has logged it by the time the container is deleted.
+    assert!(
+        refusal_logged("net-denied", &format!("127.0.0.1:{}", GRANTED_PORT + 2)),
+        "{}",
+        decision_log()
+    );
 
     // No network section: network_default, deny, even for the granted port.
     let out = connect_from("nonet-default", GRANTED_PORT);
@@ -80,4 +88,19 @@ fn test_a_component_connects_only_where_its_decision_allows() {
         stderr(&out)
     );
     assert_no_leftovers("nonet-default");
+}
+
+/// Whether the decision log has the line for container `id` refused a
+/// connect to `address` by no rule.
+fn refusal_logged(id: &str, address: &str) -> bool {
+    decision_log()
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .any(|l| {
+            l["container"] == id
+                && l["action"] == "connect"
+                && l["address"] == address
+                && l["rule"] == "default"
+                && l["decision"] == "deny"
+        })
 }

@@ -41,7 +41,7 @@ mod wasmtime;
 use std::path::PathBuf;
 
 pub use edgeshim_bundle::WasiView;
-pub use edgeshim_network::NetworkGrant;
+pub use edgeshim_network::{NetworkGrant, ReportRefusal};
 pub use error::{EngineError, Result};
 #[cfg(feature = "wasmedge")]
 pub use wasmedge::{
@@ -113,7 +113,8 @@ pub trait Engine: Send + Sync + Sized + 'static {
     ) -> Result<()>;
 
     /// Instantiates and runs the module (`_start`, or `view.entry_export`)
-    /// or the component (`wasi:cli/run`), with sockets as `network` allows;
+    /// or the component (`wasi:cli/run`), with sockets as `network` allows,
+    /// each refusal said on stderr and handed to `report` (rate-limited);
     /// returns the exit status. Runs in the container process. A trap is
     /// reported on stderr and gives [`TRAP_EXIT_CODE`].
     fn run(
@@ -121,5 +122,6 @@ pub trait Engine: Send + Sync + Sized + 'static {
         prepared: &Self::Prepared,
         view: &WasiView,
         network: &NetworkGrant,
+        report: Option<ReportRefusal>,
     ) -> Result<i32>;
 }

@@ -6,15 +6,20 @@
 //! ([`NetworkGrant`]), and the one answer to "may this address be used"
 //! ([`NetworkGrant::check`]) that every engine gives its module.
 //!
+//! Also: what a refusal says ([`Refusal`], sent from the container to its
+//! shim, which logs it) and the one rate limit both ends apply.
+//!
 //! Leaves out: how an engine hooks its sockets (the engine crate), how a
-//! policy is evaluated (the policy crate), and logging refusals.
+//! policy is evaluated (the policy crate), and writing the decision log.
 
+mod report;
 mod rule;
 
 use std::net::SocketAddr;
 
 use serde::{Deserialize, Serialize};
 
+pub use report::{RateLimit, Refusal, ReportRefusal};
 pub use rule::{AddressRule, RuleError};
 
 /// A decision's `network` section: the addresses a container may connect

@@ -46,6 +46,26 @@ pub struct LogLine<'a> {
     pub lost: Option<u64>,
 }
 
+/// One refused use of an address by a Wasm container (its engine checked
+/// it against the decision's network grant; the shim names the container).
+#[derive(Debug, Serialize)]
+pub struct NetworkLine<'a> {
+    pub time: String,
+    /// `connect` or `listen`.
+    pub action: &'a str,
+    pub container: &'a str,
+    pub address: String,
+    /// The rule that decided, or `default` (no rule matched).
+    pub rule: &'a str,
+    pub decision: &'a str,
+    /// Refusals of this container not logged since the last line (rate
+    /// limit).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub held_back: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub lost: Option<u64>,
+}
+
 pub struct DecisionLog {
     path: PathBuf,
     max_bytes: u64,
@@ -80,7 +100,20 @@ impl DecisionLog {
         if lost > 0 {
             line.lost = Some(lost);
         }
-        let mut bytes = match serde_json::to_vec(&line) {
+        self.write_line(&line);
+    }
+
+    /// Appends a network refusal's line, as [`Self::record`].
+    pub fn record_network(&mut self, mut line: NetworkLine<'_>) {
+        let lost = self.lost();
+        if lost > 0 {
+            line.lost = Some(lost);
+        }
+        self.write_line(&line);
+    }
+
+    fn write_line(&mut self, line: &impl Serialize) {
+        let mut bytes = match serde_json::to_vec(line) {
             Ok(bytes) => bytes,
             Err(e) => return self.count_loss(&e.to_string()),
         };

@@ -113,6 +113,25 @@ impl Gate for PolicyGate {
         self.lock().decide(input)
     }
 
+    fn network_refused(&self, container: &str, refusal: &crate::Refusal, held_back: u64) {
+        let mut state = self.lock();
+        if let Some(log) = state.log.as_mut() {
+            log.record_network(crate::decision_log::NetworkLine {
+                time: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Micros, true),
+                action: match refusal.usage {
+                    edgeshim_network::Use::Connect => "connect",
+                    edgeshim_network::Use::Listen => "listen",
+                },
+                container,
+                address: refusal.address.to_string(),
+                rule: &refusal.decided_by,
+                decision: "deny",
+                held_back: (held_back > 0).then_some(held_back),
+                lost: None,
+            });
+        }
+    }
+
     /// The config's `max_module_bytes` (the last good config's, when the
     /// file is gone), else the default.
     fn max_module_bytes(&self) -> u64 {

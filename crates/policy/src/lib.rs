@@ -23,7 +23,7 @@ mod last_good;
 mod source;
 
 pub use decision::{Decision, PolicyAnswer, read_output};
-pub use edgeshim_network::{NetworkDefault, NetworkGrant, NetworkRules};
+pub use edgeshim_network::{NetworkDefault, NetworkGrant, NetworkRules, Refusal};
 pub use eval::{LoadedPolicy, PolicyFormat, WasmHost};
 pub use gate::{PolicyGate, RECHECK_EVERY};
 pub use input::{
@@ -42,6 +42,11 @@ pub trait Gate: Send + Sync + 'static {
     fn max_module_bytes(&self) -> u64 {
         config::DEFAULT_MAX_MODULE_BYTES
     }
+
+    /// Logs that container `container` was refused an address (its engine
+    /// checked it against the decision's grant); `held_back` refusals of
+    /// it went unlogged before this one (rate limit).
+    fn network_refused(&self, _container: &str, _refusal: &Refusal, _held_back: u64) {}
 }
 
 /// Mode `off`: every request is allowed.

@@ -34,7 +34,12 @@ pub(crate) struct WasmPayload<E: Engine> {
 
 impl<E: Engine> Payload for WasmPayload<E> {
     fn run(&self) -> i32 {
-        match self.engine.run(&self.prepared, &self.view, &self.network) {
+        match self.engine.run(
+            &self.prepared,
+            &self.view,
+            &self.network,
+            crate::refusals::payload_reporter(),
+        ) {
             Ok(status) => status,
             Err(e) => {
                 eprintln!("edgeshim: {e}");

@@ -19,6 +19,7 @@ mod exits;
 mod launch;
 mod logging;
 mod oom;
+mod refusals;
 mod reservations;
 mod rootfs;
 pub mod service;

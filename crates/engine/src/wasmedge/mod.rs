@@ -122,7 +122,13 @@ impl Engine for WasmEdgeEngine {
         Ok(())
     }
 
-    fn run(&self, prepared: &Module, view: &WasiView, _network: &NetworkGrant) -> Result<i32> {
+    fn run(
+        &self,
+        prepared: &Module,
+        view: &WasiView,
+        _network: &NetworkGrant,
+        _report: Option<crate::ReportRefusal>,
+    ) -> Result<i32> {
         run::run_command(prepared, view)
     }
 }

@@ -149,7 +149,12 @@ impl Engine for WasmtimeEngine {
         prepared: &Self::Prepared,
         view: &WasiView,
         network: &NetworkGrant,
+        report: Option<crate::ReportRefusal>,
     ) -> Result<i32> {
+        let network = network::Checked {
+            grant: network.clone(),
+            report,
+        };
         match prepared {
             Prepared::Module(pre) => run::run_module(&self.engine, pre, view, network),
             Prepared::Component(pre) => run::run_component(&self.engine, pre, view, network),

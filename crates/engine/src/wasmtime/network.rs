@@ -1,23 +1,26 @@
 //! A container's sockets held to its [`NetworkGrant`]: wasmtime-wasi asks
 //! before every bind, listen, connect and datagram send (its
 //! `socket_addr_check`), and a refusal reaches the module as EACCES.
-//! Refusals are said on the container's stderr, at most
-//! [`REPORTS_PER_WINDOW`] per [`REPORT_WINDOW`], so that a connect flood
-//! cannot fill its log.
+//! Refusals are said on the container's stderr and handed to the shim's
+//! report channel, rate-limited ([`RateLimit::for_refusals`]), so that a
+//! connect flood can fill neither log.
 
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, PoisonError};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
-use edgeshim_network::{NetworkGrant, Use};
+use edgeshim_network::{NetworkGrant, RateLimit, Refusal, ReportRefusal, Use};
 use wasmtime_wasi::WasiCtxBuilder;
 use wasmtime_wasi::sockets::SocketAddrUse;
 
-const REPORT_WINDOW: Duration = Duration::from_secs(10);
-const REPORTS_PER_WINDOW: u32 = 10;
+/// A grant, and where its refusals go besides stderr.
+pub struct Checked {
+    pub grant: NetworkGrant,
+    pub report: Option<ReportRefusal>,
+}
 
-/// Applies `grant` to the context being built.
-pub fn apply(builder: &mut WasiCtxBuilder, grant: &NetworkGrant) {
+/// Applies `checked` to the context being built.
+pub fn apply(builder: &mut WasiCtxBuilder, checked: Checked) {
     // wasmtime-wasi refuses TCP and UDP sockets unless told otherwise.
     // Sockets may be made; what they may do is checked address by address
     // (a socket that can neither bind nor connect reaches nothing), so that
@@ -25,18 +28,18 @@ pub fn apply(builder: &mut WasiCtxBuilder, grant: &NetworkGrant) {
     builder
         .allow_tcp(true)
         .allow_udp(true)
-        .allow_ip_name_lookup(grant.allows_name_lookup());
-    let grant = Arc::new(grant.clone());
-    let reports = Arc::new(Mutex::new(Reports::default()));
+        .allow_ip_name_lookup(checked.grant.allows_name_lookup());
+    let checked = Arc::new(checked);
+    let limit = Arc::new(Mutex::new(RateLimit::for_refusals()));
     builder.socket_addr_check(move |address, usage| {
-        let allowed = decide(&grant, &reports, address, usage);
+        let allowed = decide(&checked, &limit, address, usage);
         Box::pin(async move { allowed })
     });
 }
 
 fn decide(
-    grant: &NetworkGrant,
-    reports: &Mutex<Reports>,
+    checked: &Checked,
+    limit: &Mutex<RateLimit>,
     address: SocketAddr,
     usage: SocketAddrUse,
 ) -> bool {
@@ -49,48 +52,30 @@ fn decide(
         // pod network's business: the grant says where it may listen.
         SocketAddrUse::TcpAccept | SocketAddrUse::UdpReceive => return true,
     };
-    let verdict = grant.check(usage, address);
+    let verdict = checked.grant.check(usage, address);
     if !verdict.allowed {
-        let mut reports = reports.lock().unwrap_or_else(PoisonError::into_inner);
-        if let Some(dropped) = reports.admit(Instant::now()) {
-            if dropped > 0 {
-                eprintln!("edgeshim: network: {dropped} more refusals not shown");
+        let admitted = limit
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .admit(Instant::now());
+        if let Some(held_back) = admitted {
+            if held_back > 0 {
+                eprintln!("edgeshim: network: {held_back} more refusals not shown");
             }
             eprintln!(
                 "edgeshim: network: {action} {address} refused by the policy ({})",
                 verdict.decided_by
             );
+            if let Some(report) = &checked.report {
+                report(&Refusal {
+                    usage,
+                    address,
+                    decided_by: verdict.decided_by,
+                });
+            }
         }
     }
     verdict.allowed
-}
-
-/// How many refusals were said in the current window.
-#[derive(Default)]
-struct Reports {
-    window_start: Option<Instant>,
-    said: u32,
-    dropped: u32,
-}
-
-impl Reports {
-    /// `Some(dropped since the last report)` when a refusal may be said now.
-    fn admit(&mut self, now: Instant) -> Option<u32> {
-        let fresh = self
-            .window_start
-            .is_none_or(|start| now.duration_since(start) >= REPORT_WINDOW);
-        if fresh {
-            self.window_start = Some(now);
-            self.said = 0;
-        }
-        if self.said < REPORTS_PER_WINDOW {
-            self.said += 1;
-            Some(std::mem::take(&mut self.dropped))
-        } else {
-            self.dropped += 1;
-            None
-        }
-    }
 }
 
 #[cfg(test)]
@@ -98,65 +83,35 @@ mod tests {
     use super::*;
 
     #[test]
-    fn test_refusal_reports_are_bounded_per_window() {
-        let mut reports = Reports::default();
-        let start = Instant::now();
-        let said = (0..1000).filter(|_| reports.admit(start).is_some()).count();
-        assert_eq!(said, REPORTS_PER_WINDOW as usize);
-        // The next window says how many were held back.
-        assert_eq!(reports.admit(start + REPORT_WINDOW), Some(990));
-        assert_eq!(reports.admit(start + REPORT_WINDOW), Some(0));
-    }
-
-    #[test]
-    fn test_checks_follow_the_grant() {
-        let grant = NetworkGrant::Rules(edgeshim_network::NetworkRules {
-            connect: vec!["10.0.0.0/8:1883".parse().expect("rule")],
-            listen: vec!["*:1883".parse().expect("rule")],
-        });
-        let reports = Mutex::new(Reports::default());
-        let at = |a: &str| a.parse::<SocketAddr>().expect("address");
-        assert!(decide(
-            &grant,
-            &reports,
-            at("10.1.1.1:1883"),
-            SocketAddrUse::TcpConnect
-        ));
-        assert!(!decide(
-            &grant,
-            &reports,
-            at("8.8.8.8:1883"),
-            SocketAddrUse::TcpConnect
-        ));
-        assert!(!decide(
-            &grant,
-            &reports,
-            at("8.8.8.8:53"),
-            SocketAddrUse::UdpSend
-        ));
-        assert!(decide(
-            &grant,
-            &reports,
-            at("0.0.0.0:1883"),
-            SocketAddrUse::TcpListen
-        ));
-        assert!(!decide(
-            &grant,
-            &reports,
-            at("0.0.0.0:80"),
-            SocketAddrUse::TcpBind
-        ));
-        assert!(decide(
-            &grant,
-            &reports,
-            at("0.0.0.0:0"),
-            SocketAddrUse::UdpBind
-        ));
-        assert!(decide(
-            &grant,
-            &reports,
-            at("8.8.8.8:5000"),
-            SocketAddrUse::TcpAccept
-        ));
+    fn test_checks_follow_the_grant_and_refusals_are_reported_within_the_limit() {
+        let reported = Arc::new(Mutex::new(Vec::new()));
+        let sink = reported.clone();
+        let checked = Checked {
+            grant: NetworkGrant::Rules(edgeshim_network::NetworkRules {
+                connect: vec!["10.0.0.0/8:1883".parse().expect("rule")],
+                listen: vec!["*:1883".parse().expect("rule")],
+            }),
+            report: Some(Arc::new(move |refusal: &Refusal| {
+                sink.lock().expect("sink").push(refusal.clone());
+            })),
+        };
+        let limit = Mutex::new(RateLimit::for_refusals());
+        let check = |a: &str, usage| decide(&checked, &limit, a.parse().expect("address"), usage);
+        assert!(check("10.1.1.1:1883", SocketAddrUse::TcpConnect));
+        assert!(!check("8.8.8.8:1883", SocketAddrUse::TcpConnect));
+        assert!(!check("8.8.8.8:53", SocketAddrUse::UdpSend));
+        assert!(check("0.0.0.0:1883", SocketAddrUse::TcpListen));
+        assert!(!check("0.0.0.0:80", SocketAddrUse::TcpBind));
+        assert!(check("0.0.0.0:0", SocketAddrUse::UdpBind));
+        assert!(check("8.8.8.8:5000", SocketAddrUse::TcpAccept));
+        let first = reported.lock().expect("reported")[0].clone();
+        assert_eq!(first.usage, Use::Connect);
+        assert_eq!(first.address.to_string(), "8.8.8.8:1883");
+        assert_eq!(first.decided_by, "default");
+        // A flood: the reports stop at the limit.
+        for _ in 0..1000 {
+            check("8.8.8.8:1883", SocketAddrUse::TcpConnect);
+        }
+        assert_eq!(reported.lock().expect("reported").len(), 10);
     }
 }

@@ -9,7 +9,8 @@ use wasmtime_wasi::p2::bindings::sync::CommandPre;
 use wasmtime_wasi::{FsPerms, I32Exit, WasiCtx, WasiCtxBuilder, WasiCtxView};
 
 use super::limits::MemoryCap;
-use crate::{EngineError, NetworkGrant, Result, TRAP_EXIT_CODE, WasiView};
+use super::network::Checked;
+use crate::{EngineError, Result, TRAP_EXIT_CODE, WasiView};
 
 /// What a store holds for one container running a module.
 pub struct ContainerState {
@@ -54,7 +55,7 @@ pub fn run_module(
     engine: &wasmtime::Engine,
     prepared: &InstancePre<ContainerState>,
     view: &WasiView,
-    network: &NetworkGrant,
+    network: Checked,
 ) -> Result<i32> {
     let io_runtime = io_runtime()?;
     let _entered = io_runtime.enter();
@@ -77,7 +78,7 @@ pub fn run_component(
     engine: &wasmtime::Engine,
     prepared: &CommandPre<ComponentState>,
     view: &WasiView,
-    network: &NetworkGrant,
+    network: Checked,
 ) -> Result<i32> {
     let io_runtime = io_runtime()?;
     let _entered = io_runtime.enter();
@@ -112,7 +113,7 @@ fn exit_status(ran: wasmtime::Result<i32>) -> Result<i32> {
     }
 }
 
-fn wasi_builder(view: &WasiView, network: &NetworkGrant) -> Result<WasiCtxBuilder> {
+fn wasi_builder(view: &WasiView, network: Checked) -> Result<WasiCtxBuilder> {
     let mut builder = WasiCtxBuilder::new();
     builder
         .args(&view.args)

@@ -9,7 +9,7 @@ use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex, PoisonError, Weak};
 use std::time::{Duration, Instant};
 
-use super::{LAUNCHER_ARG, LAUNCHER_FD, LaunchReply, LaunchRequest, wire};
+use super::{LAUNCHER_ARG, LAUNCHER_FD, LaunchReply, LaunchRequest, PAYLOAD_FD, wire};
 
 /// A launcher process and the socket to it.
 struct Connection {
@@ -24,6 +24,8 @@ struct Connection {
 /// Sends [`LaunchRequest`]s to the shim's launcher process.
 pub struct Launcher {
     program: PathBuf,
+    /// Given to each launcher at [`PAYLOAD_FD`].
+    payload_fd: Option<OwnedFd>,
     connection: Mutex<Option<Connection>>,
     last_request: Mutex<Instant>,
 }
@@ -41,9 +43,22 @@ impl Launcher {
     pub fn new(program: PathBuf) -> Self {
         Self {
             program,
+            payload_fd: None,
             connection: Mutex::new(None),
             last_request: Mutex::new(Instant::now()),
         }
+    }
+
+    /// Hands `fd` to every launcher at [`PAYLOAD_FD`], and through it to
+    /// every Wasm payload (the shim's end of a report channel, say).
+    pub fn with_payload_fd(mut self, fd: OwnedFd) -> std::io::Result<Self> {
+        // Numbered above the fixed ones, so that placing the launcher's
+        // socket at LAUNCHER_FD cannot overwrite it before it is placed.
+        let high = nix::fcntl::fcntl(fd.as_raw_fd(), nix::fcntl::FcntlArg::F_DUPFD_CLOEXEC(10))
+            .map_err(std::io::Error::from)?;
+        // SAFETY: `high` was just made by F_DUPFD and is owned by no one else.
+        self.payload_fd = Some(unsafe { std::os::fd::FromRawFd::from_raw_fd(high) });
+        Ok(self)
     }
 
     /// Stops the launcher once no request came for `idle` (checked every
@@ -154,6 +169,7 @@ impl Launcher {
     fn start(&self) -> std::io::Result<Connection> {
         let (ours, theirs) = UnixStream::pair()?;
         let their_fd = theirs.as_raw_fd();
+        let payload_fd = self.payload_fd.as_ref().map(AsRawFd::as_raw_fd);
         let mut command = Command::new(&self.program);
         command
             .arg(LAUNCHER_ARG)
@@ -170,6 +186,12 @@ impl Launcher {
                     libc::dup2(their_fd, LAUNCHER_FD)
                 };
                 if result < 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                // Above 9 (see `with_payload_fd`), so never LAUNCHER_FD's.
+                if let Some(fd) = payload_fd
+                    && libc::dup2(fd, PAYLOAD_FD) < 0
+                {
                     return Err(std::io::Error::last_os_error());
                 }
                 Ok(())

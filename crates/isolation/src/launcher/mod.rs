@@ -32,6 +32,10 @@ pub const LAUNCHER_ARG: &str = "--edgeshim-launcher";
 
 /// The launcher's end of its socket to the shim.
 pub(crate) const LAUNCHER_FD: std::os::fd::RawFd = 3;
+/// Where the launcher, and every Wasm payload it makes, finds the
+/// descriptor given to [`Launcher::with_payload_fd`] (native programs lose
+/// it at their `exec`: libcontainer marks it close-on-exec).
+pub const PAYLOAD_FD: std::os::fd::RawFd = 4;
 
 /// What the launcher makes: one container process, waiting for start.
 #[derive(Debug, Clone, Serialize, Deserialize)]

@@ -31,6 +31,10 @@ impl<E: Engine> TaskService<E> {
             }
         }
         let exit = record.wait();
+        // Its process's last network refusals, logged under its name.
+        if let Some(refusals) = &self.refusals {
+            refusals.drain();
+        }
         record.lock().process.delete()?;
         if let Some(target) = &record.mounted_rootfs {
             rootfs::unmount(target);

@@ -48,6 +48,8 @@ pub struct TaskService<E: Engine> {
     /// The id of the task whose start spawned this shim (containerd's `-id`).
     shim_id: String,
     creating: crate::reservations::Creating,
+    /// Network refusals its Wasm containers report, into the decision log.
+    refusals: Option<Arc<crate::refusals::RefusalLog>>,
 }
 
 impl<E: Engine> TaskService<E> {
@@ -74,7 +76,8 @@ impl<E: Engine> TaskService<E> {
         }) {
             log::error!("cannot watch container exits: {e}");
         }
-        let launcher = Arc::new(Launcher::default());
+        let (launcher, refusals) = report_network_refusals(&containers, &gate);
+        let launcher = Arc::new(launcher);
         // Started now, off the first create's path; a failure is reported
         // by the first create, which tries again. Stopped when idle, so a
         // pod whose containers run holds no launcher (its memory).
@@ -95,6 +98,7 @@ impl<E: Engine> TaskService<E> {
             launcher,
             shim_id,
             creating: Default::default(),
+            refusals,
         }
     }
 
@@ -128,6 +132,28 @@ impl<E: Engine> TaskService<E> {
         *slot = Some(engine.clone());
         Ok(engine)
     }
+}
+
+/// The launcher, its Wasm payloads handed the report channel whose
+/// refusals the shim logs through `gate` (a launcher without it, and so no
+/// refusal in the decision log, if the channel cannot be made).
+fn report_network_refusals(
+    containers: &Containers,
+    gate: &Arc<dyn Gate>,
+) -> (Launcher, Option<Arc<crate::refusals::RefusalLog>>) {
+    let watched = containers.clone();
+    let container_of = move |pid: u32| {
+        let map = watched.lock().unwrap_or_else(PoisonError::into_inner);
+        map.values().find(|r| r.pid == pid).map(|r| r.id.clone())
+    };
+    let made = crate::refusals::channel().and_then(|(shim_end, payload_end)| {
+        let log = crate::refusals::RefusalLog::watch(shim_end, gate.clone(), container_of)?;
+        Ok((Launcher::default().with_payload_fd(payload_end)?, Some(log)))
+    });
+    made.unwrap_or_else(|e| {
+        log::error!("network refusals will not reach the decision log: {e}");
+        (Launcher::default(), None)
+    })
 }
 
 /// A protobuf timestamp for `at`.

@@ -1,0 +1,201 @@
+//! Network refusals of this shim's Wasm containers, into the decision log.
+//!
+//! A container's engine checks every address against the container's grant
+//! (edgeshim-network) and reports each refusal, rate-limited, as one
+//! datagram on a socket every Wasm payload inherits from the launcher
+//! ([`PAYLOAD_FD`](edgeshim_isolation::launcher::PAYLOAD_FD)); the send
+//! never blocks the module (a full queue drops the report). The shim's end
+//! receives the sender's pid from the kernel (`SO_PASSCRED`), so the
+//! container a line names is the one whose process sent it, never what the
+//! datagram says; a sender that is no container of this shim is ignored.
+//! One thread per shim, limited again per container; a container's delete
+//! drains what its process sent before it exited.
+
+use std::collections::HashMap;
+use std::io::IoSliceMut;
+use std::os::fd::{AsFd, AsRawFd, OwnedFd, RawFd};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Instant;
+
+use edgeshim_network::{RateLimit, Refusal};
+use edgeshim_policy::Gate;
+use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
+use nix::sys::socket::{
+    AddressFamily, ControlMessageOwned, MsgFlags, SockFlag, SockType, recvmsg, setsockopt,
+    socketpair, sockopt,
+};
+
+/// The two ends: the shim's (receives) and the payloads' (sends).
+pub fn channel() -> std::io::Result<(OwnedFd, OwnedFd)> {
+    let (shim_end, payload_end) = socketpair(
+        AddressFamily::Unix,
+        SockType::Datagram,
+        None,
+        SockFlag::SOCK_CLOEXEC,
+    )?;
+    setsockopt(&shim_end, sockopt::PassCred, &true)?;
+    Ok((shim_end, payload_end))
+}
+
+/// Who sent a report: the container of a pid.
+type ContainerOf = Box<dyn Fn(u32) -> Option<String> + Send + Sync>;
+
+/// The shim's end of the channel, read by one thread, and drained on
+/// demand (see [`RefusalLog::drain`]).
+pub struct RefusalLog {
+    shim_end: OwnedFd,
+    gate: Arc<dyn Gate>,
+    container_of: ContainerOf,
+    /// Per-container limits; held while a report is received and logged,
+    /// so that a drain sees every report queued before it was called.
+    limits: Mutex<HashMap<String, RateLimit>>,
+}
+
+impl RefusalLog {
+    /// Receives reports on `shim_end` for as long as the shim lives, naming
+    /// each by `container_of(pid)`.
+    pub fn watch(
+        shim_end: OwnedFd,
+        gate: Arc<dyn Gate>,
+        container_of: impl Fn(u32) -> Option<String> + Send + Sync + 'static,
+    ) -> std::io::Result<Arc<Self>> {
+        let log = Arc::new(Self {
+            shim_end,
+            gate,
+            container_of: Box::new(container_of),
+            limits: Mutex::new(HashMap::new()),
+        });
+        let reader = log.clone();
+        std::thread::Builder::new()
+            .name("net-refusals".into())
+            .spawn(move || {
+                loop {
+                    let mut readable = [PollFd::new(reader.shim_end.as_fd(), PollFlags::POLLIN)];
+                    if poll(&mut readable, PollTimeout::NONE).is_err() {
+                        continue;
+                    }
+                    reader.drain();
+                }
+            })?;
+        Ok(log)
+    }
+
+    /// Logs every report queued now. Delete calls it before a container's
+    /// record goes, so that the reports its process sent before it exited
+    /// are logged under its name.
+    pub fn drain(&self) {
+        let mut limits = self.limits.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut buf = [0u8; 1024];
+        while let Some((pid, len)) = receive(self.shim_end.as_raw_fd(), &mut buf) {
+            let Some(id) = (self.container_of)(pid) else {
+                continue;
+            };
+            let Ok(refusal) = serde_json::from_slice::<Refusal>(&buf[..len]) else {
+                log::warn!("container {id}: an unreadable network refusal report");
+                continue;
+            };
+            if limits.len() > 4096 {
+                limits.clear();
+            }
+            let limit = limits
+                .entry(id.clone())
+                .or_insert_with(RateLimit::for_refusals);
+            if let Some(held_back) = limit.admit(Instant::now()) {
+                self.gate.network_refused(&id, &refusal, held_back);
+            }
+        }
+    }
+}
+
+/// One queued datagram and the pid the kernel says sent it, without
+/// waiting; `None` when none is queued. One without credentials is
+/// skipped.
+fn receive(fd: RawFd, buf: &mut [u8]) -> Option<(u32, usize)> {
+    loop {
+        let mut iov = [IoSliceMut::new(buf)];
+        let mut space = nix::cmsg_space!(nix::sys::socket::UnixCredentials);
+        let message = recvmsg::<()>(fd, &mut iov, Some(&mut space), MsgFlags::MSG_DONTWAIT).ok()?;
+        let bytes = message.bytes;
+        let pid = message.cmsgs().ok().and_then(|mut cmsgs| {
+            cmsgs.find_map(|cmsg| match cmsg {
+                ControlMessageOwned::ScmCredentials(creds) => u32::try_from(creds.pid()).ok(),
+                _ => None,
+            })
+        });
+        if let Some(pid) = pid {
+            return Some((pid, bytes));
+        }
+    }
+}
+
+/// In a Wasm payload: sends each refusal to the shim, if the launcher
+/// handed this process the report socket.
+pub fn payload_reporter() -> Option<edgeshim_network::ReportRefusal> {
+    use edgeshim_isolation::launcher::PAYLOAD_FD;
+    let is_socket = nix::sys::stat::fstat(PAYLOAD_FD)
+        .is_ok_and(|st| st.st_mode & libc::S_IFMT == libc::S_IFSOCK);
+    if !is_socket {
+        return None;
+    }
+    Some(Arc::new(|refusal: &Refusal| {
+        if let Ok(bytes) = serde_json::to_vec(refusal) {
+            // Never waits: a full queue drops this report.
+            let _ = nix::sys::socket::send(
+                PAYLOAD_FD,
+                &bytes,
+                MsgFlags::MSG_DONTWAIT | MsgFlags::MSG_NOSIGNAL,
+            );
+        }
+    }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Records what it is told to log.
+    #[derive(Default)]
+    struct Recorder(Mutex<Vec<(String, Refusal, u64)>>);
+
+    impl Gate for Recorder {
+        fn decide(&self, input: &edgeshim_policy::DecisionInput) -> edgeshim_policy::Decision {
+            edgeshim_policy::AllowAll.decide(input)
+        }
+        fn network_refused(&self, container: &str, refusal: &Refusal, held_back: u64) {
+            self.0
+                .lock()
+                .expect("recorder")
+                .push((container.into(), refusal.clone(), held_back));
+        }
+    }
+
+    #[test]
+    fn test_reports_are_named_by_the_senders_pid_and_limited() {
+        let (shim_end, payload_end) = channel().expect("channel");
+        let gate = Arc::new(Recorder::default());
+        let me = std::process::id();
+        let log = RefusalLog::watch(shim_end, gate.clone(), move |pid| {
+            (pid == me).then(|| "c1".to_string())
+        })
+        .expect("watch");
+        let refusal = Refusal {
+            usage: edgeshim_network::Use::Connect,
+            address: "10.9.9.9:1883".parse().expect("address"),
+            decided_by: "default".into(),
+        };
+        // The datagram's own claims are not read as the container: only
+        // its sender's pid names it.
+        let bytes = serde_json::to_vec(&refusal).expect("json");
+        for _ in 0..50 {
+            nix::sys::socket::send(payload_end.as_raw_fd(), &bytes, MsgFlags::empty())
+                .expect("send");
+        }
+        nix::sys::socket::send(payload_end.as_raw_fd(), b"not json", MsgFlags::empty())
+            .expect("send");
+        // Everything queued so far is logged once drain returns.
+        log.drain();
+        let lines = gate.0.lock().expect("recorder").clone();
+        assert_eq!(lines.len(), 10, "the per-container limit");
+        assert_eq!(lines[0], ("c1".to_string(), refusal, 0));
+    }
+}
