@@ -13,6 +13,11 @@ network := {"connect": ["127.0.0.1:47811"], "listen": ["127.0.0.1:47812"]} if {
 	startswith(input.container.id, "net-")
 }
 
+# CRI containers named "net-echo...": a server on port 7000 of the pod.
+network := {"listen": ["*:7000"]} if {
+	startswith(input.container.name, "net-echo")
+}
+
 deny contains concat("", ["test: container ", input.container.id, " is denied by its id"]) if {
 	startswith(input.container.id, "policy-deny-")
 }

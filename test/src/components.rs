@@ -3,6 +3,17 @@
 //! target or component tool chain exists here, and nothing built is
 //! committed.
 
+/// A `wasi:cli/command` component serving one TCP connection on
+/// `0.0.0.0:port`: it binds, listens, accepts (waiting on the socket's
+/// pollable), and echoes what it reads until the peer closes; exit status
+/// 0 then, 1 on any failure (a refused bind or listen included).
+pub fn tcp_echo_server(port: u16) -> Vec<u8> {
+    let text = ECHO_TEMPLATE
+        .replace("{IMPORTS}", SOCKET_IMPORTS)
+        .replace("{PORT}", &port.to_string());
+    wat::parse_str(text).expect("the echo component")
+}
+
 /// A `wasi:cli/command` component that opens a TCP socket and connects to
 /// `a.b.c.d:port` through `wasi:sockets`: exit status 0 once connected, 1
 /// when refused (the policy's check answers `start-connect` itself, with
@@ -10,6 +21,7 @@
 pub fn tcp_connect(address: [u8; 4], port: u16) -> Vec<u8> {
     let [a, b, c, d] = address;
     let text = CONNECT_TEMPLATE
+        .replace("{IMPORTS}", SOCKET_IMPORTS)
         .replace("{PORT}", &port.to_string())
         .replace("{A}", &a.to_string())
         .replace("{B}", &b.to_string())
@@ -18,11 +30,29 @@ pub fn tcp_connect(address: [u8; 4], port: u16) -> Vec<u8> {
     wat::parse_str(text).expect("the connect component")
 }
 
-/// `wasi:sockets` as WASI 0.2.0 declares it, reduced to what a connect
-/// needs; the core module calls `instance-network`, `create-tcp-socket`
-/// (ipv4), `start-connect` and `finish-connect` (until it stops saying
-/// would-block), results through memory (canonical ABI).
-const CONNECT_TEMPLATE: &str = r#"(component $C
+/// The WASI 0.2.0 interfaces both components import, as wasmtime-wasi
+/// declares them, reduced to the functions they call.
+const SOCKET_IMPORTS: &str = r#"
+  (import "wasi:io/error@0.2.0" (instance $ioerror
+    (export "error" (type (sub resource)))))
+  (alias export $ioerror "error" (type $error))
+  (import "wasi:io/poll@0.2.0" (instance $poll
+    (export "pollable" (type $p (sub resource)))
+    (export "[method]pollable.block" (func (param "self" (borrow $p))))))
+  (alias export $poll "pollable" (type $pollable))
+  (import "wasi:io/streams@0.2.0" (instance $streams
+    (alias outer $C $error (type $e))
+    (export "error" (type $ee (eq $e)))
+    (export "input-stream" (type $in (sub resource)))
+    (export "output-stream" (type $out (sub resource)))
+    (type $se (variant (case "last-operation-failed" (own $ee)) (case "closed")))
+    (export "stream-error" (type $see (eq $se)))
+    (export "[method]input-stream.blocking-read" (func (param "self" (borrow $in))
+      (param "len" u64) (result (result (list u8) (error $see)))))
+    (export "[method]output-stream.blocking-write-and-flush" (func (param "self" (borrow $out))
+      (param "contents" (list u8)) (result (result (error $see)))))))
+  (alias export $streams "input-stream" (type $input))
+  (alias export $streams "output-stream" (type $output))
   (import "wasi:sockets/network@0.2.0" (instance $net
     (export "network" (type (sub resource)))
     (type $ec (enum "unknown" "access-denied" "not-supported" "invalid-argument"
@@ -45,11 +75,6 @@ const CONNECT_TEMPLATE: &str = r#"(component $C
     (export "ipv6-socket-address" (type $sa6e (eq $sa6)))
     (type $sa (variant (case "ipv4" $sa4e) (case "ipv6" $sa6e)))
     (export "ip-socket-address" (type (eq $sa)))))
-  (import "wasi:io/streams@0.2.0" (instance $streams
-    (export "input-stream" (type (sub resource)))
-    (export "output-stream" (type (sub resource)))))
-  (alias export $streams "input-stream" (type $input))
-  (alias export $streams "output-stream" (type $output))
   (alias export $net "network" (type $network))
   (alias export $net "error-code" (type $error-code))
   (alias export $net "ip-address-family" (type $family))
@@ -69,11 +94,25 @@ const CONNECT_TEMPLATE: &str = r#"(component $C
     (export "input-stream" (type $ie (eq $i)))
     (alias outer $C $output (type $o))
     (export "output-stream" (type $oe (eq $o)))
+    (alias outer $C $pollable (type $p))
+    (export "pollable" (type $pe (eq $p)))
     (export "tcp-socket" (type $sock (sub resource)))
+    (export "[method]tcp-socket.start-bind" (func (param "self" (borrow $sock))
+      (param "network" (borrow $ne)) (param "local-address" $ae) (result (result (error $ee)))))
+    (export "[method]tcp-socket.finish-bind" (func (param "self" (borrow $sock))
+      (result (result (error $ee)))))
     (export "[method]tcp-socket.start-connect" (func (param "self" (borrow $sock))
       (param "network" (borrow $ne)) (param "remote-address" $ae) (result (result (error $ee)))))
     (export "[method]tcp-socket.finish-connect" (func (param "self" (borrow $sock))
-      (result (result (tuple (own $ie) (own $oe)) (error $ee)))))))
+      (result (result (tuple (own $ie) (own $oe)) (error $ee)))))
+    (export "[method]tcp-socket.start-listen" (func (param "self" (borrow $sock))
+      (result (result (error $ee)))))
+    (export "[method]tcp-socket.finish-listen" (func (param "self" (borrow $sock))
+      (result (result (error $ee)))))
+    (export "[method]tcp-socket.accept" (func (param "self" (borrow $sock))
+      (result (result (tuple (own $sock) (own $ie) (own $oe)) (error $ee)))))
+    (export "[method]tcp-socket.subscribe" (func (param "self" (borrow $sock))
+      (result (own $pe))))))
   (alias export $tcp "tcp-socket" (type $tcp-socket))
   (import "wasi:sockets/tcp-create-socket@0.2.0" (instance $create
     (alias outer $C $error-code (type $e))
@@ -84,11 +123,117 @@ const CONNECT_TEMPLATE: &str = r#"(component $C
     (export "tcp-socket" (type $se (eq $s)))
     (export "create-tcp-socket" (func (param "address-family" $fe)
       (result (result (own $se) (error $ee)))))))
-  (core module $mem (memory (export "memory") 1))
+  ;; Memory, and an allocator for lists the host returns: one buffer at
+  ;; 4096 (a test guest reads at most 1024 bytes at a time).
+  (core module $mem
+    (memory (export "memory") 1)
+    (func (export "cabi_realloc") (param i32 i32 i32 i32) (result i32)
+      (if (i32.gt_u (local.get 3) (i32.const 60000)) (then unreachable))
+      (i32.const 4096)))
   (core instance $mem (instantiate $mem))
   (core func $instance-network (canon lower (func $inet "instance-network")))
   (core func $create-tcp-socket (canon lower (func $create "create-tcp-socket")
     (memory (core memory $mem "memory"))))
+"#;
+
+/// Serves one connection on 0.0.0.0:{PORT} (see [`tcp_echo_server`]).
+const ECHO_TEMPLATE: &str = r#"(component $C
+{IMPORTS}
+  (core func $start-bind (canon lower (func $tcp "[method]tcp-socket.start-bind")
+    (memory (core memory $mem "memory"))))
+  (core func $finish-bind (canon lower (func $tcp "[method]tcp-socket.finish-bind")
+    (memory (core memory $mem "memory"))))
+  (core func $start-listen (canon lower (func $tcp "[method]tcp-socket.start-listen")
+    (memory (core memory $mem "memory"))))
+  (core func $finish-listen (canon lower (func $tcp "[method]tcp-socket.finish-listen")
+    (memory (core memory $mem "memory"))))
+  (core func $accept (canon lower (func $tcp "[method]tcp-socket.accept")
+    (memory (core memory $mem "memory"))))
+  (core func $subscribe (canon lower (func $tcp "[method]tcp-socket.subscribe")))
+  (core func $block (canon lower (func $poll "[method]pollable.block")))
+  (core func $read (canon lower (func $streams "[method]input-stream.blocking-read")
+    (memory (core memory $mem "memory")) (realloc (core func $mem "cabi_realloc"))))
+  (core func $write (canon lower (func $streams "[method]output-stream.blocking-write-and-flush")
+    (memory (core memory $mem "memory"))))
+  (core module $main
+    (import "mem" "memory" (memory 1))
+    (import "net" "instance-network" (func $instance-network (result i32)))
+    (import "net" "create-tcp-socket" (func $create (param i32 i32)))
+    (import "net" "start-bind" (func $start-bind (param i32 i32 i32 i32 i32 i32 i32 i32
+      i32 i32 i32 i32 i32 i32 i32)))
+    (import "net" "finish-bind" (func $finish-bind (param i32 i32)))
+    (import "net" "start-listen" (func $start-listen (param i32 i32)))
+    (import "net" "finish-listen" (func $finish-listen (param i32 i32)))
+    (import "net" "accept" (func $accept (param i32 i32)))
+    (import "net" "subscribe" (func $subscribe (param i32) (result i32)))
+    (import "net" "block" (func $block (param i32)))
+    (import "net" "read" (func $read (param i32 i64 i32)))
+    (import "net" "write" (func $write (param i32 i32 i32 i32)))
+    (func (export "run") (result i32) (i32.ne (call $serve) (i32.const 0)))
+    ;; 0 once the peer closed; otherwise the step that failed
+    (func $serve (result i32) (local $network i32) (local $socket i32) (local $ready i32)
+      (local $in i32) (local $out i32)
+      (local.set $network (call $instance-network))
+      (call $create (i32.const 0) (i32.const 64))
+      (if (i32.load8_u (i32.const 64)) (then (return (i32.const 1))))
+      (local.set $socket (i32.load (i32.const 68)))
+      ;; bind 0.0.0.0:{PORT}
+      (call $start-bind (local.get $socket) (local.get $network) (i32.const 0)
+        (i32.const {PORT}) (i32.const 0) (i32.const 0) (i32.const 0) (i32.const 0)
+        (i32.const 0) (i32.const 0) (i32.const 0) (i32.const 0) (i32.const 0) (i32.const 0)
+        (i32.const 80))
+      (if (i32.load8_u (i32.const 80)) (then (return (i32.const 2))))
+      (call $finish-bind (local.get $socket) (i32.const 80))
+      (if (i32.load8_u (i32.const 80)) (then (return (i32.const 3))))
+      (call $start-listen (local.get $socket) (i32.const 80))
+      (if (i32.load8_u (i32.const 80)) (then (return (i32.const 4))))
+      (call $finish-listen (local.get $socket) (i32.const 80))
+      (if (i32.load8_u (i32.const 80)) (then (return (i32.const 5))))
+      (local.set $ready (call $subscribe (local.get $socket)))
+      ;; accept, waiting while it says would-block (8): result at 96
+      (block $accepted (loop $again
+        (call $accept (local.get $socket) (i32.const 96))
+        (br_if $accepted (i32.eqz (i32.load8_u (i32.const 96))))
+        (if (i32.ne (i32.load8_u (i32.const 100)) (i32.const 8)) (then (return (i32.const 6))))
+        (call $block (local.get $ready))
+        (br $again)))
+      (local.set $in (i32.load (i32.const 104)))
+      (local.set $out (i32.load (i32.const 108)))
+      ;; echo until the stream is closed: read result at 128, write at 144
+      (loop $echo
+        (call $read (local.get $in) (i64.const 1024) (i32.const 128))
+        (if (i32.load8_u (i32.const 128))
+          (then (return (select (i32.const 0) (i32.const 7)
+            (i32.eq (i32.load8_u (i32.const 132)) (i32.const 1))))))
+        (call $write (local.get $out) (i32.load (i32.const 132)) (i32.load (i32.const 136))
+          (i32.const 144))
+        (if (i32.load8_u (i32.const 144)) (then (return (i32.const 8))))
+        (br $echo))
+      (i32.const 9)))
+  (core instance $main (instantiate $main
+    (with "mem" (instance $mem))
+    (with "net" (instance
+      (export "instance-network" (func $instance-network))
+      (export "create-tcp-socket" (func $create-tcp-socket))
+      (export "start-bind" (func $start-bind))
+      (export "finish-bind" (func $finish-bind))
+      (export "start-listen" (func $start-listen))
+      (export "finish-listen" (func $finish-listen))
+      (export "accept" (func $accept))
+      (export "subscribe" (func $subscribe))
+      (export "block" (func $block))
+      (export "read" (func $read))
+      (export "write" (func $write))))))
+  (func $run (result (result)) (canon lift (core func $main "run")))
+  (instance $api (export "run" (func $run)))
+  (export "wasi:cli/run@0.2.0" (instance $api)))"#;
+
+/// `wasi:sockets` as WASI 0.2.0 declares it, reduced to what a connect
+/// needs; the core module calls `instance-network`, `create-tcp-socket`
+/// (ipv4), `start-connect` and `finish-connect` (until it stops saying
+/// would-block), results through memory (canonical ABI).
+const CONNECT_TEMPLATE: &str = r#"(component $C
+{IMPORTS}
   (core func $start-connect (canon lower (func $tcp "[method]tcp-socket.start-connect")
     (memory (core memory $mem "memory"))))
   (core func $finish-connect (canon lower (func $tcp "[method]tcp-socket.finish-connect")
@@ -134,3 +279,12 @@ const CONNECT_TEMPLATE: &str = r#"(component $C
 
   (instance $api (export "run" (func $run)))
   (export "wasi:cli/run@0.2.0" (instance $api)))"#;
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn test_the_components_are_well_formed_text() {
+        assert!(super::tcp_connect([127, 0, 0, 1], 80).starts_with(b"\0asm"));
+        assert!(super::tcp_echo_server(7000).starts_with(b"\0asm"));
+    }
+}

@@ -7,10 +7,12 @@
 //! connects to 127.0.0.1:47811 only. Each refusal also reaches the decision
 //! log, written by the shim for the container whose process reported it.
 
-use std::net::TcpListener;
+use std::io::{Read, Write};
+use std::net::{Shutdown, TcpListener, TcpStream};
 
-use edgeshim_integration::components::tcp_connect;
-use edgeshim_integration::pods::LIMIT;
+use edgeshim_cri::ContainerSpec;
+use edgeshim_integration::components::{tcp_connect, tcp_echo_server};
+use edgeshim_integration::pods::*;
 use edgeshim_integration::*;
 
 /// The address the suite's policy grants `net-...` containers.
@@ -103,4 +105,96 @@ fn refusal_logged(id: &str, address: &str) -> bool {
                 && l["rule"] == "default"
                 && l["decision"] == "deny"
         })
+}
+
+/// The port the suite's policy lets CRI containers named `net-echo...`
+/// listen on.
+const ECHO_PORT: u16 = 7000;
+
+/// A pod (bridge network) running the echo component as container `name`.
+fn echo_pod(
+    cri: &mut edgeshim_cri::Cri,
+    name: &str,
+    logs: &std::path::Path,
+) -> (String, edgeshim_cri::api::PodSandboxConfig, String) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("echo.wasm");
+    std::fs::write(&path, tcp_echo_server(ECHO_PORT)).expect("component");
+    import_module_image("edgeshim.test/echo:1", &path);
+    let pod = pod(&format!("{name}-pod"), &format!("uid-{name}"), false, logs);
+    let pod_id = cri.run_pod(&pod, handler()).expect("RunPodSandbox");
+    let spec = ContainerSpec {
+        name: name.into(),
+        image: "edgeshim.test/echo:1".into(),
+        command: vec!["/echo.wasm".into()],
+        log_path: format!("{name}.log"),
+        ..Default::default()
+    };
+    let id = cri
+        .create_container(&pod_id, &spec.to_cri(), &pod)
+        .expect("CreateContainer");
+    (pod_id, pod, id)
+}
+
+#[test]
+fn test_a_component_serves_tcp_at_its_pod_ip_where_the_policy_lets_it_listen() {
+    let logs = tempfile::tempdir().expect("log dir");
+    let mut cri = cri();
+    let (pod_id, _pod, id) = echo_pod(&mut cri, "net-echo", logs.path());
+    if engine().name == "wasmedge" {
+        // WasmEdge 0.14.1 runs no components: refused by name.
+        let err = cri.start_container(&id).expect_err("no components");
+        assert!(format!("{err:#}").contains("container "), "{err:#}");
+        cri.remove_container(&id).expect("RemoveContainer");
+        remove_pod(&mut cri, &pod_id, &[&id]);
+        return;
+    }
+    cri.start_container(&id).expect("StartContainer");
+    let ip = cri
+        .pod_status(&pod_id)
+        .expect("PodSandboxStatus")
+        .network
+        .map(|n| n.ip)
+        .unwrap_or_default();
+    let ip: std::net::IpAddr = ip.parse().expect("the pod's IP");
+    let mut stream = None;
+    await_condition("the echo server to accept at the pod IP", LIMIT, || {
+        stream = TcpStream::connect((ip, ECHO_PORT)).ok();
+        stream.is_some()
+    });
+    let mut stream = stream.expect("connected");
+    stream.write_all(b"hello from the node\n").expect("send");
+    stream.shutdown(Shutdown::Write).expect("half-close");
+    let mut echoed = String::new();
+    stream.read_to_string(&mut echoed).expect("the echo");
+    assert_eq!(echoed, "hello from the node\n");
+    let status = wait_exited(&mut cri, &id);
+    assert_eq!(status.exit_code, 0, "the server saw the close");
+    remove_pod(&mut cri, &pod_id, &[&id]);
+}
+
+#[test]
+fn test_a_component_may_not_listen_without_a_grant() {
+    if engine().name == "wasmedge" {
+        return test_a_component_serves_tcp_at_its_pod_ip_where_the_policy_lets_it_listen();
+    }
+    let logs = tempfile::tempdir().expect("log dir");
+    let mut cri = cri();
+    // No network section for this name: network_default (deny).
+    let (pod_id, _pod, id) = echo_pod(&mut cri, "nolisten-echo", logs.path());
+    cri.start_container(&id).expect("StartContainer");
+    let status = wait_exited(&mut cri, &id);
+    assert_eq!(status.exit_code, 1);
+    let log = std::fs::read_to_string(logs.path().join("nolisten-echo.log")).expect("log");
+    assert!(
+        log.contains(&format!(
+            "edgeshim: network: listen 0.0.0.0:{ECHO_PORT} refused by the policy (default)"
+        )),
+        "{log}"
+    );
+    let logged = decision_log().lines().any(|l| {
+        l.contains(&format!("\"container\":\"{id}\"")) && l.contains("\"action\":\"listen\"")
+    });
+    assert!(logged, "{}", decision_log());
+    remove_pod(&mut cri, &pod_id, &[&id]);
 }
