@@ -12,6 +12,7 @@ packages=(
   iproute2 containernetworking-plugins  # pod networks (bridge CNI)
   python3 python3-venv                  # the OPA oracle (real OPA via PyPI)
   busybox-static                        # runc's workload in the benchmarks
+  mosquitto mosquitto-clients           # the MQTT broker the network tests publish to
 )
 
 missing=()
@@ -22,6 +23,12 @@ if [ ${#missing[@]} -gt 0 ]; then
   echo "installing: ${missing[*]}"
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -qq
+  # No service is started by the packages (containerd's, mosquitto's): the
+  # tests start their own, in private folders and on their own ports.
+  if [ ! -e /usr/sbin/policy-rc.d ]; then
+    printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d && chmod +x /usr/sbin/policy-rc.d
+    trap 'rm -f /usr/sbin/policy-rc.d' EXIT
+  fi
   apt-get install -y -qq --no-install-recommends "${missing[@]}"
 fi
 command -v cargo >/dev/null || { echo "cargo not found: install a Rust toolchain (1.95)" >&2; exit 1; }

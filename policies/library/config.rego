@@ -17,6 +17,7 @@ config_types := {
 	"system_mount_prefixes": "array",
 	"data_local_namespaces": "array",
 	"data_local_pods": "array",
+	"data_local_brokers": "array",
 	"node_data_dir": "string",
 }
 

@@ -6,8 +6,11 @@
 # the node's network (host_network, which the shim reads from the spec's
 # namespaces: a fact, not a claim), whatever R4 grants, and its bind mounts
 # must come from under node_data_dir or containerd's own
-# system_mount_prefixes. Nothing here reads the pod's own annotations: a pod
-# can neither declare itself exempt nor leave a declaration out to pass.
+# system_mount_prefixes; on the network it may connect only to the node-local
+# brokers in data_local_brokers (rules as docs/policy.md writes them, enforced
+# by the shim on every connect), and listen nowhere. Nothing here reads the
+# pod's own annotations: a pod can neither declare itself exempt nor leave a
+# declaration out to pass.
 package edgeshim
 
 data_local if {
@@ -42,3 +45,5 @@ deny contains msg if {
 		quote(node_data), " (pod ", quote(pod_ref), ")",
 	])
 }
+
+network := {"connect": data.edgeshim_config.data_local_brokers, "listen": []} if data_local

@@ -14,7 +14,11 @@ package edgeshim
 
 # The decision the shim acts on. `reasons` is a set of strings, each starting
 # with the tag of the rule family that produced it ("registry: ...").
-decision := {"allow": count(deny) == 0, "reasons": deny}
+# A rule family may also say what the container may reach (`network`, see
+# docs/policy.md, "Network"); without it, policy.toml's network_default.
+decision := {"allow": count(deny) == 0, "reasons": deny, "network": network} if network
+
+decision := {"allow": count(deny) == 0, "reasons": deny} if not network
 
 # Workloads are what the pod was written for: Wasm modules and native
 # programs, but not the pod's pause (sandbox) container.

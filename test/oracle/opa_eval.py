@@ -8,7 +8,8 @@ data.edgeshim.decision (OPA entrypoint edgeshim/decision) for each JSON line
 of the inputs file ("-" reads standard input; empty lines are skipped) and
 writes one line per input:
 
-    {"allow": <bool>, "reasons": [<sorted strings>]}
+    {"allow": <bool>, "reasons": [<sorted strings>]}, plus "network" when the
+    decision has one (as OPA gives it)
 
 OPA is the Go library shipped in the opa-golib-python-bindings wheel,
 installed by hack/install-oracle.sh into a venv. Run this script with that
@@ -54,16 +55,20 @@ def import_opa():
 
 
 def check_decision(value, where):
-    if not isinstance(value, dict) or set(value) != {"allow", "reasons"}:
-        die(1, "%s: data.edgeshim.decision is not an object with exactly allow and reasons: %r"
-               % (where, value))
+    if not isinstance(value, dict) or not {"allow", "reasons"} <= set(value) \
+            or not set(value) <= {"allow", "reasons", "network"}:
+        die(1, "%s: data.edgeshim.decision is not an object with allow, reasons and "
+               "optionally network: %r" % (where, value))
     allow, reasons = value["allow"], value["reasons"]
     # The bindings hand a Rego set over as a JSON array.
     if not isinstance(allow, bool):
         die(1, "%s: decision.allow is not a boolean: %r" % (where, allow))
     if not isinstance(reasons, list) or not all(isinstance(r, str) for r in reasons):
         die(1, "%s: decision.reasons is not a set of strings: %r" % (where, reasons))
-    return {"allow": allow, "reasons": sorted(reasons)}
+    decision = {"allow": allow, "reasons": sorted(reasons)}
+    if "network" in value:
+        decision["network"] = value["network"]
+    return decision
 
 
 def main(argv=None):

@@ -13,6 +13,11 @@ network := {"connect": ["127.0.0.1:47811"], "listen": ["127.0.0.1:47812"]} if {
 	startswith(input.container.id, "net-")
 }
 
+# The MQTT tests' publishers (ids "mqtt-..."): the test broker only.
+network := {"connect": ["127.0.0.1:47821"]} if {
+	startswith(input.container.id, "mqtt-")
+}
+
 # CRI containers named "net-echo...": a server on port 7000 of the pod.
 network := {"listen": ["*:7000"]} if {
 	startswith(input.container.name, "net-echo")

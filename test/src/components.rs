@@ -14,20 +14,74 @@ pub fn tcp_echo_server(port: u16) -> Vec<u8> {
     wat::parse_str(text).expect("the echo component")
 }
 
-/// A `wasi:cli/command` component that opens a TCP socket and connects to
-/// `a.b.c.d:port` through `wasi:sockets`: exit status 0 once connected, 1
-/// when refused (the policy's check answers `start-connect` itself, with
-/// `access-denied`) or the connect failed.
-pub fn tcp_connect(address: [u8; 4], port: u16) -> Vec<u8> {
+/// MQTT 3.1.1 packets, written by hand: CONNECT (clean session, client
+/// `client_id`), one PUBLISH at QoS 0 to `topic` per message, DISCONNECT.
+pub fn mqtt_packets(client_id: &str, topic: &str, messages: &[String]) -> Vec<u8> {
+    fn string(out: &mut Vec<u8>, text: &str) {
+        let len = u16::try_from(text.len()).expect("a short string");
+        out.extend_from_slice(&len.to_be_bytes());
+        out.extend_from_slice(text.as_bytes());
+    }
+    fn packet(out: &mut Vec<u8>, kind: u8, body: &[u8]) {
+        out.push(kind);
+        // Remaining length, 7 bits a byte.
+        let mut len = body.len();
+        loop {
+            let mut byte = (len % 128) as u8;
+            len /= 128;
+            if len > 0 {
+                byte |= 0x80;
+            }
+            out.push(byte);
+            if len == 0 {
+                break;
+            }
+        }
+        out.extend_from_slice(body);
+    }
+    let mut out = Vec::new();
+    let mut connect = Vec::new();
+    string(&mut connect, "MQTT");
+    connect.extend_from_slice(&[4, 0x02, 0, 60]); // level 4, clean session, keep-alive 60 s
+    string(&mut connect, client_id);
+    packet(&mut out, 0x10, &connect);
+    for message in messages {
+        let mut publish = Vec::new();
+        string(&mut publish, topic);
+        publish.extend_from_slice(message.as_bytes());
+        packet(&mut out, 0x30, &publish);
+    }
+    packet(&mut out, 0xe0, &[]);
+    out
+}
+
+/// A `wasi:cli/command` component that connects to `a.b.c.d:port` and
+/// writes `bytes` (at most 4096: one `blocking-write-and-flush`), as an
+/// MQTT client publishing [`mqtt_packets`]; exit status 0 once written, 1
+/// when refused or failed.
+pub fn tcp_send(address: [u8; 4], port: u16, bytes: &[u8]) -> Vec<u8> {
+    assert!(bytes.len() <= 4096, "one write carries at most 4096 bytes");
     let [a, b, c, d] = address;
-    let text = CONNECT_TEMPLATE
+    let data: String = bytes.iter().map(|byte| format!("\\{byte:02x}")).collect();
+    let text = SEND_TEMPLATE
         .replace("{IMPORTS}", SOCKET_IMPORTS)
         .replace("{PORT}", &port.to_string())
         .replace("{A}", &a.to_string())
         .replace("{B}", &b.to_string())
         .replace("{C}", &c.to_string())
-        .replace("{D}", &d.to_string());
-    wat::parse_str(text).expect("the connect component")
+        .replace("{D}", &d.to_string())
+        .replace("{DATA}", &data)
+        .replace("{LEN}", &bytes.len().to_string());
+    wat::parse_str(text).expect("the send component")
+}
+
+/// A `wasi:cli/command` component that opens a TCP socket and connects to
+/// `a.b.c.d:port` through `wasi:sockets`: exit status 0 once connected, 1
+/// when refused (the policy's check answers `start-connect` itself, with
+/// `access-denied`) or the connect failed. [`tcp_send`] with nothing to
+/// send.
+pub fn tcp_connect(address: [u8; 4], port: u16) -> Vec<u8> {
+    tcp_send(address, port, &[])
 }
 
 /// The WASI 0.2.0 interfaces both components import, as wasmtime-wasi
@@ -134,7 +188,60 @@ const SOCKET_IMPORTS: &str = r#"
   (core func $instance-network (canon lower (func $inet "instance-network")))
   (core func $create-tcp-socket (canon lower (func $create "create-tcp-socket")
     (memory (core memory $mem "memory"))))
+  (core func $write (canon lower (func $streams "[method]output-stream.blocking-write-and-flush")
+    (memory (core memory $mem "memory"))))
 "#;
+
+/// Connects to {A}.{B}.{C}.{D}:{PORT} (`create-tcp-socket`, `start-connect`,
+/// then `finish-connect` until it stops saying would-block), then writes
+/// {LEN} bytes of {DATA} (see [`tcp_send`]); results through memory
+/// (canonical ABI).
+const SEND_TEMPLATE: &str = r#"(component $C
+{IMPORTS}
+  (core func $start-connect (canon lower (func $tcp "[method]tcp-socket.start-connect")
+    (memory (core memory $mem "memory"))))
+  (core func $finish-connect (canon lower (func $tcp "[method]tcp-socket.finish-connect")
+    (memory (core memory $mem "memory"))))
+  (core module $main
+    (import "mem" "memory" (memory 1))
+    (import "net" "instance-network" (func $instance-network (result i32)))
+    (import "net" "create-tcp-socket" (func $create (param i32 i32)))
+    (import "net" "start-connect" (func $connect (param i32 i32 i32 i32 i32 i32 i32 i32
+      i32 i32 i32 i32 i32 i32 i32)))
+    (import "net" "finish-connect" (func $finish (param i32 i32)))
+    (import "net" "write" (func $write (param i32 i32 i32 i32)))
+    (data (i32.const 8192) "{DATA}")
+    (func (export "run") (result i32) (i32.ne (call $send) (i32.const 0)))
+    (func $send (result i32) (local $network i32) (local $socket i32)
+      (local.set $network (call $instance-network))
+      (call $create (i32.const 0) (i32.const 16))
+      (if (i32.load8_u (i32.const 16)) (then (return (i32.const 1))))
+      (local.set $socket (i32.load (i32.const 20)))
+      (call $connect (local.get $socket) (local.get $network) (i32.const 0)
+        (i32.const {PORT}) (i32.const {A}) (i32.const {B}) (i32.const {C}) (i32.const {D})
+        (i32.const 0) (i32.const 0) (i32.const 0) (i32.const 0) (i32.const 0) (i32.const 0)
+        (i32.const 32))
+      (if (i32.load8_u (i32.const 32)) (then (return (i32.const 2))))
+      (block $connected (loop $again
+        (call $finish (local.get $socket) (i32.const 48))
+        (br_if $connected (i32.eqz (i32.load8_u (i32.const 48))))
+        (if (i32.ne (i32.load8_u (i32.const 52)) (i32.const 8)) (then (return (i32.const 3))))
+        (br $again)))
+      ;; finish-connect's streams: input at 52, output at 56
+      (call $write (i32.load (i32.const 56)) (i32.const 8192) (i32.const {LEN}) (i32.const 64))
+      (if (i32.load8_u (i32.const 64)) (then (return (i32.const 4))))
+      (i32.const 0)))
+  (core instance $main (instantiate $main
+    (with "mem" (instance $mem))
+    (with "net" (instance
+      (export "instance-network" (func $instance-network))
+      (export "create-tcp-socket" (func $create-tcp-socket))
+      (export "start-connect" (func $start-connect))
+      (export "finish-connect" (func $finish-connect))
+      (export "write" (func $write))))))
+  (func $run (result (result)) (canon lift (core func $main "run")))
+  (instance $api (export "run" (func $run)))
+  (export "wasi:cli/run@0.2.0" (instance $api)))"#;
 
 /// Serves one connection on 0.0.0.0:{PORT} (see [`tcp_echo_server`]).
 const ECHO_TEMPLATE: &str = r#"(component $C
@@ -153,8 +260,6 @@ const ECHO_TEMPLATE: &str = r#"(component $C
   (core func $block (canon lower (func $poll "[method]pollable.block")))
   (core func $read (canon lower (func $streams "[method]input-stream.blocking-read")
     (memory (core memory $mem "memory")) (realloc (core func $mem "cabi_realloc"))))
-  (core func $write (canon lower (func $streams "[method]output-stream.blocking-write-and-flush")
-    (memory (core memory $mem "memory"))))
   (core module $main
     (import "mem" "memory" (memory 1))
     (import "net" "instance-network" (func $instance-network (result i32)))
@@ -228,63 +333,18 @@ const ECHO_TEMPLATE: &str = r#"(component $C
   (instance $api (export "run" (func $run)))
   (export "wasi:cli/run@0.2.0" (instance $api)))"#;
 
-/// `wasi:sockets` as WASI 0.2.0 declares it, reduced to what a connect
-/// needs; the core module calls `instance-network`, `create-tcp-socket`
-/// (ipv4), `start-connect` and `finish-connect` (until it stops saying
-/// would-block), results through memory (canonical ABI).
-const CONNECT_TEMPLATE: &str = r#"(component $C
-{IMPORTS}
-  (core func $start-connect (canon lower (func $tcp "[method]tcp-socket.start-connect")
-    (memory (core memory $mem "memory"))))
-  (core func $finish-connect (canon lower (func $tcp "[method]tcp-socket.finish-connect")
-    (memory (core memory $mem "memory"))))
-  (core module $main
-    (import "mem" "memory" (memory 1))
-    (import "net" "instance-network" (func $instance-network (result i32)))
-    (import "net" "create-tcp-socket" (func $create (param i32 i32)))
-    (import "net" "start-connect" (func $connect (param i32 i32 i32 i32 i32 i32 i32 i32
-      i32 i32 i32 i32 i32 i32 i32)))
-    (import "net" "finish-connect" (func $finish (param i32 i32)))
-    (func (export "run") (result i32) (i32.ne (call $connect-code) (i32.const 0)))
-    ;; 0, or 20 + create-tcp-socket's error code, 40 + start-connect's,
-    ;; 60 + finish-connect's
-    (func $connect-code (result i32) (local $network i32) (local $socket i32)
-      (local.set $network (call $instance-network))
-      ;; create-tcp-socket(ipv4): result at 16 (tag byte, handle at 20)
-      (call $create (i32.const 0) (i32.const 16))
-      (if (i32.load8_u (i32.const 16)) (then (return (i32.add (i32.const 20) (i32.load8_u (i32.const 20))))))
-      ;; start-connect(socket, network, ipv4 {port, address}): result at 32
-      (local.set $socket (i32.load (i32.const 20)))
-      (call $connect (local.get $socket) (local.get $network) (i32.const 0)
-        (i32.const {PORT}) (i32.const {A}) (i32.const {B}) (i32.const {C}) (i32.const {D})
-        (i32.const 0) (i32.const 0) (i32.const 0) (i32.const 0) (i32.const 0) (i32.const 0)
-        (i32.const 32))
-      (if (i32.load8_u (i32.const 32)) (then (return (i32.add (i32.const 40) (i32.load8_u (i32.const 33))))))
-      ;; finish-connect until it stops saying would-block (8): result at 48
-      (block $connected (loop $again
-        (call $finish (local.get $socket) (i32.const 48))
-        (br_if $connected (i32.eqz (i32.load8_u (i32.const 48))))
-        (if (i32.ne (i32.load8_u (i32.const 52)) (i32.const 8))
-          (then (return (i32.add (i32.const 60) (i32.load8_u (i32.const 52))))))
-        (br $again)))
-      (i32.const 0)))
-  (core instance $main (instantiate $main
-    (with "mem" (instance $mem))
-    (with "net" (instance
-      (export "instance-network" (func $instance-network))
-      (export "create-tcp-socket" (func $create-tcp-socket))
-      (export "start-connect" (func $start-connect))
-      (export "finish-connect" (func $finish-connect))))))
-  (func $run (result (result)) (canon lift (core func $main "run")))
-
-  (instance $api (export "run" (func $run)))
-  (export "wasi:cli/run@0.2.0" (instance $api)))"#;
-
 #[cfg(test)]
 mod tests {
     #[test]
     fn test_the_components_are_well_formed_text() {
         assert!(super::tcp_connect([127, 0, 0, 1], 80).starts_with(b"\0asm"));
         assert!(super::tcp_echo_server(7000).starts_with(b"\0asm"));
+        let packets = super::mqtt_packets("c", "t", &["m".to_string()]);
+        // CONNECT (2 + 13 bytes), PUBLISH (2 + 3 + 1), DISCONNECT (2).
+        assert_eq!(&packets[..2], &[0x10, 13]);
+        assert_eq!(packets.len(), 15 + 6 + 2);
+        assert_eq!(&packets[15..17], &[0x30, 4]);
+        assert_eq!(&packets[21..], &[0xe0, 0]);
+        assert!(super::tcp_send([127, 0, 0, 1], 1883, &packets).starts_with(b"\0asm"));
     }
 }

@@ -11,7 +11,7 @@ use std::io::{Read, Write};
 use std::net::{Shutdown, TcpListener, TcpStream};
 
 use edgeshim_cri::ContainerSpec;
-use edgeshim_integration::components::{tcp_connect, tcp_echo_server};
+use edgeshim_integration::components::{mqtt_packets, tcp_connect, tcp_echo_server, tcp_send};
 use edgeshim_integration::pods::*;
 use edgeshim_integration::*;
 
@@ -21,11 +21,16 @@ const GRANTED_PORT: u16 = 47811;
 /// Runs the connect component to 127.0.0.1:`port` as container `id`, on
 /// the host's network (no network namespace of its own).
 fn connect_from(id: &str, port: u16) -> std::process::Output {
-    let component = tcp_connect([127, 0, 0, 1], port);
+    run_component(id, &tcp_connect([127, 0, 0, 1], port))
+}
+
+/// Runs `component` as container `id` (`ctr run --rm`) on the host's
+/// network.
+fn run_component(id: &str, component: &[u8]) -> std::process::Output {
     run_rm_with_spec(id, &[], &["/connect.wasm"], |spec| {
         let root = std::path::PathBuf::from(spec["root"]["path"].as_str().expect("root"));
         std::fs::create_dir_all(&root).expect("rootfs");
-        std::fs::write(root.join("connect.wasm"), &component).expect("component");
+        std::fs::write(root.join("connect.wasm"), component).expect("component");
         if let Some(namespaces) = spec["linux"]["namespaces"].as_array_mut() {
             namespaces.retain(|ns| ns["type"] != "network");
         }
@@ -202,4 +207,135 @@ fn test_a_component_may_not_listen_without_a_grant() {
     });
     assert!(logged, "{}", decision_log());
     remove_pod(&mut cri, &pod_id, &[&id]);
+}
+
+/// The port of the test's MQTT broker, which the suite's policy grants
+/// containers with ids `mqtt-...` (127.0.0.1 only).
+const BROKER_PORT: u16 = 47821;
+
+/// Debian's mosquitto on 127.0.0.1:[`BROKER_PORT`], logging everything to
+/// a file; stopped when dropped.
+struct Broker {
+    child: std::process::Child,
+    log: std::path::PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+impl Broker {
+    fn start() -> Self {
+        let dir = tempfile::tempdir().expect("broker dir");
+        let config = dir.path().join("mosquitto.conf");
+        let log = dir.path().join("broker.log");
+        std::fs::write(
+            &config,
+            format!(
+                "listener {BROKER_PORT} 127.0.0.1\nallow_anonymous true\npersistence false\n\
+                 log_dest file {}\nlog_type all\nuser root\n",
+                log.display()
+            ),
+        )
+        .expect("config");
+        let child = std::process::Command::new("mosquitto")
+            .arg("-c")
+            .arg(&config)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("mosquitto (hack/install-deps.sh installs it)");
+        Self {
+            child,
+            log,
+            _dir: dir,
+        }
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+impl Drop for Broker {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[test]
+fn test_a_wasm_mqtt_publisher_delivers_to_the_broker_and_is_refused_outside_its_range() {
+    let messages: Vec<String> = [(1, 21.5, 20.0, 23.0), (2, 22.25, 21.0, 24.5)]
+        .iter()
+        .map(|(window, mean, min, max)| {
+            format!("window={window} mean={mean:.2} min={min:.2} max={max:.2}")
+        })
+        .collect();
+    let packets = mqtt_packets("edgeshim-sensor", "edge/line-3/sensor", &messages);
+    if engine().name == "wasmedge" {
+        // WasmEdge 0.14.1 runs no components: refused by name.
+        let out = run_component(
+            "mqtt-wasmedge",
+            &tcp_send([127, 0, 0, 1], BROKER_PORT, &packets),
+        );
+        assert!(
+            stderr(&out).contains("container mqtt-wasmedge"),
+            "{}",
+            stderr(&out)
+        );
+        assert_no_leftovers("mqtt-wasmedge");
+        return;
+    }
+    let broker = Broker::start();
+    await_condition("the broker to listen", LIMIT, || {
+        TcpStream::connect(("127.0.0.1", BROKER_PORT)).is_ok()
+    });
+    let subscriber = std::process::Command::new("mosquitto_sub")
+        .args(["-h", "127.0.0.1", "-p", &BROKER_PORT.to_string()])
+        .args([
+            "-t",
+            "edge/#",
+            "-v",
+            "-C",
+            &messages.len().to_string(),
+            "-W",
+            "60",
+        ])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("mosquitto_sub");
+    await_condition("the subscriber to subscribe", LIMIT, || {
+        broker.log().contains("Received SUBSCRIBE")
+    });
+
+    let out = run_component(
+        "mqtt-publisher",
+        &tcp_send([127, 0, 0, 1], BROKER_PORT, &packets),
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    let received = subscriber.wait_with_output().expect("mosquitto_sub");
+    let expected: String = messages
+        .iter()
+        .map(|m| format!("edge/line-3/sensor {m}\n"))
+        .collect();
+    assert_eq!(String::from_utf8_lossy(&received.stdout), expected);
+    assert!(broker.log().contains("edgeshim-sensor"), "{}", broker.log());
+    assert_no_leftovers("mqtt-publisher");
+
+    // The same publisher pointed outside the granted range: refused, logged.
+    let out = run_component(
+        "mqtt-outside",
+        &tcp_send([127, 0, 0, 2], BROKER_PORT, &packets),
+    );
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    let address = format!("127.0.0.2:{BROKER_PORT}");
+    assert!(
+        stderr(&out).contains(&format!("connect {address} refused by the policy")),
+        "{}",
+        stderr(&out)
+    );
+    assert!(
+        refusal_logged("mqtt-outside", &address),
+        "{}",
+        decision_log()
+    );
+    assert_no_leftovers("mqtt-outside");
 }

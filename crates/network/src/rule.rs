@@ -145,9 +145,12 @@ impl From<AddressRule> for String {
 
 impl fmt::Display for AddressRule {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // A single host is written as its address, as it is usually given.
         match self.network {
             None => write!(f, "*")?,
+            Some(IpNet::V4(net)) if net.prefix_len() == 32 => write!(f, "{}", net.addr())?,
             Some(IpNet::V4(net)) => write!(f, "{net}")?,
+            Some(IpNet::V6(net)) if net.prefix_len() == 128 => write!(f, "[{}]", net.addr())?,
             Some(IpNet::V6(net)) => write!(f, "[{net}]")?,
         }
         match self.ports {

@@ -105,7 +105,7 @@ fn test_rules_keep_their_text_through_json() {
     let text = serde_json::to_string(&section).expect("json");
     assert_eq!(
         text,
-        r#"{"connect":["10.20.0.0/16:1883","127.0.0.1/32:*","[::1/128]:80"],"listen":["*:1883"]}"#
+        r#"{"connect":["10.20.0.0/16:1883","127.0.0.1:*","[::1]:80"],"listen":["*:1883"]}"#
     );
     let err = serde_json::from_str::<NetworkRules>(r#"{"connect": ["10.0.0.0/8:x"]}"#)
         .expect_err("bad port");

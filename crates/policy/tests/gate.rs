@@ -515,11 +515,16 @@ fn test_max_module_bytes_caps_the_entrypoint_before_it_is_read() {
 
 /// The example library, with its load check, as policy.toml would name it.
 fn library_gate(setup: &Setup) -> PolicyGate {
+    library_gate_with(setup, "")
+}
+
+/// The example library's gate, with `settings` added to its policy.toml.
+fn library_gate_with(setup: &Setup, settings: &str) -> PolicyGate {
     let library = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../policies/library");
     std::fs::write(
         setup.path("policy.toml"),
         format!(
-            "policy = \"{}\"\ncheck = \"edgeshim/config_errors\"\ncache_dir = \"cache\"\n[decision_log]\npath = \"decisions.log\"\n",
+            "policy = \"{}\"\ncheck = \"edgeshim/config_errors\"\ncache_dir = \"cache\"\n{settings}\n[decision_log]\npath = \"decisions.log\"\n",
             library.display()
         ),
     )
@@ -709,4 +714,56 @@ decision := {"allow": true, "reasons": set(), "network": {"connect": ["10.20.0.0
     let decision = open.gate().decide(&input(ContainerKind::Wasm));
     assert!(decision.allow);
     assert!(!decision.network.allows_any(), "the default still holds");
+}
+
+#[test]
+fn test_the_example_library_lets_a_data_local_pod_connect_only_to_its_brokers() {
+    use std::net::SocketAddr;
+    let setup = Setup::new("", None);
+    let gate = library_gate_with(&setup, "network_default = \"allow\"");
+    let connect = edgeshim_network::Use::Connect;
+    let at = |a: &str| a.parse::<SocketAddr>().expect("address");
+    // The example input's pod is in namespace line-3: data-local (data.json).
+    let local = input(ContainerKind::Wasm);
+    let decision = gate.decide(&local);
+    assert!(decision.allow, "{decision:?}");
+    assert!(
+        decision
+            .network
+            .check(connect, at("10.20.4.2:1883"))
+            .allowed
+    );
+    assert!(
+        decision
+            .network
+            .check(connect, at("127.0.0.1:1883"))
+            .allowed
+    );
+    assert!(!decision.network.check(connect, at("52.1.2.3:443")).allowed);
+    assert!(
+        !decision
+            .network
+            .check(edgeshim_network::Use::Listen, at("0.0.0.0:1883"))
+            .allowed
+    );
+    // Elsewhere the operator's default holds (here: allow).
+    let mut elsewhere = local.clone();
+    elsewhere.pod.as_mut().expect("pod").namespace = "line-9".into();
+    assert_eq!(
+        gate.decide(&elsewhere).network,
+        edgeshim_policy::NetworkGrant::All
+    );
+    // A pod's own annotations change nothing.
+    let mut claims = local.clone();
+    claims
+        .container
+        .annotations
+        .insert("edgeshim.io/data-local".into(), "false".into());
+    assert!(
+        !gate
+            .decide(&claims)
+            .network
+            .check(connect, at("52.1.2.3:443"))
+            .allowed
+    );
 }
