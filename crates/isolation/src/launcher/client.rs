@@ -125,6 +125,12 @@ impl Launcher {
         let body = serde_json::to_vec(request).map_err(|e| format!("launch request: {e}"))?;
         let raw: Vec<RawFd> = fds.iter().map(|fd| fd.as_raw_fd()).collect();
         let mut slot = self.lock();
+        // In use: not idle (the idle stop also needs the connection's lock,
+        // held until this request is answered).
+        *self
+            .last_request
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = Instant::now();
         if slot.is_none() {
             *slot = Some(
                 self.start()
@@ -304,5 +310,58 @@ mod tests {
             status,
             nix::sys::wait::WaitStatus::Signaled(pid, nix::sys::signal::Signal::SIGKILL, false)
         );
+    }
+
+    #[test]
+    fn test_a_launcher_in_use_is_not_idle() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().expect("tempdir");
+        // Stands in for the launcher: answers one request (a 4-byte length,
+        // then the JSON), then waits.
+        let reply = br#"{"Failed":{"reason":"fake"}}"#;
+        let length: String = (reply.len() as u32)
+            .to_le_bytes()
+            .iter()
+            .map(|b| format!("\\{b:03o}"))
+            .collect();
+        let program = dir.path().join("launcher");
+        std::fs::write(
+            &program,
+            format!(
+                "#!/bin/sh\nprintf '{length}' >&3\nprintf '%s' '{}' >&3\nexec sleep 600\n",
+                String::from_utf8_lossy(reply)
+            ),
+        )
+        .expect("script");
+        std::fs::set_permissions(&program, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+        let launcher = Launcher::new(program);
+        let pid = launcher.spawn().expect("spawn");
+        // Spawned long ago, as far as the idle stop can tell...
+        *launcher.last_request.lock().expect("last request") =
+            Instant::now() - Duration::from_secs(7200);
+        // ... then used just now.
+        let request = LaunchRequest {
+            id: "c1".into(),
+            state_root: dir.path().into(),
+            bundle: dir.path().into(),
+            systemd: false,
+            stdio: [false; 3],
+            payload: None,
+            payload_fd: false,
+            supplementary_gids: Vec::new(),
+        };
+        let reply = launcher.request(&request, &[]).expect("a reply");
+        assert_eq!(
+            reply,
+            LaunchReply::Failed {
+                reason: "fake".into()
+            }
+        );
+        assert!(
+            !launcher.stop_if_idle(Duration::from_secs(3600)),
+            "it was just used"
+        );
+        assert_eq!(launcher.pid(), Some(pid));
+        assert!(launcher.stop_if_idle(Duration::ZERO));
     }
 }
