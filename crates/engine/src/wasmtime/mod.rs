@@ -47,7 +47,9 @@ impl std::fmt::Debug for Prepared {
 pub struct WasmtimeEngine {
     engine: wasmtime::Engine,
     linker: Linker<ContainerState>,
-    component_linker: wasmtime::component::Linker<ComponentState>,
+    /// Made on the first component: a shim that only runs modules does not
+    /// hold WASI 0.2's host functions.
+    component_linker: std::sync::OnceLock<wasmtime::component::Linker<ComponentState>>,
     cache: Option<ModuleCache>,
     /// Modules this shim already prepared, by content hash.
     prepared: Mutex<HashMap<String, Prepared>>,
@@ -69,16 +71,13 @@ impl Engine for WasmtimeEngine {
             &mut state.wasi
         })
         .map_err(|e| EngineError::Setup(format!("WASI linker: {e}")))?;
-        let mut component_linker = wasmtime::component::Linker::new(&engine);
-        wasmtime_wasi::p2::add_to_linker_sync(&mut component_linker)
-            .map_err(|e| EngineError::Setup(format!("WASI 0.2 linker: {e}")))?;
         let cache = config
             .cache_dir
             .map(|dir| ModuleCache::new(&dir, &engine_tag(&engine)));
         Ok(Self {
             engine,
             linker,
-            component_linker,
+            component_linker: std::sync::OnceLock::new(),
             cache,
             prepared: Mutex::new(HashMap::new()),
         })
@@ -93,7 +92,7 @@ impl Engine for WasmtimeEngine {
                 compile::load_or_compile_as(&self.engine, self.cache.as_ref(), sha256, bytes)
                     .map_err(EngineError::InvalidModule)?;
             let pre = self
-                .component_linker
+                .component_linker()?
                 .instantiate_pre(&component)
                 .map_err(|e| EngineError::NotACommand(format!("{e:#}")))?;
             Prepared::Component(CommandPre::new(pre).map_err(|e| {
@@ -170,6 +169,17 @@ fn is_component(bytes: &[u8]) -> bool {
 }
 
 impl WasmtimeEngine {
+    /// WASI 0.2's linker, made on first use.
+    fn component_linker(&self) -> Result<&wasmtime::component::Linker<ComponentState>> {
+        if let Some(linker) = self.component_linker.get() {
+            return Ok(linker);
+        }
+        let mut linker = wasmtime::component::Linker::new(&self.engine);
+        wasmtime_wasi::p2::add_to_linker_sync(&mut linker)
+            .map_err(|e| EngineError::Setup(format!("WASI 0.2 linker: {e}")))?;
+        Ok(self.component_linker.get_or_init(|| linker))
+    }
+
     fn lock_prepared(&self) -> std::sync::MutexGuard<'_, HashMap<String, Prepared>> {
         // A poisoned map only means another create panicked mid-insert; the
         // entries themselves are immutable, so keep using it.
