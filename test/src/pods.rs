@@ -109,3 +109,12 @@ pub fn run_hello(
     );
     (id, log)
 }
+
+/// The pod's IP as CRI reports it (empty for none).
+pub fn pod_ip(cri: &mut Cri, pod_id: &str) -> String {
+    cri.pod_status(pod_id)
+        .expect("PodSandboxStatus")
+        .network
+        .map(|n| n.ip)
+        .unwrap_or_default()
+}

@@ -84,12 +84,7 @@ fn test_bridge_network_pod_gets_an_ip_and_runs_wasm() {
     let pod = pod("wasm-bridge-pod", "uid-bridge-1", false, logs.path());
     let mut cri = cri();
     let pod_id = cri.run_pod(&pod, handler()).expect("RunPodSandbox");
-    let ip = cri
-        .pod_status(&pod_id)
-        .expect("PodSandboxStatus")
-        .network
-        .map(|n| n.ip)
-        .unwrap_or_default();
+    let ip = pod_ip(&mut cri, &pod_id);
     assert!(ip.starts_with("10.88.77."), "pod ip {ip:?}");
 
     let (id, log) = run_hello(&mut cri, &pod_id, &pod, logs.path());

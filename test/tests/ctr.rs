@@ -786,3 +786,15 @@ fn test_a_module_is_started_at_the_export_its_entrypoint_names() {
         assert_no_leftovers(id);
     }
 }
+
+/// A native program gets exactly its stdio: neither the launcher's socket
+/// nor the network-refusal socket every Wasm payload inherits.
+#[test]
+fn test_a_native_program_inherits_no_descriptor_of_the_shim() {
+    let out = run_rm("native-fds", PAUSE_IMAGE, &[], &["/hog", "fds"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let mut fds: Vec<String> = stdout(&out).lines().map(str::to_string).collect();
+    fds.sort();
+    assert_eq!(fds, ["fd 0", "fd 1", "fd 2"], "{}", stdout(&out));
+    assert_no_leftovers("native-fds");
+}

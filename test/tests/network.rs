@@ -112,6 +112,18 @@ fn refusal_logged(id: &str, address: &str) -> bool {
         })
 }
 
+/// WasmEdge 0.14.1 runs no components: container `id` is refused at start,
+/// by name, and nothing of it or its pod is left.
+fn assert_components_refused(cri: &mut edgeshim_cri::Cri, pod_id: &str, id: &String) {
+    let err = cri.start_container(id).expect_err("no components");
+    assert!(
+        format!("{err:#}").contains(&format!("container {id}")),
+        "{err:#}"
+    );
+    cri.remove_container(id).expect("RemoveContainer");
+    remove_pod(cri, pod_id, &[id]);
+}
+
 /// The port the suite's policy lets CRI containers named `net-echo...`
 /// listen on.
 const ECHO_PORT: u16 = 7000;
@@ -147,21 +159,10 @@ fn test_a_component_serves_tcp_at_its_pod_ip_where_the_policy_lets_it_listen() {
     let mut cri = cri();
     let (pod_id, _pod, id) = echo_pod(&mut cri, "net-echo", logs.path());
     if engine().name == "wasmedge" {
-        // WasmEdge 0.14.1 runs no components: refused by name.
-        let err = cri.start_container(&id).expect_err("no components");
-        assert!(format!("{err:#}").contains("container "), "{err:#}");
-        cri.remove_container(&id).expect("RemoveContainer");
-        remove_pod(&mut cri, &pod_id, &[&id]);
-        return;
+        return assert_components_refused(&mut cri, &pod_id, &id);
     }
     cri.start_container(&id).expect("StartContainer");
-    let ip = cri
-        .pod_status(&pod_id)
-        .expect("PodSandboxStatus")
-        .network
-        .map(|n| n.ip)
-        .unwrap_or_default();
-    let ip: std::net::IpAddr = ip.parse().expect("the pod's IP");
+    let ip: std::net::IpAddr = pod_ip(&mut cri, &pod_id).parse().expect("the pod's IP");
     let mut stream = None;
     await_condition("the echo server to accept at the pod IP", LIMIT, || {
         stream = TcpStream::connect((ip, ECHO_PORT)).ok();
@@ -185,12 +186,7 @@ fn test_a_component_may_not_listen_without_a_grant() {
     // No network section for this name: network_default (deny).
     let (pod_id, _pod, id) = echo_pod(&mut cri, "nolisten-echo", logs.path());
     if engine().name == "wasmedge" {
-        // WasmEdge 0.14.1 runs no components: refused by name.
-        let err = cri.start_container(&id).expect_err("no components");
-        assert!(format!("{err:#}").contains("container "), "{err:#}");
-        cri.remove_container(&id).expect("RemoveContainer");
-        remove_pod(&mut cri, &pod_id, &[&id]);
-        return;
+        return assert_components_refused(&mut cri, &pod_id, &id);
     }
     cri.start_container(&id).expect("StartContainer");
     let status = wait_exited(&mut cri, &id);

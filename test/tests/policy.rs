@@ -383,6 +383,7 @@ const LIBRARY_SETTINGS: &str = r#"{"edgeshim_config": {
     "system_mount_prefixes": [],
     "data_local_namespaces": [],
     "data_local_pods": [],
+    "data_local_brokers": [],
     "node_data_dir": "/var/lib/edgeshim-data/"
 }}"#;
 

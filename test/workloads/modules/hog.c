@@ -1,7 +1,9 @@
 // A native memory hog: touches N MiB (argv[1]), so that a memory limit below
 // it gets the container OOM-killed. Built by test/build.rs with `cc -static`.
 // With `fork`, forks until the kernel refuses (the pids limit) and prints how
-// many children it made; with `cmdline`, prints its /proc/self/cmdline.
+// many children it made; with `cmdline`, prints its /proc/self/cmdline; with
+// `fds`, the descriptors it holds.
+#include <dirent.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -33,9 +35,24 @@ static int own_cmdline(void) {
     return 0;
 }
 
+// Prints the numbers of the descriptors it was started with (those in
+// /proc/self/fd but the one listing it), one a line.
+static int own_fds(void) {
+    DIR *d = opendir("/proc/self/fd");
+    if (!d) { perror("hog: /proc/self/fd"); return 2; }
+    int listing = dirfd(d);
+    for (struct dirent *e; (e = readdir(d));) {
+        if (e->d_name[0] == '.' || atoi(e->d_name) == listing) continue;
+        printf("fd %s\n", e->d_name);
+    }
+    closedir(d);
+    return 0;
+}
+
 int main(int argc, char **argv) {
     if (argc > 1 && !strcmp(argv[1], "fork")) return fork_until_refused();
     if (argc > 1 && !strcmp(argv[1], "cmdline")) return own_cmdline();
+    if (argc > 1 && !strcmp(argv[1], "fds")) return own_fds();
     long mib = argc > 1 ? atol(argv[1]) : 1;
     for (long i = 0; i < mib; i++) {
         volatile char *p = malloc(1 << 20);
