@@ -90,18 +90,20 @@ impl RefusalLog {
             let Some(id) = (self.container_of)(pid) else {
                 continue;
             };
-            let Ok(refusal) = serde_json::from_slice::<Refusal>(&buf[..len]) else {
-                log::warn!("container {id}: an unreadable network refusal report");
-                continue;
-            };
             if limits.len() > 4096 {
                 limits.clear();
             }
+            // Limited before it is read: a container sending garbage fills
+            // no log either.
             let limit = limits
                 .entry(id.clone())
                 .or_insert_with(RateLimit::for_refusals);
-            if let Some(held_back) = limit.admit(Instant::now()) {
-                self.gate.network_refused(&id, &refusal, held_back);
+            let Some(held_back) = limit.admit(Instant::now()) else {
+                continue;
+            };
+            match serde_json::from_slice::<Refusal>(&buf[..len]) {
+                Ok(refusal) => self.gate.network_refused(&id, &refusal, held_back),
+                Err(e) => log::warn!("container {id}: an unreadable network refusal report: {e}"),
             }
         }
     }
@@ -122,8 +124,11 @@ fn receive(fd: RawFd, buf: &mut [u8]) -> Option<(u32, usize)> {
                 _ => None,
             })
         });
-        if let Some(pid) = pid {
-            return Some((pid, bytes));
+        match pid {
+            Some(pid) => return Some((pid, bytes)),
+            // Nothing queued and no sender left: not a datagram.
+            None if bytes == 0 => return None,
+            None => {}
         }
     }
 }
@@ -170,6 +175,33 @@ mod tests {
     }
 
     #[test]
+    fn test_garbage_from_a_container_counts_against_its_limit() {
+        let (shim_end, payload_end) = channel().expect("channel");
+        let gate = Arc::new(Recorder::default());
+        let me = std::process::id();
+        let log = RefusalLog::watch(shim_end, gate.clone(), move |pid| {
+            (pid == me).then(|| "c1".to_string())
+        })
+        .expect("watch");
+        for _ in 0..30 {
+            nix::sys::socket::send(payload_end.as_raw_fd(), b"not json", MsgFlags::empty())
+                .expect("send");
+        }
+        let refusal = Refusal {
+            usage: edgeshim_network::Use::Listen,
+            address: "0.0.0.0:80".parse().expect("address"),
+            decided_by: "default".into(),
+        };
+        let bytes = serde_json::to_vec(&refusal).expect("json");
+        nix::sys::socket::send(payload_end.as_raw_fd(), &bytes, MsgFlags::empty()).expect("send");
+        log.drain();
+        assert!(
+            gate.0.lock().expect("recorder").is_empty(),
+            "the window was spent on garbage"
+        );
+    }
+
+    #[test]
     fn test_reports_are_named_by_the_senders_pid_and_limited() {
         let (shim_end, payload_end) = channel().expect("channel");
         let gate = Arc::new(Recorder::default());
@@ -190,6 +222,8 @@ mod tests {
             nix::sys::socket::send(payload_end.as_raw_fd(), &bytes, MsgFlags::empty())
                 .expect("send");
         }
+        // Garbage counts against the limit too (and is never logged as a
+        // refusal).
         nix::sys::socket::send(payload_end.as_raw_fd(), b"not json", MsgFlags::empty())
             .expect("send");
         // Everything queued so far is logged once drain returns.
