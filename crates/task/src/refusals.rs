@@ -174,8 +174,8 @@ mod tests {
         }
     }
 
-    #[test]
-    fn test_garbage_from_a_container_counts_against_its_limit() {
+    /// A watched channel on which this test process is container "c1".
+    fn watched_as_c1() -> (Arc<RefusalLog>, Arc<Recorder>, OwnedFd) {
         let (shim_end, payload_end) = channel().expect("channel");
         let gate = Arc::new(Recorder::default());
         let me = std::process::id();
@@ -183,6 +183,12 @@ mod tests {
             (pid == me).then(|| "c1".to_string())
         })
         .expect("watch");
+        (log, gate, payload_end)
+    }
+
+    #[test]
+    fn test_garbage_from_a_container_counts_against_its_limit() {
+        let (log, gate, payload_end) = watched_as_c1();
         for _ in 0..30 {
             nix::sys::socket::send(payload_end.as_raw_fd(), b"not json", MsgFlags::empty())
                 .expect("send");
@@ -203,13 +209,7 @@ mod tests {
 
     #[test]
     fn test_reports_are_named_by_the_senders_pid_and_limited() {
-        let (shim_end, payload_end) = channel().expect("channel");
-        let gate = Arc::new(Recorder::default());
-        let me = std::process::id();
-        let log = RefusalLog::watch(shim_end, gate.clone(), move |pid| {
-            (pid == me).then(|| "c1".to_string())
-        })
-        .expect("watch");
+        let (log, gate, payload_end) = watched_as_c1();
         let refusal = Refusal {
             usage: edgeshim_network::Use::Connect,
             address: "10.9.9.9:1883".parse().expect("address"),
