@@ -144,6 +144,20 @@ impl Bundle {
             .unwrap_or_default()
     }
 
+    /// `arg0`, resolved. runwasi's `module.wasm#export` names the module
+    /// before the `#`, but only a module: for anything else the whole
+    /// `arg0` is the program, as its `exec` will take it (so that what is
+    /// decided is what runs, `/bin/ok#evil` is never decided as `/bin/ok`).
+    fn resolve_entrypoint(&self, arg0: &str) -> Result<OpenEntrypoint> {
+        if let Some((module, _)) = wasi_view::split_entry_export(arg0)
+            && let Ok(open) = OpenEntrypoint::resolve(&self.rootfs, module, self.env())
+            && open.entrypoint.kind == WorkloadKind::Wasm
+        {
+            return Ok(open);
+        }
+        OpenEntrypoint::resolve(&self.rootfs, arg0, self.env())
+    }
+
     /// Resolves the entrypoint and classifies it; a Wasm module is read
     /// (once, from the file that was resolved) unless `fstat` says it is
     /// over `max_module_bytes`, which is refused
@@ -152,9 +166,7 @@ impl Bundle {
     /// the rootfs is mounted.
     pub fn workload(&self, max_module_bytes: u64) -> Result<Workload> {
         let args = self.args()?;
-        // runwasi's `module.wasm#export`: the file is the part before `#`.
-        let path = wasi_view::split_entry_export(&args[0]).map_or(args[0].as_str(), |(p, _)| p);
-        let open = OpenEntrypoint::resolve(&self.rootfs, path, self.env())?;
+        let open = self.resolve_entrypoint(&args[0])?;
         match open.entrypoint.kind {
             WorkloadKind::Native => Ok(Workload::Native {
                 entrypoint: open.entrypoint,
@@ -326,6 +338,45 @@ mod tests {
             ),
             "{err}"
         );
+    }
+
+    /// A bundle whose rootfs holds `files`, run as `args`.
+    fn bundle_with(files: &[(&str, &[u8])], args: &str) -> (tempfile::TempDir, Bundle) {
+        let dir = tempfile::tempdir().expect("tempdir");
+        std::fs::write(
+            dir.path().join("config.json"),
+            format!(
+                r#"{{"ociVersion":"1.0.2","root":{{"path":"rootfs"}},"process":{{"cwd":"/","args":{args},"user":{{"uid":0,"gid":0}}}}}}"#
+            ),
+        )
+        .expect("write");
+        std::fs::create_dir(dir.path().join("rootfs")).expect("mkdir");
+        for (name, bytes) in files {
+            std::fs::write(dir.path().join("rootfs").join(name), bytes).expect("file");
+        }
+        let bundle = Bundle::load(dir.path()).expect("load");
+        (dir, bundle)
+    }
+
+    #[test]
+    fn test_an_export_is_named_after_a_module_only() {
+        let (_dir, bundle) = bundle_with(&[("m.wasm", b"\0asm\x01\0\0\0")], r#"["/m.wasm#run"]"#);
+        let Workload::Wasm {
+            entrypoint, view, ..
+        } = bundle.workload(1 << 20).expect("wasm")
+        else {
+            panic!("not wasm");
+        };
+        assert_eq!(entrypoint.container_path, "/m.wasm");
+        assert_eq!(view.entry_export.as_deref(), Some("run"));
+        // A native program whose name has a `#` is that program, whole:
+        // what is decided is what its exec runs.
+        let elf: &[u8] = b"\x7fELF and more";
+        let (_dir, bundle) = bundle_with(&[("ok", elf), ("ok#evil", elf)], r#"["/ok#evil"]"#);
+        let Workload::Native { entrypoint } = bundle.workload(1 << 20).expect("native") else {
+            panic!("not native");
+        };
+        assert_eq!(entrypoint.container_path, "/ok#evil");
     }
 
     #[test]
