@@ -12,6 +12,7 @@ use edgeshim_tools::oci_image::{ImageFile, ImageSpec, write_archive};
 /// Namespace all tests use in containerd.
 pub mod components;
 pub mod pods;
+pub mod wasmedge_sockets;
 
 pub const NAMESPACE: &str = "edgeshim-test";
 pub const PROBE_IMAGE: &str = "edgeshim.test/probe:1";

@@ -112,6 +112,13 @@ pub trait Engine: Send + Sync + Sized + 'static {
         network: &NetworkGrant,
     ) -> Result<()>;
 
+    /// Whether `prepared`'s sockets must be held to `network` from below,
+    /// by the shim (edgeshim-network's seccomp guard, set in the container
+    /// process before [`Engine::run`]): where the module can use sockets,
+    /// its grant is not everything, and the engine has no hook of its own
+    /// where an address is used.
+    fn needs_guard(&self, prepared: &Self::Prepared, network: &NetworkGrant) -> bool;
+
     /// Instantiates and runs the module (`_start`, or `view.entry_export`)
     /// or the component (`wasi:cli/run`), with sockets as `network` allows,
     /// each refusal said on stderr and handed to `report` (rate-limited);

@@ -12,6 +12,7 @@
 //! Leaves out: how an engine hooks its sockets (the engine crate), how a
 //! policy is evaluated (the policy crate), and writing the decision log.
 
+pub mod guard;
 mod report;
 mod rule;
 
@@ -74,6 +75,23 @@ pub struct Verdict {
     pub decided_by: String,
 }
 
+impl Verdict {
+    /// Allowed by the first rule that matched; refused by default when
+    /// none did.
+    fn first(matched: Option<&AddressRule>) -> Self {
+        match matched {
+            Some(rule) => Self {
+                allowed: true,
+                decided_by: rule.to_string(),
+            },
+            None => Self {
+                allowed: false,
+                decided_by: "default".into(),
+            },
+        }
+    }
+}
+
 impl NetworkGrant {
     /// The grant for a decision: its section if it had one, else the
     /// node's default.
@@ -113,16 +131,27 @@ impl NetworkGrant {
             Use::Connect => &rules.connect,
             Use::Listen => &rules.listen,
         };
-        match list.iter().find(|rule| rule.matches(address)) {
-            Some(rule) => Verdict {
-                allowed: true,
-                decided_by: rule.to_string(),
-            },
-            None => Verdict {
-                allowed: false,
-                decided_by: "default".into(),
-            },
+        Verdict::first(list.iter().find(|rule| rule.matches(address)))
+    }
+
+    /// Whether a socket bound to `local` may listen. A socket never bound
+    /// (port 0) is bound by its `listen` to a port the kernel picks: only a
+    /// rule that takes every port of the address covers that. The seccomp
+    /// guard ([`guard`]) checks each `listen` here, with the address the
+    /// kernel bound.
+    pub fn check_listening(&self, local: SocketAddr) -> Verdict {
+        let Self::Rules(rules) = self else {
+            return self.check(Use::Listen, local);
+        };
+        if local.port() != 0 {
+            return self.check(Use::Listen, local);
         }
+        Verdict::first(
+            rules
+                .listen
+                .iter()
+                .find(|rule| rule.any_port() && rule.covers_address(local)),
+        )
     }
 
     /// Whether names may be looked up: only by a container that may connect

@@ -41,6 +41,11 @@ impl AddressRule {
         in_ports && self.covers_address(address)
     }
 
+    /// Whether the rule takes every port (`*`).
+    pub fn any_port(&self) -> bool {
+        self.ports == (1, 65535)
+    }
+
     /// Whether `address`'s IP is in the rule's network, whatever its port.
     pub fn covers_address(&self, address: SocketAddr) -> bool {
         self.network

@@ -7,6 +7,7 @@ use std::sync::{Condvar, Mutex, MutexGuard, PoisonError};
 use std::time::SystemTime;
 
 use edgeshim_isolation::IsolatedContainer;
+use edgeshim_network::NetworkGrant;
 use edgeshim_policy::DecisionInput;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -33,6 +34,9 @@ pub struct ContainerRecord {
     pub mounted_rootfs: Option<PathBuf>,
     /// What the policy gate saw at create; start is decided on the same.
     pub policy_input: DecisionInput,
+    /// What the gate granted a Wasm container's sockets at create (none
+    /// for a native one): what the shim's network guard holds it to.
+    pub network: Option<NetworkGrant>,
     inner: Mutex<Inner>,
     exited: Condvar,
 }
@@ -59,6 +63,7 @@ impl ContainerRecord {
             stdio,
             mounted_rootfs,
             policy_input,
+            network: None,
             inner: Mutex::new(Inner {
                 status: Status::Created,
                 exit: None,
@@ -66,6 +71,12 @@ impl ContainerRecord {
             }),
             exited: Condvar::new(),
         }
+    }
+
+    /// The record of a Wasm container granted `network`.
+    pub fn with_network(mut self, network: Option<NetworkGrant>) -> Self {
+        self.network = network;
+        self
     }
 
     /// The record's mutable part. Held while events about this container are

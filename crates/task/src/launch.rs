@@ -34,6 +34,15 @@ pub(crate) struct WasmPayload<E: Engine> {
 
 impl<E: Engine> Payload for WasmPayload<E> {
     fn run(&self) -> i32 {
+        // An engine with no hook where its sockets use an address is held
+        // to the grant from below, by the shim (edgeshim-network's guard);
+        // never run unguarded.
+        if self.engine.needs_guard(&self.prepared, &self.network)
+            && let Err(e) = crate::refusals::guard_payload()
+        {
+            eprintln!("edgeshim: cannot hold the module's sockets to the policy: {e}");
+            return 1;
+        }
         match self.engine.run(
             &self.prepared,
             &self.view,

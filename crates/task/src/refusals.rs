@@ -13,11 +13,12 @@
 
 use std::collections::HashMap;
 use std::io::IoSliceMut;
-use std::os::fd::{AsFd, AsRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Instant;
 
-use edgeshim_network::{RateLimit, Refusal};
+use edgeshim_network::guard::{HAND_OVER, Supervisor};
+use edgeshim_network::{NetworkGrant, RateLimit, Refusal};
 use edgeshim_policy::Gate;
 use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
 use nix::sys::socket::{
@@ -37,18 +38,41 @@ pub fn channel() -> std::io::Result<(OwnedFd, OwnedFd)> {
     Ok((shim_end, payload_end))
 }
 
-/// Who sent a report: the container of a pid.
-type ContainerOf = Box<dyn Fn(u32) -> Option<String> + Send + Sync>;
+/// A container of this shim, by the pid of its process: its id, and what
+/// the gate granted its sockets (none for a native container).
+pub type ContainerOf = Box<dyn Fn(u32) -> Option<(String, Option<NetworkGrant>)> + Send + Sync>;
 
 /// The shim's end of the channel, read by one thread, and drained on
-/// demand (see [`RefusalLog::drain`]).
+/// demand (see [`RefusalLog::drain`]); with the network guard that answers
+/// the socket calls of containers whose engine has no address hook.
 pub struct RefusalLog {
     shim_end: OwnedFd,
-    gate: Arc<dyn Gate>,
     container_of: ContainerOf,
-    /// Per-container limits; held while a report is received and logged,
-    /// so that a drain sees every report queued before it was called.
+    limited: Arc<Limited>,
+    guard: Arc<Supervisor>,
+}
+
+/// The decision log, behind a per-container rate limit.
+struct Limited {
+    gate: Arc<dyn Gate>,
     limits: Mutex<HashMap<String, RateLimit>>,
+}
+
+impl Limited {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, RateLimit>> {
+        self.limits.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+/// `Some(held back)` when `id` may log one more refusal now.
+fn admit(limits: &mut HashMap<String, RateLimit>, id: &str) -> Option<u64> {
+    if limits.len() > 4096 {
+        limits.clear();
+    }
+    limits
+        .entry(id.to_string())
+        .or_insert_with(RateLimit::for_refusals)
+        .admit(Instant::now())
 }
 
 impl RefusalLog {
@@ -57,13 +81,24 @@ impl RefusalLog {
     pub fn watch(
         shim_end: OwnedFd,
         gate: Arc<dyn Gate>,
-        container_of: impl Fn(u32) -> Option<String> + Send + Sync + 'static,
+        container_of: ContainerOf,
     ) -> std::io::Result<Arc<Self>> {
+        let limited = Arc::new(Limited {
+            gate,
+            limits: Mutex::new(HashMap::new()),
+        });
+        let guarded = limited.clone();
+        let guard = Supervisor::start(Box::new(move |id, refusal| {
+            let held_back = admit(&mut guarded.lock(), id);
+            if let Some(held_back) = held_back {
+                guarded.gate.network_refused(id, refusal, held_back);
+            }
+        }))?;
         let log = Arc::new(Self {
             shim_end,
-            gate,
-            container_of: Box::new(container_of),
-            limits: Mutex::new(HashMap::new()),
+            container_of,
+            limited,
+            guard,
         });
         let reader = log.clone();
         std::thread::Builder::new()
@@ -84,62 +119,120 @@ impl RefusalLog {
     /// record goes, so that the reports its process sent before it exited
     /// are logged under its name.
     pub fn drain(&self) {
-        let mut limits = self.limits.lock().unwrap_or_else(PoisonError::into_inner);
+        // Held while reports are received and logged, so that a drain sees
+        // every report queued before it was called.
+        let mut limits = self.limited.lock();
         let mut buf = [0u8; 1024];
-        while let Some((pid, len)) = receive(self.shim_end.as_raw_fd(), &mut buf) {
-            let Some(id) = (self.container_of)(pid) else {
+        while let Some(datagram) = receive(self.shim_end.as_raw_fd(), &mut buf) {
+            let Some((id, grant)) = (self.container_of)(datagram.pid) else {
                 continue;
             };
-            if limits.len() > 4096 {
-                limits.clear();
+            if let Some(listener) = datagram.listener {
+                self.hand_over(&id, grant, listener, &buf[..datagram.len]);
+                continue;
             }
             // Limited before it is read: a container sending garbage fills
             // no log either.
-            let limit = limits
-                .entry(id.clone())
-                .or_insert_with(RateLimit::for_refusals);
-            let Some(held_back) = limit.admit(Instant::now()) else {
+            let Some(held_back) = admit(&mut limits, &id) else {
                 continue;
             };
-            match serde_json::from_slice::<Refusal>(&buf[..len]) {
-                Ok(refusal) => self.gate.network_refused(&id, &refusal, held_back),
+            match serde_json::from_slice::<Refusal>(&buf[..datagram.len]) {
+                Ok(refusal) => self.limited.gate.network_refused(&id, &refusal, held_back),
                 Err(e) => log::warn!("container {id}: an unreadable network refusal report: {e}"),
             }
         }
     }
+
+    /// A Wasm container's process handed over its guard's listener: its
+    /// socket calls are answered under the grant of its record, never one
+    /// it claims. A native container has no guard to hand over.
+    fn hand_over(&self, id: &str, grant: Option<NetworkGrant>, listener: OwnedFd, said: &[u8]) {
+        let Some(grant) = grant.filter(|_| said == HAND_OVER) else {
+            log::warn!("container {id}: a descriptor it sent was not its network guard; closed");
+            return;
+        };
+        if !self.guard.watch(id, grant, listener) {
+            log::warn!("container {id}: a second network guard; closed");
+        }
+    }
+
+    /// Stops answering `id`'s socket calls (its delete).
+    pub fn forget(&self, id: &str) {
+        self.guard.forget(id);
+    }
+}
+
+/// One datagram a container sent.
+struct Datagram {
+    /// Its sender, as the kernel says.
+    pid: u32,
+    len: usize,
+    /// A descriptor it carried (the first; any others are closed).
+    listener: Option<OwnedFd>,
 }
 
 /// One queued datagram and the pid the kernel says sent it, without
 /// waiting; `None` when none is queued. One without credentials is
 /// skipped.
-fn receive(fd: RawFd, buf: &mut [u8]) -> Option<(u32, usize)> {
+fn receive(fd: RawFd, buf: &mut [u8]) -> Option<Datagram> {
     loop {
         let mut iov = [IoSliceMut::new(buf)];
-        let mut space = nix::cmsg_space!(nix::sys::socket::UnixCredentials);
-        let message = recvmsg::<()>(fd, &mut iov, Some(&mut space), MsgFlags::MSG_DONTWAIT).ok()?;
-        let bytes = message.bytes;
-        let pid = message.cmsgs().ok().and_then(|mut cmsgs| {
-            cmsgs.find_map(|cmsg| match cmsg {
-                ControlMessageOwned::ScmCredentials(creds) => u32::try_from(creds.pid()).ok(),
-                _ => None,
-            })
-        });
+        let mut space = nix::cmsg_space!(nix::sys::socket::UnixCredentials, [RawFd; 4]);
+        let message = recvmsg::<()>(
+            fd,
+            &mut iov,
+            Some(&mut space),
+            MsgFlags::MSG_DONTWAIT | MsgFlags::MSG_CMSG_CLOEXEC,
+        )
+        .ok()?;
+        let len = message.bytes;
+        let mut pid = None;
+        let mut listener = None;
+        for cmsg in message.cmsgs().into_iter().flatten() {
+            match cmsg {
+                ControlMessageOwned::ScmCredentials(creds) => pid = u32::try_from(creds.pid()).ok(),
+                ControlMessageOwned::ScmRights(fds) => {
+                    for fd in fds {
+                        // SAFETY: the kernel just gave this process each of
+                        // these descriptors; owning them closes the unused.
+                        let owned = unsafe { OwnedFd::from_raw_fd(fd) };
+                        listener.get_or_insert(owned);
+                    }
+                }
+                _ => {}
+            }
+        }
         match pid {
-            Some(pid) => return Some((pid, bytes)),
+            Some(pid) => return Some(Datagram { pid, len, listener }),
             // Nothing queued and no sender left: not a datagram.
-            None if bytes == 0 => return None,
+            None if len == 0 => return None,
             None => {}
         }
     }
+}
+
+/// Whether the launcher handed this process (a Wasm payload) the report
+/// socket.
+fn payload_has_channel() -> bool {
+    nix::sys::stat::fstat(edgeshim_isolation::launcher::PAYLOAD_FD)
+        .is_ok_and(|st| st.st_mode & libc::S_IFMT == libc::S_IFSOCK)
+}
+
+/// In a Wasm payload whose engine has no address hook: sets the network
+/// guard and hands its listener to the shim over the report socket.
+pub fn guard_payload() -> Result<(), String> {
+    if !payload_has_channel() {
+        return Err("the launcher gave this process no channel to its shim".into());
+    }
+    edgeshim_network::guard::guard_this_process(edgeshim_isolation::launcher::PAYLOAD_FD)
+        .map_err(|e| e.to_string())
 }
 
 /// In a Wasm payload: sends each refusal to the shim, if the launcher
 /// handed this process the report socket.
 pub fn payload_reporter() -> Option<edgeshim_network::ReportRefusal> {
     use edgeshim_isolation::launcher::PAYLOAD_FD;
-    let is_socket = nix::sys::stat::fstat(PAYLOAD_FD)
-        .is_ok_and(|st| st.st_mode & libc::S_IFMT == libc::S_IFSOCK);
-    if !is_socket {
+    if !payload_has_channel() {
         return None;
     }
     Some(Arc::new(|refusal: &Refusal| {
@@ -179,9 +272,11 @@ mod tests {
         let (shim_end, payload_end) = channel().expect("channel");
         let gate = Arc::new(Recorder::default());
         let me = std::process::id();
-        let log = RefusalLog::watch(shim_end, gate.clone(), move |pid| {
-            (pid == me).then(|| "c1".to_string())
-        })
+        let log = RefusalLog::watch(
+            shim_end,
+            gate.clone(),
+            Box::new(move |pid| (pid == me).then(|| ("c1".to_string(), None))),
+        )
         .expect("watch");
         (log, gate, payload_end)
     }

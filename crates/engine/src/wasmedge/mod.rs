@@ -91,35 +91,23 @@ impl Engine for WasmEdgeEngine {
         &self,
         prepared: &Module,
         view: &WasiView,
-        network: &NetworkGrant,
+        _network: &NetworkGrant,
     ) -> Result<()> {
         let name = view.entry_export.as_deref().unwrap_or("_start");
         if prepared.get_export(name).is_none() {
             return Err(EngineError::NotACommand(format!("no `{name}` export")));
         }
-        // WasmEdge 0.14.1's built-in sockets have no hook to check an
-        // address, so a module that uses them runs only where everything
-        // is allowed; never with sockets the policy cannot see.
-        if *network != NetworkGrant::All {
-            let sockets: Vec<String> = prepared
-                .imports()
-                .iter()
-                .filter(|import| {
-                    import.module_name() == WASI_MODULE && import.name().starts_with("sock_")
-                })
-                .map(|import| import.name().to_string())
-                .collect();
-            if !sockets.is_empty() {
-                return Err(EngineError::NotACommand(format!(
-                    "the module uses sockets ({}), and the WasmEdge shim cannot yet hold \
-                     them to the policy's network rules: it runs only with every address \
-                     allowed (network_default = \"allow\" and no network section); the \
-                     Wasmtime shim enforces rules for WASI 0.2 components",
-                    sockets.join(", ")
-                )));
-            }
-        }
         Ok(())
+    }
+
+    /// WasmEdge 0.14.1's built-in WASI sockets call the kernel directly:
+    /// a module that imports any of them is guarded unless everything is
+    /// allowed. One that imports none cannot open a socket.
+    fn needs_guard(&self, prepared: &Module, network: &NetworkGrant) -> bool {
+        *network != NetworkGrant::All
+            && prepared.imports().iter().any(|import| {
+                import.module_name() == WASI_MODULE && import.name().starts_with("sock_")
+            })
     }
 
     fn run(

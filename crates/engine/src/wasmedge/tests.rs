@@ -46,25 +46,25 @@ fn test_module_without_start_is_not_a_command() {
 }
 
 #[test]
-fn test_a_socket_module_runs_only_with_every_address_allowed() {
-    let bytes = wat::parse_str(
+fn test_a_socket_module_is_guarded_unless_everything_is_allowed() {
+    let sockets = wat::parse_str(
         r#"(module (import "wasi_snapshot_preview1" "sock_open" (func (param i32 i32 i32) (result i32)))
                    (memory (export "memory") 1) (func (export "_start")))"#,
     )
     .expect("wat");
+    let plain = wat::parse_str(r#"(module (memory (export "memory") 1) (func (export "_start")))"#)
+        .expect("wat");
     let engine = engine(None);
-    let module = prepare(&engine, &bytes).expect("WASI's socket extension");
-    engine
-        .check_runnable(&module, &WasiView::default(), &NetworkGrant::All)
-        .expect("everything allowed");
+    let sockets = prepare(&engine, &sockets).expect("WASI's socket extension");
+    let plain = prepare(&engine, &plain).expect("no sockets");
     let rules = NetworkGrant::Rules(edgeshim_network::NetworkRules::default());
-    let err = engine
-        .check_runnable(&module, &WasiView::default(), &rules)
-        .expect_err("rules it cannot enforce");
-    assert!(
-        err.to_string().contains("uses sockets (sock_open)"),
-        "{err}"
-    );
+    engine
+        .check_runnable(&sockets, &WasiView::default(), &rules)
+        .expect("runs, guarded");
+    assert!(engine.needs_guard(&sockets, &rules));
+    assert!(!engine.needs_guard(&sockets, &NetworkGrant::All));
+    // A module without sockets cannot open one: no guard to pay for.
+    assert!(!engine.needs_guard(&plain, &rules));
 }
 
 #[test]

@@ -143,6 +143,11 @@ impl Engine for WasmtimeEngine {
         }
     }
 
+    /// Never: `socket_addr_check` sees every address (see network.rs).
+    fn needs_guard(&self, _prepared: &Prepared, _network: &NetworkGrant) -> bool {
+        false
+    }
+
     fn run(
         &self,
         prepared: &Self::Prepared,

@@ -10,7 +10,7 @@ use std::time::Instant;
 use containerd_shim::api::{CreateTaskRequest, CreateTaskResponse};
 use containerd_shim::protos::events::task::TaskCreate;
 use edgeshim_bundle::{Bundle, Workload};
-use edgeshim_engine::Engine;
+use edgeshim_engine::{Engine, NetworkGrant};
 use edgeshim_isolation::{IsolatedContainer, LaunchPayload};
 use edgeshim_policy::{Action, DecisionInput, ShimFacts};
 
@@ -36,7 +36,7 @@ impl<E: Engine> TaskService<E> {
         let bundle_dir = PathBuf::from(&req.bundle);
         let mounted =
             rootfs::mount(&bundle_dir, &req.rootfs).map_err(TaskError::io(&id, "rootfs"))?;
-        let (process, policy_input) = match self.create_process(&id, &bundle_dir, &req) {
+        let (process, policy_input, network) = match self.create_process(&id, &bundle_dir, &req) {
             Ok(created) => created,
             Err(e) => {
                 if let Some(target) = mounted {
@@ -46,14 +46,17 @@ impl<E: Engine> TaskService<E> {
             }
         };
         let pid = process.pid().unwrap_or_default();
-        let record = Arc::new(ContainerRecord::new(
-            id.clone(),
-            bundle_dir,
-            [req.stdin.clone(), req.stdout.clone(), req.stderr.clone()],
-            mounted,
-            process,
-            policy_input,
-        ));
+        let record = Arc::new(
+            ContainerRecord::new(
+                id.clone(),
+                bundle_dir,
+                [req.stdin.clone(), req.stdout.clone(), req.stderr.clone()],
+                mounted,
+                process,
+                policy_input,
+            )
+            .with_network(network),
+        );
         // Known to the exit thread and announced to containerd, in that
         // order whatever the process does meanwhile (see ordering.rs).
         super::ordering::publish_created(
@@ -92,7 +95,7 @@ impl<E: Engine> TaskService<E> {
         id: &str,
         bundle_dir: &Path,
         req: &CreateTaskRequest,
-    ) -> Result<(IsolatedContainer, DecisionInput)> {
+    ) -> Result<(IsolatedContainer, DecisionInput, Option<NetworkGrant>)> {
         let bundle_err = |source| TaskError::Bundle {
             id: id.to_string(),
             source,
@@ -127,7 +130,7 @@ impl<E: Engine> TaskService<E> {
                 let description = PayloadDescription {
                     sha256: module.sha256.clone(),
                     view,
-                    network: decision.network,
+                    network: decision.network.clone(),
                 };
                 let description = serde_json::to_value(&description)
                     .map_err(|e| TaskError::io(id, "payload")(e.to_string()))?;
@@ -160,7 +163,8 @@ impl<E: Engine> TaskService<E> {
             self.remove_leftover_state(id);
             TaskError::from(e)
         })?;
-        Ok((process, input))
+        let network = module.is_some().then_some(decision.network);
+        Ok((process, input, network))
     }
 
     /// Removes libcontainer's state folder and cgroup for `id` (after a

@@ -34,6 +34,7 @@ impl<E: Engine> TaskService<E> {
         // Its process's last network refusals, logged under its name.
         if let Some(refusals) = &self.refusals {
             refusals.drain();
+            refusals.forget(id);
         }
         record.lock().process.delete()?;
         if let Some(target) = &record.mounted_rootfs {

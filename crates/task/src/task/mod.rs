@@ -142,10 +142,12 @@ fn report_network_refusals(
     gate: &Arc<dyn Gate>,
 ) -> (Launcher, Option<Arc<crate::refusals::RefusalLog>>) {
     let watched = containers.clone();
-    let container_of = move |pid: u32| {
+    let container_of = Box::new(move |pid: u32| {
         let map = watched.lock().unwrap_or_else(PoisonError::into_inner);
-        map.values().find(|r| r.pid == pid).map(|r| r.id.clone())
-    };
+        map.values()
+            .find(|r| r.pid == pid)
+            .map(|r| (r.id.clone(), r.network.clone()))
+    });
     let made = crate::refusals::channel().and_then(|(shim_end, payload_end)| {
         let log = crate::refusals::RefusalLog::watch(shim_end, gate.clone(), container_of)?;
         Ok((Launcher::default().with_payload_fd(payload_end)?, Some(log)))

@@ -1,0 +1,95 @@
+//! The container's side: a seccomp filter that hands each of the process's
+//! socket address calls to the shim, which answers it (user notification,
+//! `SECCOMP_RET_USER_NOTIF`), through libseccomp.
+
+use std::io::IoSlice;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+
+use libseccomp::{ScmpAction, ScmpArgCompare, ScmpCompareOp, ScmpFilterContext, ScmpSyscall};
+use nix::sys::socket::{ControlMessage, MsgFlags, sendmsg};
+
+/// What the datagram that carries the listener says: the shim takes a
+/// descriptor only from a datagram that says this.
+pub const HAND_OVER: &[u8] = b"edgeshim-network-guard";
+
+/// Why the guard could not be set.
+#[derive(Debug, thiserror::Error)]
+pub enum GuardError {
+    #[error(
+        "another thread or process shares this process's memory ({0}); the guard needs it alone"
+    )]
+    NotAlone(nix::Error),
+    #[error("seccomp: {0}")]
+    Seccomp(String),
+    #[error("cannot hand the guard to the shim: {0}")]
+    HandOver(std::io::Error),
+}
+
+/// Calls whose address the shim judges.
+const JUDGED: [&str; 5] = ["connect", "bind", "listen", "sendto", "sendmsg"];
+
+/// Calls refused outright while guarded: the batched send nothing in a
+/// Wasm runtime's sockets uses (its addresses would go unjudged), and
+/// every way to a second thread or process, or to io_uring, whose calls
+/// seccomp never sees. With one thread, blocked in the call the shim is
+/// judging, nothing can change the address between the shim's read and
+/// the kernel's (the notification time-of-check race).
+const REFUSED: [(&str, i32); 6] = [
+    ("sendmmsg", libc::EACCES),
+    ("clone", libc::EPERM),
+    ("clone3", libc::EPERM),
+    ("fork", libc::EPERM),
+    ("vfork", libc::EPERM),
+    ("io_uring_setup", libc::EPERM),
+];
+
+/// Sets the guard on this process (which must be alone in its memory:
+/// one thread, no process sharing it) and hands
+/// its listener to the shim over `channel`, a socket the shim reads;
+/// `channel` itself stays unguarded, so that the hand-over cannot wait on
+/// its own answer. This process keeps no copy of the listener: it could
+/// otherwise answer its own calls.
+pub fn guard_this_process(channel: RawFd) -> Result<(), GuardError> {
+    // The kernel's own test (no /proc in a Wasm container's root): unshare
+    // of CLONE_VM fails unless no other thread or process shares this
+    // memory, and changes nothing then.
+    nix::sched::unshare(nix::sched::CloneFlags::CLONE_VM).map_err(GuardError::NotAlone)?;
+    let listener = install(channel).map_err(|e| GuardError::Seccomp(e.to_string()))?;
+    let fds = [listener.as_raw_fd()];
+    sendmsg::<()>(
+        channel,
+        &[IoSlice::new(HAND_OVER)],
+        &[ControlMessage::ScmRights(&fds)],
+        MsgFlags::MSG_NOSIGNAL,
+        None,
+    )
+    .map_err(|e| GuardError::HandOver(e.into()))?;
+    drop(listener);
+    Ok(())
+}
+
+fn install(channel: RawFd) -> Result<OwnedFd, libseccomp::error::SeccompError> {
+    let mut filter = ScmpFilterContext::new(ScmpAction::Allow)?;
+    for name in JUDGED {
+        let call = ScmpSyscall::from_name(name)?;
+        if name == "sendmsg" {
+            let not_channel = ScmpArgCompare::new(
+                0,
+                ScmpCompareOp::NotEqual,
+                u64::try_from(channel).unwrap_or(0),
+            );
+            filter.add_rule_conditional(ScmpAction::Notify, call, &[not_channel])?;
+        } else {
+            filter.add_rule(ScmpAction::Notify, call)?;
+        }
+    }
+    for (name, errno) in REFUSED {
+        filter.add_rule(ScmpAction::Errno(errno), ScmpSyscall::from_name(name)?)?;
+    }
+    filter.load()?;
+    let listener = filter.get_notify_fd()?;
+    // SAFETY: the listener is a new descriptor that libseccomp hands its
+    // caller and never closes itself (only seccomp_reset would); owning it
+    // here closes it once it is handed over.
+    Ok(unsafe { OwnedFd::from_raw_fd(listener) })
+}

@@ -1,0 +1,258 @@
+//! The shim's side: one thread that answers the guarded calls of every
+//! Wasm container of this shim, each under the grant its decision gave.
+//!
+//! A call is answered in microseconds (read a few bytes of the caller's
+//! memory, match them against the rules), so one thread serves all
+//! containers; it never waits on the network, since an allowed call goes
+//! on in the kernel as the caller made it.
+
+use std::io::{self, IoSliceMut};
+use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::unix::net::UnixDatagram;
+use std::sync::{Arc, Mutex, PoisonError};
+
+use libseccomp::{ScmpArch, ScmpNotifReq, ScmpNotifResp, ScmpNotifRespFlags, notify_id_valid};
+use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
+use nix::sys::uio::{RemoteIoVec, process_vm_readv};
+use nix::unistd::Pid;
+
+use super::answer::{Answer, Target, answer};
+use crate::{NetworkGrant, Refusal};
+
+/// Where refusals go: the container's name and what was refused.
+pub type RefusalSink = Box<dyn Fn(&str, &Refusal) + Send + Sync>;
+
+/// The guarded containers, and the thread that answers them.
+pub struct Supervisor {
+    watched: Mutex<Vec<Arc<Watched>>>,
+    /// Written to when `watched` changes, so the thread polls anew.
+    wake: UnixDatagram,
+    woken: UnixDatagram,
+    report: RefusalSink,
+}
+
+struct Watched {
+    container: String,
+    grant: NetworkGrant,
+    listener: OwnedFd,
+}
+
+impl Supervisor {
+    /// Starts the thread; refusals go to `report`.
+    pub fn start(report: RefusalSink) -> io::Result<Arc<Self>> {
+        let (wake, woken) = UnixDatagram::pair()?;
+        woken.set_nonblocking(true)?;
+        wake.set_nonblocking(true)?;
+        let supervisor = Arc::new(Self {
+            watched: Mutex::new(Vec::new()),
+            wake,
+            woken,
+            report,
+        });
+        let serving = supervisor.clone();
+        std::thread::Builder::new()
+            .name("net-guard".into())
+            .spawn(move || serving.serve())?;
+        Ok(supervisor)
+    }
+
+    /// Answers the calls `listener` traps, as `container`'s, under `grant`.
+    /// A container has one guard: a second listener is refused (and
+    /// closed), as is anything that is not a listener.
+    pub fn watch(&self, container: &str, grant: NetworkGrant, listener: OwnedFd) -> bool {
+        let mut watched = self.lock();
+        if watched.iter().any(|w| w.container == container) {
+            return false;
+        }
+        watched.push(Arc::new(Watched {
+            container: container.to_string(),
+            grant,
+            listener,
+        }));
+        drop(watched);
+        let _ = self.wake.send(&[1]);
+        true
+    }
+
+    /// Stops answering for `container` (its calls, if any process of it is
+    /// left, then fail with ENOSYS).
+    pub fn forget(&self, container: &str) {
+        self.lock().retain(|w| w.container != container);
+        let _ = self.wake.send(&[1]);
+    }
+
+    /// Whether `container` is guarded now.
+    pub fn is_watching(&self, container: &str) -> bool {
+        self.lock().iter().any(|w| w.container == container)
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Vec<Arc<Watched>>> {
+        self.watched.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn serve(&self) {
+        loop {
+            let snapshot = self.lock().clone();
+            let mut fds = vec![PollFd::new(self.woken.as_fd(), PollFlags::POLLIN)];
+            fds.extend(
+                snapshot
+                    .iter()
+                    .map(|w| PollFd::new(w.listener.as_fd(), PollFlags::POLLIN)),
+            );
+            if poll(&mut fds, PollTimeout::NONE).is_err() {
+                continue;
+            }
+            let events: Vec<PollFlags> = fds
+                .iter()
+                .map(|fd| fd.revents().unwrap_or(PollFlags::empty()))
+                .collect();
+            drop(fds);
+            if events[0].contains(PollFlags::POLLIN) {
+                let mut buf = [0u8; 64];
+                while self.woken.recv(&mut buf).is_ok() {}
+            }
+            for (watched, events) in snapshot.iter().zip(&events[1..]) {
+                if events.contains(PollFlags::POLLIN) {
+                    self.answer_one(watched);
+                } else if events
+                    .intersects(PollFlags::POLLHUP | PollFlags::POLLERR | PollFlags::POLLNVAL)
+                {
+                    // No process of the container is left.
+                    self.lock().retain(|w| !Arc::ptr_eq(w, watched));
+                }
+            }
+        }
+    }
+
+    fn answer_one(&self, watched: &Watched) {
+        let listener = watched.listener.as_raw_fd();
+        // Fails when the caller went away meanwhile (a signal, a kill).
+        let Ok(request) = ScmpNotifReq::receive(listener) else {
+            return;
+        };
+        let answer = if request.data.arch == ScmpArch::native() {
+            let caller = Caller {
+                pid: request.pid,
+                listener,
+                id: request.id,
+            };
+            let nr = i64::from(request.data.syscall.as_raw_syscall());
+            answer(nr, &request.data.args, &watched.grant, &caller)
+        } else {
+            Answer::Refuse {
+                errno: libc::EACCES,
+                refusal: None,
+            }
+        };
+        // What was read counts only if it was the caller's: the call is
+        // still waiting, so the pid was not reused meanwhile.
+        if notify_id_valid(listener, request.id).is_err() {
+            return;
+        }
+        let response = match &answer {
+            Answer::Continue => {
+                ScmpNotifResp::new_continue(request.id, ScmpNotifRespFlags::empty())
+            }
+            Answer::Refuse { errno, .. } => {
+                ScmpNotifResp::new_error(request.id, -errno, ScmpNotifRespFlags::empty())
+            }
+        };
+        let _ = response.respond(listener);
+        if let Answer::Refuse {
+            refusal: Some(refusal),
+            ..
+        } = &answer
+        {
+            (self.report)(&watched.container, refusal);
+        }
+    }
+}
+
+/// The process whose call is being answered, waiting in it.
+struct Caller {
+    pid: u32,
+    listener: RawFd,
+    id: u64,
+}
+
+impl Target for Caller {
+    fn read(&self, address: u64, len: usize) -> io::Result<Vec<u8>> {
+        let mut bytes = vec![0u8; len];
+        let base =
+            usize::try_from(address).map_err(|_| io::Error::from_raw_os_error(libc::EFAULT))?;
+        let pid = Pid::from_raw(
+            i32::try_from(self.pid).map_err(|_| io::Error::from_raw_os_error(libc::ESRCH))?,
+        );
+        let read = process_vm_readv(
+            pid,
+            &mut [IoSliceMut::new(&mut bytes)],
+            &[RemoteIoVec { base, len }],
+        )?;
+        if read != len {
+            return Err(io::Error::from_raw_os_error(libc::EFAULT));
+        }
+        Ok(bytes)
+    }
+
+    fn local_address(&self, fd: i32) -> io::Result<Vec<u8>> {
+        let pidfd = pidfd_open(self.pid)?;
+        // The pidfd is the caller's only if the call still waits.
+        notify_id_valid(self.listener, self.id)
+            .map_err(|_| io::Error::from_raw_os_error(libc::ESRCH))?;
+        let socket = pidfd_getfd(&pidfd, fd)?;
+        let mut storage: libc::sockaddr_storage = unsafe { std::mem::zeroed() };
+        let mut len = libc::socklen_t::try_from(std::mem::size_of::<libc::sockaddr_storage>())
+            .unwrap_or(libc::socklen_t::MAX);
+        // SAFETY: `storage` is a writable sockaddr_storage of `len` bytes.
+        let status = unsafe {
+            libc::getsockname(
+                socket.as_raw_fd(),
+                (&raw mut storage).cast::<libc::sockaddr>(),
+                &raw mut len,
+            )
+        };
+        if status != 0 {
+            return Err(io::Error::last_os_error());
+        }
+        // SAFETY: the kernel wrote `len` bytes (at most the storage's size).
+        let bytes = unsafe {
+            std::slice::from_raw_parts(
+                (&raw const storage).cast::<u8>(),
+                usize::try_from(len)
+                    .unwrap_or(0)
+                    .min(std::mem::size_of::<libc::sockaddr_storage>()),
+            )
+        };
+        Ok(bytes.to_vec())
+    }
+}
+
+// pidfd_open(2) and pidfd_getfd(2) by hand: nix 0.29 wraps neither.
+
+fn pidfd_open(pid: u32) -> io::Result<OwnedFd> {
+    // SAFETY: a plain syscall; a new descriptor on success.
+    let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, libc::c_long::from(pid), 0) };
+    owned(fd)
+}
+
+fn pidfd_getfd(pidfd: &OwnedFd, target_fd: i32) -> io::Result<OwnedFd> {
+    // SAFETY: a plain syscall; a new descriptor on success.
+    let fd = unsafe {
+        libc::syscall(
+            libc::SYS_pidfd_getfd,
+            libc::c_long::from(pidfd.as_raw_fd()),
+            libc::c_long::from(target_fd),
+            0,
+        )
+    };
+    owned(fd)
+}
+
+fn owned(fd: libc::c_long) -> io::Result<OwnedFd> {
+    if fd < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    let fd = RawFd::try_from(fd).map_err(|_| io::Error::from_raw_os_error(libc::EBADF))?;
+    // SAFETY: the kernel just returned this descriptor to us alone.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+}
