@@ -8,10 +8,34 @@
 /// pollable), and echoes what it reads until the peer closes; exit status
 /// 0 then, 1 on any failure (a refused bind or listen included).
 pub fn tcp_echo_server(port: u16) -> Vec<u8> {
-    let text = ECHO_TEMPLATE
-        .replace("{IMPORTS}", SOCKET_IMPORTS)
-        .replace("{PORT}", &port.to_string());
+    tcp_echo_server_at([0, 0, 0, 0], port)
+}
+
+/// [`tcp_echo_server`] bound to `address:port`. A failed step is said on
+/// stdout (`step 2 error-code 12`: start-bind, address-in-use).
+pub fn tcp_echo_server_at(address: [u8; 4], port: u16) -> Vec<u8> {
+    let text = with_address(ECHO_TEMPLATE, address, port);
     wat::parse_str(text).expect("the echo component")
+}
+
+/// `template` with its imports, `$fail`, and `address:port` filled in.
+fn with_address(template: &str, [a, b, c, d]: [u8; 4], port: u16) -> String {
+    template
+        .replace("{IMPORTS}", SOCKET_IMPORTS)
+        .replace("{FAIL}", FAIL)
+        .replace("{PORT}", &port.to_string())
+        .replace("{A}", &a.to_string())
+        .replace("{B}", &b.to_string())
+        .replace("{C}", &c.to_string())
+        .replace("{D}", &d.to_string())
+}
+
+/// A component that tries `times` connects to `address:port`, each on a
+/// new socket dropped after: exit status 0 when every one was refused
+/// (access-denied), else 1 with the step said on stdout.
+pub fn tcp_connect_flood(address: [u8; 4], port: u16, times: u32) -> Vec<u8> {
+    let text = with_address(FLOOD_TEMPLATE, address, port).replace("{TIMES}", &times.to_string());
+    wat::parse_str(text).expect("the flood component")
 }
 
 /// MQTT 3.1.1 packets, written by hand: CONNECT (clean session, client
@@ -61,15 +85,8 @@ pub fn mqtt_packets(client_id: &str, topic: &str, messages: &[String]) -> Vec<u8
 /// when refused or failed.
 pub fn tcp_send(address: [u8; 4], port: u16, bytes: &[u8]) -> Vec<u8> {
     assert!(bytes.len() <= 4096, "one write carries at most 4096 bytes");
-    let [a, b, c, d] = address;
     let data: String = bytes.iter().map(|byte| format!("\\{byte:02x}")).collect();
-    let text = SEND_TEMPLATE
-        .replace("{IMPORTS}", SOCKET_IMPORTS)
-        .replace("{PORT}", &port.to_string())
-        .replace("{A}", &a.to_string())
-        .replace("{B}", &b.to_string())
-        .replace("{C}", &c.to_string())
-        .replace("{D}", &d.to_string())
+    let text = with_address(SEND_TEMPLATE, address, port)
         .replace("{DATA}", &data)
         .replace("{LEN}", &bytes.len().to_string());
     wat::parse_str(text).expect("the send component")
@@ -107,6 +124,10 @@ const SOCKET_IMPORTS: &str = r#"
       (param "contents" (list u8)) (result (result (error $see)))))))
   (alias export $streams "input-stream" (type $input))
   (alias export $streams "output-stream" (type $output))
+  (import "wasi:cli/stdout@0.2.0" (instance $stdout
+    (alias outer $C $output (type $o))
+    (export "output-stream" (type $oe (eq $o)))
+    (export "get-stdout" (func (result (own $oe))))))
   (import "wasi:sockets/network@0.2.0" (instance $net
     (export "network" (type (sub resource)))
     (type $ec (enum "unknown" "access-denied" "not-supported" "invalid-argument"
@@ -190,6 +211,22 @@ const SOCKET_IMPORTS: &str = r#"
     (memory (core memory $mem "memory"))))
   (core func $write (canon lower (func $streams "[method]output-stream.blocking-write-and-flush")
     (memory (core memory $mem "memory"))))
+  (core func $get-stdout (canon lower (func $stdout "get-stdout")))
+"#;
+
+/// In a guest's core module: `$fail`, which says on stdout which step
+/// failed with which `error-code` (its number in `wasi:sockets/network`'s
+/// enum, two digits: 01 access-denied, 12 address-in-use, 14
+/// connection-refused) and returns the step.
+const FAIL: &str = r#"
+    (import "net" "get-stdout" (func $get-stdout (result i32)))
+    (data (i32.const 12288) "step 0 error-code 00\n")
+    (func $fail (param $step i32) (param $code i32) (result i32)
+      (i32.store8 (i32.const 12293) (i32.add (i32.const 48) (local.get $step)))
+      (i32.store8 (i32.const 12306) (i32.add (i32.const 48) (i32.div_u (local.get $code) (i32.const 10))))
+      (i32.store8 (i32.const 12307) (i32.add (i32.const 48) (i32.rem_u (local.get $code) (i32.const 10))))
+      (call $write (call $get-stdout) (i32.const 12288) (i32.const 21) (i32.const 12320))
+      (local.get $step))
 "#;
 
 /// Connects to {A}.{B}.{C}.{D}:{PORT} (`create-tcp-socket`, `start-connect`,
@@ -210,26 +247,28 @@ const SEND_TEMPLATE: &str = r#"(component $C
       i32 i32 i32 i32 i32 i32 i32)))
     (import "net" "finish-connect" (func $finish (param i32 i32)))
     (import "net" "write" (func $write (param i32 i32 i32 i32)))
+{FAIL}
     (data (i32.const 8192) "{DATA}")
     (func (export "run") (result i32) (i32.ne (call $send) (i32.const 0)))
     (func $send (result i32) (local $network i32) (local $socket i32)
       (local.set $network (call $instance-network))
       (call $create (i32.const 0) (i32.const 16))
-      (if (i32.load8_u (i32.const 16)) (then (return (i32.const 1))))
+      (if (i32.load8_u (i32.const 16)) (then (return (call $fail (i32.const 1) (i32.load8_u (i32.const 20))))))
       (local.set $socket (i32.load (i32.const 20)))
       (call $connect (local.get $socket) (local.get $network) (i32.const 0)
         (i32.const {PORT}) (i32.const {A}) (i32.const {B}) (i32.const {C}) (i32.const {D})
         (i32.const 0) (i32.const 0) (i32.const 0) (i32.const 0) (i32.const 0) (i32.const 0)
         (i32.const 32))
-      (if (i32.load8_u (i32.const 32)) (then (return (i32.const 2))))
+      (if (i32.load8_u (i32.const 32)) (then (return (call $fail (i32.const 2) (i32.load8_u (i32.const 33))))))
       (block $connected (loop $again
         (call $finish (local.get $socket) (i32.const 48))
         (br_if $connected (i32.eqz (i32.load8_u (i32.const 48))))
-        (if (i32.ne (i32.load8_u (i32.const 52)) (i32.const 8)) (then (return (i32.const 3))))
+        (if (i32.ne (i32.load8_u (i32.const 52)) (i32.const 8))
+          (then (return (call $fail (i32.const 3) (i32.load8_u (i32.const 52))))))
         (br $again)))
       ;; finish-connect's streams: input at 52, output at 56
       (call $write (i32.load (i32.const 56)) (i32.const 8192) (i32.const {LEN}) (i32.const 64))
-      (if (i32.load8_u (i32.const 64)) (then (return (i32.const 4))))
+      (if (i32.load8_u (i32.const 64)) (then (return (call $fail (i32.const 4) (i32.const 0)))))
       (i32.const 0)))
   (core instance $main (instantiate $main
     (with "mem" (instance $mem))
@@ -238,12 +277,76 @@ const SEND_TEMPLATE: &str = r#"(component $C
       (export "create-tcp-socket" (func $create-tcp-socket))
       (export "start-connect" (func $start-connect))
       (export "finish-connect" (func $finish-connect))
-      (export "write" (func $write))))))
+      (export "write" (func $write))
+      (export "get-stdout" (func $get-stdout))))))
   (func $run (result (result)) (canon lift (core func $main "run")))
   (instance $api (export "run" (func $run)))
   (export "wasi:cli/run@0.2.0" (instance $api)))"#;
 
-/// Serves one connection on 0.0.0.0:{PORT} (see [`tcp_echo_server`]).
+/// Connects {TIMES} times (see [`tcp_connect_flood`]).
+const FLOOD_TEMPLATE: &str = r#"(component $C
+{IMPORTS}
+  (core func $start-connect (canon lower (func $tcp "[method]tcp-socket.start-connect")
+    (memory (core memory $mem "memory"))))
+  (core func $finish-connect (canon lower (func $tcp "[method]tcp-socket.finish-connect")
+    (memory (core memory $mem "memory"))))
+  (core func $drop-socket (canon resource.drop $tcp-socket))
+  (core module $main
+    (import "mem" "memory" (memory 1))
+    (import "net" "instance-network" (func $instance-network (result i32)))
+    (import "net" "create-tcp-socket" (func $create (param i32 i32)))
+    (import "net" "start-connect" (func $connect (param i32 i32 i32 i32 i32 i32 i32 i32
+      i32 i32 i32 i32 i32 i32 i32)))
+    (import "net" "finish-connect" (func $finish (param i32 i32)))
+    (import "net" "drop-socket" (func $drop-socket (param i32)))
+    (import "net" "write" (func $write (param i32 i32 i32 i32)))
+{FAIL}
+    (func (export "run") (result i32) (i32.ne (call $flood) (i32.const 0)))
+    (func $flood (result i32) (local $network i32) (local $socket i32) (local $i i32)
+      (local $code i32)
+      (local.set $network (call $instance-network))
+      (block $done (loop $next
+        (br_if $done (i32.ge_u (local.get $i) (i32.const {TIMES})))
+        (call $create (i32.const 0) (i32.const 16))
+        (if (i32.load8_u (i32.const 16)) (then (return (call $fail (i32.const 1) (i32.load8_u (i32.const 20))))))
+        (local.set $socket (i32.load (i32.const 20)))
+        (call $connect (local.get $socket) (local.get $network) (i32.const 0)
+          (i32.const {PORT}) (i32.const {A}) (i32.const {B}) (i32.const {C}) (i32.const {D})
+          (i32.const 0) (i32.const 0) (i32.const 0) (i32.const 0) (i32.const 0) (i32.const 0)
+          (i32.const 32))
+        ;; refused with access-denied (1): by start-connect, or by
+        ;; finish-connect once it stops saying would-block (8)
+        (if (i32.load8_u (i32.const 32))
+          (then (local.set $code (i32.load8_u (i32.const 33))))
+          (else
+            (block $finished (loop $again
+              (call $finish (local.get $socket) (i32.const 48))
+              (if (i32.eqz (i32.load8_u (i32.const 48)))
+                (then (return (call $fail (i32.const 3) (i32.const 0)))))
+              (local.set $code (i32.load8_u (i32.const 52)))
+              (br_if $finished (i32.ne (local.get $code) (i32.const 8)))
+              (br $again)))))
+        (if (i32.ne (local.get $code) (i32.const 1))
+          (then (return (call $fail (i32.const 2) (local.get $code)))))
+        (call $drop-socket (local.get $socket))
+        (local.set $i (i32.add (local.get $i) (i32.const 1)))
+        (br $next)))
+      (i32.const 0)))
+  (core instance $main (instantiate $main
+    (with "mem" (instance $mem))
+    (with "net" (instance
+      (export "instance-network" (func $instance-network))
+      (export "create-tcp-socket" (func $create-tcp-socket))
+      (export "start-connect" (func $start-connect))
+      (export "finish-connect" (func $finish-connect))
+      (export "drop-socket" (func $drop-socket))
+      (export "write" (func $write))
+      (export "get-stdout" (func $get-stdout))))))
+  (func $run (result (result)) (canon lift (core func $main "run")))
+  (instance $api (export "run" (func $run)))
+  (export "wasi:cli/run@0.2.0" (instance $api)))"#;
+
+/// Serves one connection on {A}.{B}.{C}.{D}:{PORT} (see [`tcp_echo_server`]).
 const ECHO_TEMPLATE: &str = r#"(component $C
 {IMPORTS}
   (core func $start-bind (canon lower (func $tcp "[method]tcp-socket.start-bind")
@@ -274,32 +377,34 @@ const ECHO_TEMPLATE: &str = r#"(component $C
     (import "net" "block" (func $block (param i32)))
     (import "net" "read" (func $read (param i32 i64 i32)))
     (import "net" "write" (func $write (param i32 i32 i32 i32)))
+{FAIL}
     (func (export "run") (result i32) (i32.ne (call $serve) (i32.const 0)))
     ;; 0 once the peer closed; otherwise the step that failed
     (func $serve (result i32) (local $network i32) (local $socket i32) (local $ready i32)
       (local $in i32) (local $out i32)
       (local.set $network (call $instance-network))
       (call $create (i32.const 0) (i32.const 64))
-      (if (i32.load8_u (i32.const 64)) (then (return (i32.const 1))))
+      (if (i32.load8_u (i32.const 64)) (then (return (call $fail (i32.const 1) (i32.load8_u (i32.const 68))))))
       (local.set $socket (i32.load (i32.const 68)))
-      ;; bind 0.0.0.0:{PORT}
+      ;; bind {A}.{B}.{C}.{D}:{PORT}
       (call $start-bind (local.get $socket) (local.get $network) (i32.const 0)
-        (i32.const {PORT}) (i32.const 0) (i32.const 0) (i32.const 0) (i32.const 0)
+        (i32.const {PORT}) (i32.const {A}) (i32.const {B}) (i32.const {C}) (i32.const {D})
         (i32.const 0) (i32.const 0) (i32.const 0) (i32.const 0) (i32.const 0) (i32.const 0)
         (i32.const 80))
-      (if (i32.load8_u (i32.const 80)) (then (return (i32.const 2))))
+      (if (i32.load8_u (i32.const 80)) (then (return (call $fail (i32.const 2) (i32.load8_u (i32.const 81))))))
       (call $finish-bind (local.get $socket) (i32.const 80))
-      (if (i32.load8_u (i32.const 80)) (then (return (i32.const 3))))
+      (if (i32.load8_u (i32.const 80)) (then (return (call $fail (i32.const 3) (i32.load8_u (i32.const 81))))))
       (call $start-listen (local.get $socket) (i32.const 80))
-      (if (i32.load8_u (i32.const 80)) (then (return (i32.const 4))))
+      (if (i32.load8_u (i32.const 80)) (then (return (call $fail (i32.const 4) (i32.load8_u (i32.const 81))))))
       (call $finish-listen (local.get $socket) (i32.const 80))
-      (if (i32.load8_u (i32.const 80)) (then (return (i32.const 5))))
+      (if (i32.load8_u (i32.const 80)) (then (return (call $fail (i32.const 5) (i32.load8_u (i32.const 81))))))
       (local.set $ready (call $subscribe (local.get $socket)))
       ;; accept, waiting while it says would-block (8): result at 96
       (block $accepted (loop $again
         (call $accept (local.get $socket) (i32.const 96))
         (br_if $accepted (i32.eqz (i32.load8_u (i32.const 96))))
-        (if (i32.ne (i32.load8_u (i32.const 100)) (i32.const 8)) (then (return (i32.const 6))))
+        (if (i32.ne (i32.load8_u (i32.const 100)) (i32.const 8))
+          (then (return (call $fail (i32.const 6) (i32.load8_u (i32.const 100))))))
         (call $block (local.get $ready))
         (br $again)))
       (local.set $in (i32.load (i32.const 104)))
@@ -328,7 +433,8 @@ const ECHO_TEMPLATE: &str = r#"(component $C
       (export "subscribe" (func $subscribe))
       (export "block" (func $block))
       (export "read" (func $read))
-      (export "write" (func $write))))))
+      (export "write" (func $write))
+      (export "get-stdout" (func $get-stdout))))))
   (func $run (result (result)) (canon lift (core func $main "run")))
   (instance $api (export "run" (func $run)))
   (export "wasi:cli/run@0.2.0" (instance $api)))"#;
@@ -346,5 +452,6 @@ mod tests {
         assert_eq!(&packets[15..17], &[0x30, 4]);
         assert_eq!(&packets[21..], &[0xe0, 0]);
         assert!(super::tcp_send([127, 0, 0, 1], 1883, &packets).starts_with(b"\0asm"));
+        assert!(super::tcp_connect_flood([127, 0, 0, 2], 1883, 5).starts_with(b"\0asm"));
     }
 }

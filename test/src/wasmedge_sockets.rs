@@ -17,6 +17,7 @@ const IMPORTS: &str = r#"
   (import "wasi_snapshot_preview1" "sock_accept" (func $sock_accept (param i32 i32) (result i32)))
   (import "wasi_snapshot_preview1" "sock_send" (func $sock_send (param i32 i32 i32 i32 i32) (result i32)))
   (import "wasi_snapshot_preview1" "sock_recv" (func $sock_recv (param i32 i32 i32 i32 i32 i32) (result i32)))
+  (import "wasi_snapshot_preview1" "fd_close" (func $fd_close (param i32) (result i32)))
   (import "wasi_snapshot_preview1" "proc_exit" (func $exit (param i32)))
   (memory (export "memory") 1)
   ;; 0: socket; 4: accepted socket; 8: address {buf = 16, len = 4};
@@ -63,8 +64,14 @@ pub fn tcp_connect(address: [u8; 4], port: u16) -> Vec<u8> {
 /// Serves one TCP connection on `0.0.0.0:port`: binds, listens, accepts,
 /// and echoes what it reads until the peer closes.
 pub fn tcp_echo_server(port: u16) -> Vec<u8> {
+    tcp_echo_server_at([0, 0, 0, 0], port)
+}
+
+/// [`tcp_echo_server`] bound to `address:port`.
+pub fn tcp_echo_server_at(address: [u8; 4], port: u16) -> Vec<u8> {
     let text = format!(
         r#"(module {IMPORTS}
+  (data (i32.const 16) "{address}")
   (func (export "_start")
     (call $open_tcp)
     (call $check (call $sock_bind (i32.load (i32.const 0)) (i32.const 8) (i32.const {port})))
@@ -79,12 +86,47 @@ pub fn tcp_echo_server(port: u16) -> Vec<u8> {
       (i32.store (i32.const 36) (i32.load (i32.const 40)))
       (call $check (call $sock_send (i32.load (i32.const 4)) (i32.const 32) (i32.const 1)
         (i32.const 0) (i32.const 40)))
-      (br $more)))))"#
+      (br $more)))))"#,
+        address = escaped(&address),
     );
     wat::parse_str(text).expect("the echo module")
+}
+
+/// Tries `times` connects to `address:port`, each on a new socket closed
+/// after: exit status 0 when every one was refused with EACCES; the errno
+/// of the first call that did otherwise (1 for a connect that went
+/// through).
+pub fn tcp_connect_flood(address: [u8; 4], port: u16, times: u32) -> Vec<u8> {
+    let text = format!(
+        r#"(module {IMPORTS}
+  (data (i32.const 16) "{address}")
+  (func (export "_start") (local $i i32) (local $errno i32)
+    (block $done (loop $next
+      (br_if $done (i32.ge_u (local.get $i) (i32.const {times})))
+      (call $open_tcp)
+      (local.set $errno
+        (call $sock_connect (i32.load (i32.const 0)) (i32.const 8) (i32.const {port})))
+      (if (i32.eqz (local.get $errno)) (then (call $exit (i32.const 1))))
+      (if (i32.ne (local.get $errno) (i32.const 2)) (then (call $exit (local.get $errno))))
+      (call $check (call $fd_close (i32.load (i32.const 0))))
+      (local.set $i (i32.add (local.get $i) (i32.const 1)))
+      (br $next)))))"#,
+        address = escaped(&address),
+    );
+    wat::parse_str(text).expect("the flood module")
 }
 
 /// `bytes` as a WAT string's escapes.
 fn escaped(bytes: &[u8]) -> String {
     bytes.iter().map(|byte| format!("\\{byte:02x}")).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn test_the_modules_are_well_formed_text() {
+        assert!(super::tcp_connect([127, 0, 0, 1], 80).starts_with(b"\0asm"));
+        assert!(super::tcp_echo_server(7000).starts_with(b"\0asm"));
+        assert!(super::tcp_connect_flood([127, 0, 0, 2], 80, 3).starts_with(b"\0asm"));
+    }
 }

@@ -40,10 +40,25 @@ fn tcp_connect(address: [u8; 4], port: u16) -> Vec<u8> {
 
 /// A guest serving one TCP connection on `0.0.0.0:port`, echoing.
 fn tcp_echo_server(port: u16) -> Vec<u8> {
+    tcp_echo_server_at([0, 0, 0, 0], port)
+}
+
+/// [`tcp_echo_server`] on `address:port`.
+fn tcp_echo_server_at(address: [u8; 4], port: u16) -> Vec<u8> {
     if on_wasmedge() {
-        wasmedge_sockets::tcp_echo_server(port)
+        wasmedge_sockets::tcp_echo_server_at(address, port)
     } else {
-        components::tcp_echo_server(port)
+        components::tcp_echo_server_at(address, port)
+    }
+}
+
+/// A guest that tries `times` connects to `address:port`; exit status 0
+/// when each was refused.
+fn tcp_connect_flood(address: [u8; 4], port: u16, times: u32) -> Vec<u8> {
+    if on_wasmedge() {
+        wasmedge_sockets::tcp_connect_flood(address, port, times)
+    } else {
+        components::tcp_connect_flood(address, port, times)
     }
 }
 
@@ -122,6 +137,121 @@ fn test_a_guest_connects_only_where_its_decision_allows() {
         assert_refused(out.status.code(), &stderr(&out), "listen", "0.0.0.0:0");
     }
     assert_no_leftovers("nonet-default");
+}
+
+/// The port the suite's policy lets `net-...` containers listen on
+/// (127.0.0.1 only).
+const GRANTED_LISTEN_PORT: u16 = 47812;
+
+#[test]
+fn test_a_bind_to_a_port_already_taken_fails_as_in_use_not_as_refused() {
+    let _taken = TcpListener::bind(("127.0.0.1", GRANTED_LISTEN_PORT)).expect("the port is free");
+    let out = run_guest(
+        "net-inuse",
+        &tcp_echo_server_at([127, 0, 0, 1], GRANTED_LISTEN_PORT),
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout).to_string();
+    if on_wasmedge() {
+        // WASI's ADDRINUSE.
+        assert_eq!(out.status.code(), Some(3), "{}{stdout}", stderr(&out));
+    } else {
+        assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+        // start-bind failed with address-in-use.
+        assert!(stdout.contains("step 2 error-code 12"), "{stdout}");
+    }
+    assert!(
+        !stderr(&out).contains("refused by the policy"),
+        "{}",
+        stderr(&out)
+    );
+    assert_no_leftovers("net-inuse");
+    let logged = decision_log()
+        .lines()
+        .any(|l| l.contains("\"container\":\"net-inuse\"") && l.contains("\"action\":\"listen\""));
+    assert!(!logged, "the grant allowed it: {}", decision_log());
+}
+
+#[test]
+fn test_a_connect_flood_is_refused_each_time_logged_within_the_limit_and_the_shim_serves_on() {
+    const TIMES: u32 = 2000;
+    let logs = tempfile::tempdir().expect("log dir");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let flood = dir.path().join("flood.wasm");
+    std::fs::write(&flood, tcp_connect_flood([10, 99, 0, 1], 1883, TIMES)).expect("guest");
+    import_module_image("edgeshim.test/flood:1", &flood);
+    let echo = dir.path().join("echo.wasm");
+    std::fs::write(&echo, tcp_echo_server(ECHO_PORT)).expect("guest");
+    import_module_image("edgeshim.test/echo:1", &echo);
+    let mut cri = cri();
+    let pod = pod("flood-pod", "uid-flood", false, logs.path());
+    let pod_id = cri.run_pod(&pod, handler()).expect("RunPodSandbox");
+    // Named for the suite's listen grant (`net-echo...`): its sockets'
+    // implicit binds are allowed, so each refusal is the connect's.
+    let flooder = ContainerSpec {
+        name: "net-echo-flooder".into(),
+        image: "edgeshim.test/flood:1".into(),
+        command: vec!["/flood.wasm".into()],
+        log_path: "flooder.log".into(),
+        memory_limit_bytes: 64 << 20,
+        ..Default::default()
+    };
+    let started = std::time::Instant::now();
+    let id = cri
+        .create_container(&pod_id, &flooder.to_cri(), &pod)
+        .expect("CreateContainer");
+    cri.start_container(&id).expect("StartContainer");
+    let status = wait_exited(&mut cri, &id);
+    let log = std::fs::read_to_string(logs.path().join("flooder.log")).unwrap_or_default();
+    assert_eq!(status.exit_code, 0, "each connect refused: {log}");
+    cri.remove_container(&id).expect("RemoveContainer");
+    let windows = started.elapsed().as_secs() / 10 + 1;
+
+    // The log is bounded: at most 10 lines per container per 10 s.
+    let lines = decision_log()
+        .lines()
+        .filter(|l| l.contains(&format!("\"container\":\"{id}\"")) && l.contains("10.99.0.1:1883"))
+        .count();
+    assert!(lines >= 1, "{}", decision_log());
+    assert!(
+        u64::try_from(lines).expect("count") <= 10 * windows,
+        "{lines} lines in {windows} windows"
+    );
+    if !on_wasmedge() {
+        // The module's own stderr is held to the same limit.
+        let said = log.matches("refused by the policy").count();
+        assert!(
+            said >= 1 && u64::try_from(said).expect("count") <= 10 * windows,
+            "{log}"
+        );
+    }
+
+    // The same shim serves the pod's next container.
+    let server = ContainerSpec {
+        name: "net-echo-after-flood".into(),
+        image: "edgeshim.test/echo:1".into(),
+        command: vec!["/echo.wasm".into()],
+        log_path: "after.log".into(),
+        ..Default::default()
+    };
+    let next = cri
+        .create_container(&pod_id, &server.to_cri(), &pod)
+        .expect("CreateContainer after the flood");
+    cri.start_container(&next)
+        .expect("StartContainer after the flood");
+    let ip: std::net::IpAddr = pod_ip(&mut cri, &pod_id).parse().expect("the pod's IP");
+    let mut stream = None;
+    await_condition("the echo server after the flood", LIMIT, || {
+        stream = TcpStream::connect((ip, ECHO_PORT)).ok();
+        stream.is_some()
+    });
+    let mut stream = stream.expect("connected");
+    stream.write_all(b"still here\n").expect("send");
+    stream.shutdown(Shutdown::Write).expect("half-close");
+    let mut echoed = String::new();
+    stream.read_to_string(&mut echoed).expect("the echo");
+    assert_eq!(echoed, "still here\n");
+    assert_eq!(wait_exited(&mut cri, &next).exit_code, 0);
+    remove_pod(&mut cri, &pod_id, &[&next]);
 }
 
 /// Whether the decision log has the line for container `id` refused a
