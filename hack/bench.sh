@@ -7,7 +7,7 @@
 #   hack/bench.sh cold policy     only these scenarios
 #
 # Sizes (environment): COLD_N (30), BURST_N (20), DENSITY_COUNT (100),
-# DENSITY_STEP (25), POLICY_N (10000), AOT_N (5), SHIM_N (200), CYCLES_N (10000,
+# DENSITY_STEP (25), POLICY_N (10000), AOT_N (5), SHIM_N (200), NETWORK_N (500), CYCLES_N (10000,
 # on the wasmtime handler, or CYCLES_HANDLER), HANDLERS (wasmtime,runc,
 # plus wasmedge where libwasmedge 0.14.1 is installed, see hack/find-wasmedge.sh;
 # any handler configured in containerd can join, e.g. a peer shim).
@@ -39,7 +39,7 @@ handlers=${HANDLERS:-$default_handlers}
 # The Wasm handlers alone (the compiled-module cache means nothing to runc).
 wasm_handlers=$(echo "$handlers" | tr , '\n' | grep -vx runc | paste -sd, -)
 scenarios=("$@")
-[ ${#scenarios[@]} -gt 0 ] || scenarios=(cold sensor gate burst density aot shim policy cycles)
+[ ${#scenarios[@]} -gt 0 ] || scenarios=(cold sensor gate burst density aot shim policy cycles network)
 for scenario in "${scenarios[@]}"; do
   case "$scenario" in
     cold) $bench cold -n "${COLD_N:-30}" --handler "$handlers" ;;
@@ -51,6 +51,7 @@ for scenario in "${scenarios[@]}"; do
     shim) $bench shim -n "${SHIM_N:-200}" --shim "$shims" ;;
     policy) $bench policy -n "${POLICY_N:-10000}" ;;
     cycles) $bench cycles -n "${CYCLES_N:-10000}" --handler "${CYCLES_HANDLER:-wasmtime}" ;;
+    network) $bench network -n "${NETWORK_N:-500}" --handler "$handlers" ;;
     *) echo "unknown scenario $scenario" >&2; exit 2 ;;
   esac
 done

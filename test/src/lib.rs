@@ -9,11 +9,12 @@ use std::time::{Duration, Instant};
 
 use edgeshim_tools::oci_image::{ImageFile, ImageSpec, write_archive};
 
-/// Namespace all tests use in containerd.
-pub mod components;
 pub mod pods;
-pub mod wasmedge_sockets;
 
+/// The network guests, built by the tests from WAT (edgeshim-workloads).
+pub use edgeshim_workloads::{components, wasmedge_sockets};
+
+/// Namespace all tests use in containerd.
 pub const NAMESPACE: &str = "edgeshim-test";
 pub const PROBE_IMAGE: &str = "edgeshim.test/probe:1";
 pub const SPIN_IMAGE: &str = "edgeshim.test/spin:1";

@@ -16,7 +16,7 @@ fn main() {
             .arg(out.join(format!("{module}.wasm")))
             .arg(modules.join(format!("{module}.c"))));
     }
-    for native in ["pause", "hog"] {
+    for native in ["pause", "hog", "echo"] {
         run(Command::new("cc")
             .args(["-static", "-O2", "-s", "-o"])
             .arg(out.join(native))

@@ -8,12 +8,17 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, bail};
 use edgeshim_cri::Cri;
 use edgeshim_tools::oci_image::{ImageFile, ImageSpec, write_archive};
-use edgeshim_workloads::built;
+use edgeshim_workloads::{built, components, wasmedge_sockets};
 
 pub const PROBE_IMAGE: &str = "edgeshim.bench/probe:1";
 pub const SENSOR_IMAGE: &str = "edgeshim.bench/sensor:1";
 pub const COMPUTE_IMAGE: &str = "edgeshim.bench/compute:1";
 pub const BUSYBOX_IMAGE: &str = "edgeshim.bench/busybox:1";
+/// The network scenario's echo servers: a WASI 0.2 component (Wasmtime), a
+/// module on WasmEdge's socket extension, and the native program (runc).
+pub const ECHO_COMPONENT_IMAGE: &str = "edgeshim.bench/echo-component:1";
+pub const ECHO_WASMEDGE_IMAGE: &str = "edgeshim.bench/echo-wasmedge:1";
+pub const ECHO_NATIVE_IMAGE: &str = "edgeshim.bench/echo-native:1";
 /// The sandbox image `hack/containerd.sh` configures.
 pub const SANDBOX_IMAGE: &str = "edgeshim.local/pause:1";
 /// Debian's busybox-static.
@@ -77,9 +82,33 @@ pub fn workload(handler: &str, program: Program) -> Workload {
     }
 }
 
+/// The echo server `handler` runs, on [`crate::network::ECHO_PORT`].
+pub fn echo_workload(handler: &str) -> Workload {
+    let port = crate::network::ECHO_PORT.to_string();
+    match handler {
+        "runc" => Workload {
+            image: ECHO_NATIVE_IMAGE,
+            command: vec!["/echo".into(), port],
+        },
+        "wasmedge" => Workload {
+            image: ECHO_WASMEDGE_IMAGE,
+            command: vec!["/echo.wasm".into()],
+        },
+        _ => Workload {
+            image: ECHO_COMPONENT_IMAGE,
+            command: vec!["/echo.wasm".into()],
+        },
+    }
+}
+
 /// Builds and imports every image, then waits for CRI to list them.
 pub fn prepare(address: &Path, cri: &mut Cri) -> Result<()> {
     let dir = tempfile::tempdir()?;
+    let port = crate::network::ECHO_PORT;
+    let component = dir.path().join("echo-component.wasm");
+    std::fs::write(&component, components::tcp_echo_server_forever(port))?;
+    let module = dir.path().join("echo-wasmedge.wasm");
+    std::fs::write(&module, wasmedge_sockets::tcp_echo_server_forever(port))?;
     let mut images = vec![
         (PROBE_IMAGE, vec![(built("probe.wasm"), "/probe.wasm")]),
         (SENSOR_IMAGE, vec![(built("sensor.wasm"), "/sensor.wasm")]),
@@ -88,6 +117,9 @@ pub fn prepare(address: &Path, cri: &mut Cri) -> Result<()> {
             vec![(built("compute.wasm"), "/compute.wasm")],
         ),
         (SANDBOX_IMAGE, vec![(built("pause"), "/pause")]),
+        (ECHO_COMPONENT_IMAGE, vec![(component, "/echo.wasm")]),
+        (ECHO_WASMEDGE_IMAGE, vec![(module, "/echo.wasm")]),
+        (ECHO_NATIVE_IMAGE, vec![(built("echo"), "/echo")]),
     ];
     if Path::new(BUSYBOX).exists() {
         images.push((BUSYBOX_IMAGE, vec![(BUSYBOX.into(), BUSYBOX)]));

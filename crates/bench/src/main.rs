@@ -10,7 +10,9 @@
 //! ttrpc Task API, no containerd); `cold --gate enforce,off` is the policy
 //! overhead on a start; `cycles` (one pod, thousands of containers created,
 //! run to exit and removed one after another, a watchdog on every cycle,
-//! the pod shim's descriptors, threads and memory sampled).
+//! the pod shim's descriptors, threads and memory sampled); `network` (an
+//! echo server in a pod, a client at the pod's IP: connections per second
+//! and round trips, Wasm against native; and the egress check's own cost).
 //! Each writes a JSON file; `report` turns the files into BENCHMARKS.md's
 //! tables and SVG charts.
 
@@ -20,8 +22,10 @@ mod charts;
 mod cold;
 mod cycles;
 mod density;
+mod egress;
 mod images;
 mod memory;
+mod network;
 mod pod_run;
 mod policy;
 mod report;
@@ -165,6 +169,23 @@ enum Command {
         n: usize,
         #[arg(long, default_value = "benches/results")]
         out: PathBuf,
+    },
+    /// A TCP echo server in a pod (bridge network), a client at its IP;
+    /// then the egress check's own cost
+    Network {
+        #[command(flatten)]
+        target: Target,
+        /// Connections (and 4x as many round trips on one connection)
+        #[arg(short, default_value_t = 500)]
+        n: usize,
+    },
+    /// (internal) The guarded side of the egress check's cost
+    #[command(hide = true)]
+    EgressChild {
+        channel: i32,
+        tcp_port: u16,
+        udp_port: u16,
+        n: usize,
     },
     /// Policy decision latency, gate cost and first decision of a new process
     Policy {
@@ -323,6 +344,18 @@ fn main() -> Result<()> {
                 .collect::<Result<Vec<_>>>()?;
             report::save(&out, "shim-only", &results)
         }
+        Command::Network { target, n } => {
+            let (mut cri, logs) = connect(&target.address)?;
+            let echo = network::run(&mut cri, &target.handlers, n, logs.path())?;
+            report::save(&target.out, "network", &echo)?;
+            report::save(&target.out, "egress", &egress::run(n)?)
+        }
+        Command::EgressChild {
+            channel,
+            tcp_port,
+            udp_port,
+            n,
+        } => egress::child_main(channel, tcp_port, udp_port, n),
         Command::Policy { n, out } => report::save(&out, "policy", &policy::run(n)?),
         Command::PolicyFirst { policy, cache } => policy::first_in_this_process(&policy, &cache),
         Command::Report {

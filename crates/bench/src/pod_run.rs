@@ -46,6 +46,21 @@ pub fn unique_name(name: &str) -> String {
     format!("{name}-{}", std::process::id())
 }
 
+/// Pod `name` in the bench's namespace, logging to `log_dir`, on the
+/// node's network or (`host_network` false) one of its own.
+pub fn pod_config(name: &str, log_dir: &Path, host_network: bool) -> PodSandboxConfig {
+    PodConfig {
+        name: name.into(),
+        namespace: "bench".into(),
+        uid: format!("uid-{name}"),
+        host_network,
+        log_directory: log_dir.display().to_string(),
+        cgroup_parent: String::new(),
+        annotations: Vec::new(),
+    }
+    .to_cri()
+}
+
 /// Starts pod `name` with one container running `workload` under
 /// `handler`, and waits for its first output.
 pub fn start(
@@ -58,16 +73,7 @@ pub fn start(
     let name = &unique_name(name);
     let log_dir = log_root.join(name);
     std::fs::create_dir_all(&log_dir)?;
-    let pod = PodConfig {
-        name: name.into(),
-        namespace: "bench".into(),
-        uid: format!("uid-{name}"),
-        host_network: true,
-        log_directory: log_dir.display().to_string(),
-        cgroup_parent: String::new(),
-        annotations: Vec::new(),
-    }
-    .to_cri();
+    let pod = pod_config(name, &log_dir, true);
     let t0 = Instant::now();
     let pod_id = cri.run_pod(&pod, handler).context("RunPodSandbox")?;
     let t1 = Instant::now();

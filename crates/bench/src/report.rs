@@ -222,6 +222,52 @@ pub fn markdown(results: &Path, charts: &Path, charts_link: &str) -> Result<Stri
     if let Some(doc) = load(results, "cycles") {
         cycles_section(&mut md, &doc);
     }
+    if let Some(doc) = load(results, "network") {
+        table_section(
+            &mut md,
+            &doc,
+            "Network: a TCP echo server in a pod (bridge network), a client on the \
+             node at the pod's IP, 1 KB messages",
+            &[
+                "handler",
+                "connections",
+                "per second",
+                "connection p50 µs",
+                "p99",
+                "round trip p50 µs",
+                "p99",
+            ],
+            |r| {
+                format!(
+                    "{} | {} | {:.0} | {:.0} | {:.0} | {:.0} | {:.0}",
+                    r["handler"].as_str().unwrap_or_default(),
+                    r["connections"],
+                    num(r, &["connections_per_s"]),
+                    num(r, &["connection_us", "p50"]),
+                    num(r, &["connection_us", "p99"]),
+                    num(r, &["round_trip_us", "p50"]),
+                    num(r, &["round_trip_us", "p99"])
+                )
+            },
+        );
+    }
+    if let Some(doc) = load(results, "egress") {
+        table_section(
+            &mut md,
+            &doc,
+            "Network: the egress check's own cost, µs per call",
+            &["what", "n", "p50", "p99"],
+            |r| {
+                format!(
+                    "{} | {} | {:.2} | {:.2}",
+                    r["what"].as_str().unwrap_or_default(),
+                    num(r, &["us", "n"]),
+                    num(r, &["us", "p50"]),
+                    num(r, &["us", "p99"])
+                )
+            },
+        );
+    }
     if let Some(doc) = load(results, "policy") {
         table_section(
             &mut md,

@@ -10,7 +10,14 @@
 //!   print one line when done: the ahead-of-time compilation benchmark.
 //! - `spin.wasm`: a loop with no host calls (WAT).
 //! - `pause`, `hog`: static native programs (a pod sandbox; a memory and
-//!   process hog).
+//!   process hog); `echo`: the network bench's TCP echo server, native.
+//!
+//! And the network guests, compiled from WAT when asked for: WASI 0.2
+//! components ([`components`], the Wasmtime shim's) and modules using
+//! WasmEdge's socket extension ([`wasmedge_sockets`]).
+
+pub mod components;
+pub mod wasmedge_sockets;
 
 use std::path::{Path, PathBuf};
 

@@ -70,18 +70,25 @@ pub fn guard_this_process(channel: RawFd) -> Result<(), GuardError> {
 
 fn install(channel: RawFd) -> Result<OwnedFd, libseccomp::error::SeccompError> {
     let mut filter = ScmpFilterContext::new(ScmpAction::Allow)?;
+    let channel = u64::try_from(channel).unwrap_or(0);
     for name in JUDGED {
         let call = ScmpSyscall::from_name(name)?;
-        if name == "sendmsg" {
-            let not_channel = ScmpArgCompare::new(
-                0,
-                ScmpCompareOp::NotEqual,
-                u64::try_from(channel).unwrap_or(0),
-            );
-            filter.add_rule_conditional(ScmpAction::Notify, call, &[not_channel])?;
-        } else {
-            filter.add_rule(ScmpAction::Notify, call)?;
-        }
+        match name {
+            // Not the hand-over to the shim, which must not wait on itself.
+            "sendmsg" => filter.add_rule_conditional(
+                ScmpAction::Notify,
+                call,
+                &[ScmpArgCompare::new(0, ScmpCompareOp::NotEqual, channel)],
+            )?,
+            // Only with an address (a `send` on a connected socket is a
+            // `sendto` without one): the kernel's own argument, no read.
+            "sendto" => filter.add_rule_conditional(
+                ScmpAction::Notify,
+                call,
+                &[ScmpArgCompare::new(4, ScmpCompareOp::NotEqual, 0)],
+            )?,
+            _ => filter.add_rule(ScmpAction::Notify, call)?,
+        };
     }
     for (name, errno) in REFUSED {
         filter.add_rule(ScmpAction::Errno(errno), ScmpSyscall::from_name(name)?)?;

@@ -14,9 +14,30 @@ pub fn tcp_echo_server(port: u16) -> Vec<u8> {
 /// [`tcp_echo_server`] bound to `address:port`. A failed step is said on
 /// stdout (`step 2 error-code 12`: start-bind, address-in-use).
 pub fn tcp_echo_server_at(address: [u8; 4], port: u16) -> Vec<u8> {
-    let text = with_address(ECHO_TEMPLATE, address, port);
+    let text = with_address(ECHO_TEMPLATE, address, port).replace("{ON_CLOSE}", ON_CLOSE_EXIT);
     wat::parse_str(text).expect("the echo component")
 }
+
+/// [`tcp_echo_server`] serving one connection after another, for ever
+/// (the network bench's server).
+pub fn tcp_echo_server_forever(port: u16) -> Vec<u8> {
+    let text = with_address(ECHO_TEMPLATE, [0, 0, 0, 0], port).replace("{ON_CLOSE}", ON_CLOSE_NEXT);
+    wat::parse_str(text).expect("the echo component")
+}
+
+/// The echo's end of a connection (the read failed; 1 is `closed`): exit,
+/// 0 when the peer closed.
+const ON_CLOSE_EXIT: &str = "(return (select (i32.const 0) (i32.const 7)
+            (i32.eq (i32.load8_u (i32.const 132)) (i32.const 1))))";
+
+/// Or, when the peer closed, drop the connection's streams and socket and
+/// accept the next.
+const ON_CLOSE_NEXT: &str = "(if (i32.ne (i32.load8_u (i32.const 132)) (i32.const 1))
+            (then (return (i32.const 7))))
+          (call $drop-input (local.get $in))
+          (call $drop-output (local.get $out))
+          (call $drop-socket (i32.load (i32.const 100)))
+          (br $next)";
 
 /// `template` with its imports, `$fail`, and `address:port` filled in.
 fn with_address(template: &str, [a, b, c, d]: [u8; 4], port: u16) -> String {
@@ -34,7 +55,12 @@ fn with_address(template: &str, [a, b, c, d]: [u8; 4], port: u16) -> String {
 /// new socket dropped after: exit status 0 when every one was refused
 /// (access-denied), else 1 with the step said on stdout.
 pub fn tcp_connect_flood(address: [u8; 4], port: u16, times: u32) -> Vec<u8> {
-    let text = with_address(FLOOD_TEMPLATE, address, port).replace("{TIMES}", &times.to_string());
+    let text = with_address(
+        &CONNECT_TEMPLATE.replace("{BODY}", FLOOD_BODY),
+        address,
+        port,
+    )
+    .replace("{TIMES}", &times.to_string());
     wat::parse_str(text).expect("the flood component")
 }
 
@@ -86,9 +112,13 @@ pub fn mqtt_packets(client_id: &str, topic: &str, messages: &[String]) -> Vec<u8
 pub fn tcp_send(address: [u8; 4], port: u16, bytes: &[u8]) -> Vec<u8> {
     assert!(bytes.len() <= 4096, "one write carries at most 4096 bytes");
     let data: String = bytes.iter().map(|byte| format!("\\{byte:02x}")).collect();
-    let text = with_address(SEND_TEMPLATE, address, port)
-        .replace("{DATA}", &data)
-        .replace("{LEN}", &bytes.len().to_string());
+    let text = with_address(
+        &CONNECT_TEMPLATE.replace("{BODY}", SEND_BODY),
+        address,
+        port,
+    )
+    .replace("{DATA}", &data)
+    .replace("{LEN}", &bytes.len().to_string());
     wat::parse_str(text).expect("the send component")
 }
 
@@ -229,16 +259,15 @@ const FAIL: &str = r#"
       (local.get $step))
 "#;
 
-/// Connects to {A}.{B}.{C}.{D}:{PORT} (`create-tcp-socket`, `start-connect`,
-/// then `finish-connect` until it stops saying would-block), then writes
-/// {LEN} bytes of {DATA} (see [`tcp_send`]); results through memory
-/// (canonical ABI).
-const SEND_TEMPLATE: &str = r#"(component $C
+/// A client component: the socket functions it calls, and `run`, which
+/// calls {BODY}'s `$body` (0: success, else the failed step).
+const CONNECT_TEMPLATE: &str = r#"(component $C
 {IMPORTS}
   (core func $start-connect (canon lower (func $tcp "[method]tcp-socket.start-connect")
     (memory (core memory $mem "memory"))))
   (core func $finish-connect (canon lower (func $tcp "[method]tcp-socket.finish-connect")
     (memory (core memory $mem "memory"))))
+  (core func $drop-socket (canon resource.drop $tcp-socket))
   (core module $main
     (import "mem" "memory" (memory 1))
     (import "net" "instance-network" (func $instance-network (result i32)))
@@ -246,11 +275,31 @@ const SEND_TEMPLATE: &str = r#"(component $C
     (import "net" "start-connect" (func $connect (param i32 i32 i32 i32 i32 i32 i32 i32
       i32 i32 i32 i32 i32 i32 i32)))
     (import "net" "finish-connect" (func $finish (param i32 i32)))
+    (import "net" "drop-socket" (func $drop-socket (param i32)))
     (import "net" "write" (func $write (param i32 i32 i32 i32)))
 {FAIL}
-    (data (i32.const 8192) "{DATA}")
-    (func (export "run") (result i32) (i32.ne (call $send) (i32.const 0)))
-    (func $send (result i32) (local $network i32) (local $socket i32)
+    (func (export "run") (result i32) (i32.ne (call $body) (i32.const 0)))
+{BODY}
+  )
+  (core instance $main (instantiate $main
+    (with "mem" (instance $mem))
+    (with "net" (instance
+      (export "instance-network" (func $instance-network))
+      (export "create-tcp-socket" (func $create-tcp-socket))
+      (export "start-connect" (func $start-connect))
+      (export "finish-connect" (func $finish-connect))
+      (export "drop-socket" (func $drop-socket))
+      (export "write" (func $write))
+      (export "get-stdout" (func $get-stdout))))))
+  (func $run (result (result)) (canon lift (core func $main "run")))
+  (instance $api (export "run" (func $run)))
+  (export "wasi:cli/run@0.2.0" (instance $api)))"#;
+
+/// The body of [`tcp_send`]: connect to {A}.{B}.{C}.{D}:{PORT} (`create-tcp-socket`,
+/// `start-connect`, then `finish-connect` until it stops saying would-block), then
+/// write {LEN} bytes of {DATA}; results through memory (canonical ABI).
+const SEND_BODY: &str = r#"    (data (i32.const 8192) "{DATA}")
+    (func $body (result i32) (local $network i32) (local $socket i32)
       (local.set $network (call $instance-network))
       (call $create (i32.const 0) (i32.const 16))
       (if (i32.load8_u (i32.const 16)) (then (return (call $fail (i32.const 1) (i32.load8_u (i32.const 20))))))
@@ -269,40 +318,11 @@ const SEND_TEMPLATE: &str = r#"(component $C
       ;; finish-connect's streams: input at 52, output at 56
       (call $write (i32.load (i32.const 56)) (i32.const 8192) (i32.const {LEN}) (i32.const 64))
       (if (i32.load8_u (i32.const 64)) (then (return (call $fail (i32.const 4) (i32.const 0)))))
-      (i32.const 0)))
-  (core instance $main (instantiate $main
-    (with "mem" (instance $mem))
-    (with "net" (instance
-      (export "instance-network" (func $instance-network))
-      (export "create-tcp-socket" (func $create-tcp-socket))
-      (export "start-connect" (func $start-connect))
-      (export "finish-connect" (func $finish-connect))
-      (export "write" (func $write))
-      (export "get-stdout" (func $get-stdout))))))
-  (func $run (result (result)) (canon lift (core func $main "run")))
-  (instance $api (export "run" (func $run)))
-  (export "wasi:cli/run@0.2.0" (instance $api)))"#;
+      (i32.const 0))
+"#;
 
-/// Connects {TIMES} times (see [`tcp_connect_flood`]).
-const FLOOD_TEMPLATE: &str = r#"(component $C
-{IMPORTS}
-  (core func $start-connect (canon lower (func $tcp "[method]tcp-socket.start-connect")
-    (memory (core memory $mem "memory"))))
-  (core func $finish-connect (canon lower (func $tcp "[method]tcp-socket.finish-connect")
-    (memory (core memory $mem "memory"))))
-  (core func $drop-socket (canon resource.drop $tcp-socket))
-  (core module $main
-    (import "mem" "memory" (memory 1))
-    (import "net" "instance-network" (func $instance-network (result i32)))
-    (import "net" "create-tcp-socket" (func $create (param i32 i32)))
-    (import "net" "start-connect" (func $connect (param i32 i32 i32 i32 i32 i32 i32 i32
-      i32 i32 i32 i32 i32 i32 i32)))
-    (import "net" "finish-connect" (func $finish (param i32 i32)))
-    (import "net" "drop-socket" (func $drop-socket (param i32)))
-    (import "net" "write" (func $write (param i32 i32 i32 i32)))
-{FAIL}
-    (func (export "run") (result i32) (i32.ne (call $flood) (i32.const 0)))
-    (func $flood (result i32) (local $network i32) (local $socket i32) (local $i i32)
+/// The body of [`tcp_connect_flood`]: {TIMES} connects.
+const FLOOD_BODY: &str = r#"    (func $body (result i32) (local $network i32) (local $socket i32) (local $i i32)
       (local $code i32)
       (local.set $network (call $instance-network))
       (block $done (loop $next
@@ -331,20 +351,8 @@ const FLOOD_TEMPLATE: &str = r#"(component $C
         (call $drop-socket (local.get $socket))
         (local.set $i (i32.add (local.get $i) (i32.const 1)))
         (br $next)))
-      (i32.const 0)))
-  (core instance $main (instantiate $main
-    (with "mem" (instance $mem))
-    (with "net" (instance
-      (export "instance-network" (func $instance-network))
-      (export "create-tcp-socket" (func $create-tcp-socket))
-      (export "start-connect" (func $start-connect))
-      (export "finish-connect" (func $finish-connect))
-      (export "drop-socket" (func $drop-socket))
-      (export "write" (func $write))
-      (export "get-stdout" (func $get-stdout))))))
-  (func $run (result (result)) (canon lift (core func $main "run")))
-  (instance $api (export "run" (func $run)))
-  (export "wasi:cli/run@0.2.0" (instance $api)))"#;
+      (i32.const 0))
+"#;
 
 /// Serves one connection on {A}.{B}.{C}.{D}:{PORT} (see [`tcp_echo_server`]).
 const ECHO_TEMPLATE: &str = r#"(component $C
@@ -361,6 +369,9 @@ const ECHO_TEMPLATE: &str = r#"(component $C
     (memory (core memory $mem "memory"))))
   (core func $subscribe (canon lower (func $tcp "[method]tcp-socket.subscribe")))
   (core func $block (canon lower (func $poll "[method]pollable.block")))
+  (core func $drop-input (canon resource.drop $input))
+  (core func $drop-output (canon resource.drop $output))
+  (core func $drop-socket (canon resource.drop $tcp-socket))
   (core func $read (canon lower (func $streams "[method]input-stream.blocking-read")
     (memory (core memory $mem "memory")) (realloc (core func $mem "cabi_realloc"))))
   (core module $main
@@ -375,6 +386,9 @@ const ECHO_TEMPLATE: &str = r#"(component $C
     (import "net" "accept" (func $accept (param i32 i32)))
     (import "net" "subscribe" (func $subscribe (param i32) (result i32)))
     (import "net" "block" (func $block (param i32)))
+    (import "net" "drop-input" (func $drop-input (param i32)))
+    (import "net" "drop-output" (func $drop-output (param i32)))
+    (import "net" "drop-socket" (func $drop-socket (param i32)))
     (import "net" "read" (func $read (param i32 i64 i32)))
     (import "net" "write" (func $write (param i32 i32 i32 i32)))
 {FAIL}
@@ -400,6 +414,7 @@ const ECHO_TEMPLATE: &str = r#"(component $C
       (if (i32.load8_u (i32.const 80)) (then (return (call $fail (i32.const 5) (i32.load8_u (i32.const 81))))))
       (local.set $ready (call $subscribe (local.get $socket)))
       ;; accept, waiting while it says would-block (8): result at 96
+      (loop $next
       (block $accepted (loop $again
         (call $accept (local.get $socket) (i32.const 96))
         (br_if $accepted (i32.eqz (i32.load8_u (i32.const 96))))
@@ -413,12 +428,11 @@ const ECHO_TEMPLATE: &str = r#"(component $C
       (loop $echo
         (call $read (local.get $in) (i64.const 1024) (i32.const 128))
         (if (i32.load8_u (i32.const 128))
-          (then (return (select (i32.const 0) (i32.const 7)
-            (i32.eq (i32.load8_u (i32.const 132)) (i32.const 1))))))
+          (then {ON_CLOSE}))
         (call $write (local.get $out) (i32.load (i32.const 132)) (i32.load (i32.const 136))
           (i32.const 144))
         (if (i32.load8_u (i32.const 144)) (then (return (i32.const 8))))
-        (br $echo))
+        (br $echo)))
       (i32.const 9)))
   (core instance $main (instantiate $main
     (with "mem" (instance $mem))
@@ -432,6 +446,9 @@ const ECHO_TEMPLATE: &str = r#"(component $C
       (export "accept" (func $accept))
       (export "subscribe" (func $subscribe))
       (export "block" (func $block))
+      (export "drop-input" (func $drop-input))
+      (export "drop-output" (func $drop-output))
+      (export "drop-socket" (func $drop-socket))
       (export "read" (func $read))
       (export "write" (func $write))
       (export "get-stdout" (func $get-stdout))))))
@@ -445,6 +462,7 @@ mod tests {
     fn test_the_components_are_well_formed_text() {
         assert!(super::tcp_connect([127, 0, 0, 1], 80).starts_with(b"\0asm"));
         assert!(super::tcp_echo_server(7000).starts_with(b"\0asm"));
+        assert!(super::tcp_echo_server_forever(7000).starts_with(b"\0asm"));
         let packets = super::mqtt_packets("c", "t", &["m".to_string()]);
         // CONNECT (2 + 13 bytes), PUBLISH (2 + 3 + 1), DISCONNECT (2).
         assert_eq!(&packets[..2], &[0x10, 13]);

@@ -69,24 +69,40 @@ pub fn tcp_echo_server(port: u16) -> Vec<u8> {
 
 /// [`tcp_echo_server`] bound to `address:port`.
 pub fn tcp_echo_server_at(address: [u8; 4], port: u16) -> Vec<u8> {
+    echo(address, port, "(br $served)")
+}
+
+/// [`tcp_echo_server`] serving one connection after another, for ever
+/// (the network bench's server).
+pub fn tcp_echo_server_forever(port: u16) -> Vec<u8> {
+    echo(
+        [0, 0, 0, 0],
+        port,
+        "(call $check (call $fd_close (i32.load (i32.const 4)))) (br $next)",
+    )
+}
+
+/// The echo server; `on_close` ends a connection the peer closed.
+fn echo(address: [u8; 4], port: u16, on_close: &str) -> Vec<u8> {
     let text = format!(
         r#"(module {IMPORTS}
   (data (i32.const 16) "{address}")
   (func (export "_start")
     (call $open_tcp)
     (call $check (call $sock_bind (i32.load (i32.const 0)) (i32.const 8) (i32.const {port})))
-    (call $check (call $sock_listen (i32.load (i32.const 0)) (i32.const 1)))
-    (call $check (call $sock_accept (i32.load (i32.const 0)) (i32.const 4)))
-    (block $closed (loop $more
-      (i32.store (i32.const 32) (i32.const 1024))
-      (i32.store (i32.const 36) (i32.const 4096))
-      (call $check (call $sock_recv (i32.load (i32.const 4)) (i32.const 32) (i32.const 1)
-        (i32.const 0) (i32.const 40) (i32.const 44)))
-      (br_if $closed (i32.eqz (i32.load (i32.const 40))))
-      (i32.store (i32.const 36) (i32.load (i32.const 40)))
-      (call $check (call $sock_send (i32.load (i32.const 4)) (i32.const 32) (i32.const 1)
-        (i32.const 0) (i32.const 40)))
-      (br $more)))))"#,
+    (call $check (call $sock_listen (i32.load (i32.const 0)) (i32.const 16)))
+    (block $served (loop $next
+      (call $check (call $sock_accept (i32.load (i32.const 0)) (i32.const 4)))
+      (loop $more
+        (i32.store (i32.const 32) (i32.const 1024))
+        (i32.store (i32.const 36) (i32.const 4096))
+        (call $check (call $sock_recv (i32.load (i32.const 4)) (i32.const 32) (i32.const 1)
+          (i32.const 0) (i32.const 40) (i32.const 44)))
+        (if (i32.eqz (i32.load (i32.const 40))) (then {on_close}))
+        (i32.store (i32.const 36) (i32.load (i32.const 40)))
+        (call $check (call $sock_send (i32.load (i32.const 4)) (i32.const 32) (i32.const 1)
+          (i32.const 0) (i32.const 40)))
+        (br $more))))))"#,
         address = escaped(&address),
     );
     wat::parse_str(text).expect("the echo module")
@@ -127,6 +143,7 @@ mod tests {
     fn test_the_modules_are_well_formed_text() {
         assert!(super::tcp_connect([127, 0, 0, 1], 80).starts_with(b"\0asm"));
         assert!(super::tcp_echo_server(7000).starts_with(b"\0asm"));
+        assert!(super::tcp_echo_server_forever(7000).starts_with(b"\0asm"));
         assert!(super::tcp_connect_flood([127, 0, 0, 2], 80, 3).starts_with(b"\0asm"));
     }
 }
