@@ -81,7 +81,12 @@ TOML
 }
 
 running() {
-  [ -f "$pidfile" ] && kill -0 "$(cat "$pidfile")" 2>/dev/null
+  [ -f "$pidfile" ] || return 1
+  local pid; pid=$(cat "$pidfile")
+  kill -0 "$pid" 2>/dev/null || return 1
+  # A containerd that was stopped but not yet reaped (its parent is gone and
+  # PID 1 may reap late) is a zombie: not running.
+  [ "$(awk '{print $3}' "/proc/$pid/stat" 2>/dev/null)" != Z ]
 }
 
 start() {

@@ -253,7 +253,12 @@ pub fn task_status(id: &str) -> Option<String> {
 
 /// The task's pid in `ctr task ls`.
 pub fn task_pid(id: &str) -> u32 {
-    stdout(&ctr(&["task", "ls"]))
+    task_pid_in(NAMESPACE, id)
+}
+
+/// The pid of task `id` in containerd namespace `namespace`.
+pub fn task_pid_in(namespace: &str, id: &str) -> u32 {
+    stdout(&ctr_in(namespace, &["task", "ls"]))
         .lines()
         .find(|l| l.split_whitespace().next() == Some(id))
         .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())

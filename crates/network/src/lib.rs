@@ -7,9 +7,11 @@
 //! ([`NetworkGrant::check`]) that every engine gives its module.
 //!
 //! Also: what a refusal says ([`Refusal`], sent from the container to its
-//! shim, which logs it) and the one rate limit both ends apply.
+//! shim, which logs it), the one rate limit both ends apply, and the
+//! seccomp guard ([`guard`]) that holds an engine with no hook of its own
+//! (WasmEdge) to the grant from below the runtime.
 //!
-//! Leaves out: how an engine hooks its sockets (the engine crate), how a
+//! Leaves out: how an engine with a hook uses it (the engine crate), how a
 //! policy is evaluated (the policy crate), and writing the decision log.
 
 pub mod guard;

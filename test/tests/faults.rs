@@ -1,0 +1,91 @@
+//! Faults around running containers, through CRI against the real
+//! containerd: a container's process killed from outside, and many creates
+//! and starts at once in one pod's shim. Each ends with nothing left.
+
+use std::sync::{Arc, Barrier};
+
+use edgeshim_cri::Cri;
+use edgeshim_integration::pods::*;
+use edgeshim_integration::*;
+
+#[test]
+fn test_a_container_killed_from_outside_reports_137_and_its_pod_serves_on() {
+    let logs = tempfile::tempdir().expect("log dir");
+    let mut cri = cri();
+    let pod = pod("fault-sigkill", "uid-fault-sigkill", true, logs.path());
+    let pod_id = cri.run_pod(&pod, handler()).expect("RunPodSandbox");
+    let id = cri
+        .create_container(
+            &pod_id,
+            &container("sleeper", &["sleep", "1000000"]).to_cri(),
+            &pod,
+        )
+        .expect("CreateContainer");
+    cri.start_container(&id).expect("StartContainer");
+    await_condition("the container to run", LIMIT, || {
+        cri.container_status(&id)
+            .is_ok_and(|s| edgeshim_cri::state_name(s.state) == "Running")
+    });
+    // Not through containerd or the shim: the node's own kill.
+    let pid = task_pid_in(CRI_NAMESPACE, &id);
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(i32::try_from(pid).expect("pid")),
+        nix::sys::signal::Signal::SIGKILL,
+    )
+    .expect("kill");
+    let status = wait_exited(&mut cri, &id);
+    assert_eq!((status.exit_code, status.reason.as_str()), (137, "Error"));
+    // The pod's shim serves its next container.
+    let (hello, _) = run_hello(&mut cri, &pod_id, &pod, logs.path());
+    remove_pod(&mut cri, &pod_id, &[&id, &hello]);
+}
+
+/// Containers created and started at once in one pod.
+const AT_ONCE: usize = 100;
+
+#[test]
+fn test_a_hundred_creates_and_starts_at_once_in_one_pod_all_run_and_leave_nothing() {
+    let logs = tempfile::tempdir().expect("log dir");
+    let mut cri = cri();
+    let pod = pod("fault-at-once", "uid-fault-at-once", true, logs.path());
+    let pod_id = cri.run_pod(&pod, handler()).expect("RunPodSandbox");
+    let barrier = Arc::new(Barrier::new(AT_ONCE));
+    let workers: Vec<_> = (0..AT_ONCE)
+        .map(|index| {
+            let barrier = barrier.clone();
+            let (pod_id, pod) = (pod_id.clone(), pod.clone());
+            std::thread::spawn(move || {
+                // A connection each, as kubelet's workers would have.
+                let mut cri = Cri::connect(std::path::Path::new(&address())).expect("CRI");
+                let spec = container(&format!("c{index}"), &["args", &index.to_string()]);
+                barrier.wait();
+                let id = cri
+                    .create_container(&pod_id, &spec.to_cri(), &pod)
+                    .expect("CreateContainer");
+                cri.start_container(&id).expect("StartContainer");
+                (index, id)
+            })
+        })
+        .collect();
+    let started: Vec<(usize, String)> = workers
+        .into_iter()
+        .map(|w| w.join().expect("a worker"))
+        .collect();
+    for (index, id) in &started {
+        let status = wait_exited(&mut cri, id);
+        let log =
+            std::fs::read_to_string(logs.path().join(format!("c{index}.log"))).expect("its log");
+        assert_eq!(
+            (status.exit_code, status.reason.as_str()),
+            (0, "Completed"),
+            "{log}"
+        );
+        // Each got its own arguments: nothing crossed between containers.
+        assert!(log.contains(&format!("arg[2]={index}\n")), "{log}");
+    }
+    for (_, id) in &started {
+        cri.remove_container(id).expect("RemoveContainer");
+    }
+    let ids: Vec<&String> = started.iter().map(|(_, id)| id).collect();
+    remove_pod(&mut cri, &pod_id, &ids);
+}
