@@ -66,14 +66,14 @@ lines=$(wc -l < "$work/aggregates.txt")
 mosquitto_sub -h 127.0.0.1 -p 47821 -t 'edge/#' -v -C "$lines" -W 30 > "$work/received.txt" &
 sub=$!
 for _ in $(seq 100); do grep -q 'Received SUBSCRIBE' "$work/broker.log" 2>/dev/null && break; sleep 0.1; done
-echo "+ ctr run ... mqtt-publisher   (to the node's broker, 127.0.0.1:47821: allowed)"
-ctr run --rm --runtime io.containerd.wasmtime.v1 docker.io/edgeshim/publisher:latest mqtt-publisher
+echo "+ ctr run --net-host ... mqtt-publisher   (to the node's broker, 127.0.0.1:47821: allowed)"
+ctr run --rm --net-host --runtime io.containerd.wasmtime.v1 docker.io/edgeshim/publisher:latest mqtt-publisher
 wait $sub || true
 echo "+ mosquitto_sub received:"
 cat "$work/received.txt"
 publisher 10.20.0.1:1883 "$work/outside.tar"
-echo "+ ctr run ... mqtt-outside   (the same publisher pointed off the node: refused)"
-ctr run --rm --runtime io.containerd.wasmtime.v1 docker.io/edgeshim/publisher:latest mqtt-outside || true
+echo "+ ctr run --net-host ... mqtt-outside   (the same publisher pointed off the node: refused)"
+ctr run --rm --net-host --runtime io.containerd.wasmtime.v1 docker.io/edgeshim/publisher:latest mqtt-outside || true
 echo "+ the decision log's refusal line"
 grep '"action":"connect"' "$EDGESHIM_DECISION_LOG" | grep mqtt-outside | tail -n 1
 

@@ -199,6 +199,11 @@ pub fn images() {
 /// Imports an image named `name` holding the one file `module` at
 /// `/<file name>` (its entrypoint) into the CRI namespace.
 pub fn import_module_image(name: &str, module: &Path) {
+    import_module_image_in(CRI_NAMESPACE, name, module);
+}
+
+/// [`import_module_image`] into containerd namespace `namespace`.
+pub fn import_module_image_in(namespace: &str, name: &str, module: &Path) {
     let dir = tempfile::tempdir().expect("tempdir");
     let file_name = module.file_name().expect("file name").to_string_lossy();
     let target = format!("/{file_name}");
@@ -211,10 +216,7 @@ pub fn import_module_image(name: &str, module: &Path) {
     }];
     let archive = dir.path().join("image.tar");
     write_archive(&spec, &archive).expect("archive");
-    let output = ctr_in(
-        CRI_NAMESPACE,
-        &["image", "import", &archive.to_string_lossy()],
-    );
+    let output = ctr_in(namespace, &["image", "import", &archive.to_string_lossy()]);
     assert!(
         output.status.success(),
         "import {name}: {}",

@@ -798,3 +798,35 @@ fn test_a_native_program_inherits_no_descriptor_of_the_shim() {
     assert_eq!(fds, ["fd 0", "fd 1", "fd 2"], "{}", stdout(&out));
     assert_no_leftovers("native-fds");
 }
+
+#[test]
+fn test_the_sensor_module_aggregates_its_readings_into_windows() {
+    import_module_image_in(
+        NAMESPACE,
+        "edgeshim.test/sensor:1",
+        &edgeshim_workloads::built("sensor.wasm"),
+    );
+    let out = run_rm(
+        "sensor-windows",
+        "edgeshim.test/sensor:1",
+        &[],
+        &["/sensor.wasm", "simulate", "10"],
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    let windows: Vec<serde_json::Value> = stdout(&out)
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("a JSON window"))
+        .collect();
+    // 10 s at 10 Hz: two 5-second windows of 50 readings.
+    assert_eq!(windows.len(), 2, "{}", stdout(&out));
+    for (index, window) in windows.iter().enumerate() {
+        assert_eq!(window["window_start_ms"], 5000 * index);
+        assert_eq!(window["count"], 50);
+        let field = |name: &str| window[name].as_f64().expect(name);
+        // A 60 degree signal, drifting by at most 5, with noise under 1.
+        assert!((54.0..66.0).contains(&field("mean")), "{window}");
+        assert!(field("min") <= field("mean") && field("mean") <= field("max"));
+        assert!(field("max") - field("min") < 31.0, "{window}");
+    }
+    assert_no_leftovers("sensor-windows");
+}

@@ -393,12 +393,21 @@ impl Drop for Broker {
 
 #[test]
 fn test_a_wasm_mqtt_publisher_delivers_to_the_broker_and_is_refused_outside_its_range() {
-    let messages: Vec<String> = [(1, 21.5, 20.0, 23.0), (2, 22.25, 21.0, 24.5)]
-        .iter()
-        .map(|(window, mean, min, max)| {
-            format!("window={window} mean={mean:.2} min={min:.2} max={max:.2}")
-        })
-        .collect();
+    // The sensor module's own window aggregates, from a container of it.
+    import_module_image_in(
+        NAMESPACE,
+        "edgeshim.test/sensor:1",
+        &edgeshim_workloads::built("sensor.wasm"),
+    );
+    let sensor = run_rm(
+        "mqtt-sensor",
+        "edgeshim.test/sensor:1",
+        &[],
+        &["/sensor.wasm", "simulate", "15"],
+    );
+    assert!(sensor.status.success(), "{}", stderr(&sensor));
+    let messages: Vec<String> = stdout(&sensor).lines().map(str::to_string).collect();
+    assert_eq!(messages.len(), 3, "three 5-second windows");
     let packets = mqtt_packets("edgeshim-sensor", "edge/line-3/sensor", &messages);
     let broker = Broker::start();
     await_condition("the broker to listen", LIMIT, || {

@@ -12,6 +12,7 @@
 //
 // Built by test/workloads/build.rs with `clang --target=wasm32-wasi`.
 #include <math.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -79,9 +80,11 @@ static void reading(struct window *w, long t_ms, double value, double *pending, 
 }
 
 // Deterministic synthetic temperature: slow drift, noise, rare spikes.
-static unsigned long rng = 12345;
+// 64-bit state (a `long` is 32 bits on wasm32: a shift by 33 there was
+// undefined, and clang folded the readings away).
+static uint64_t rng = 12345;
 static double synthetic(long i) {
-    rng = rng * 6364136223846793005UL + 1442695040888963407UL;
+    rng = rng * 6364136223846793005ULL + 1442695040888963407ULL;
     double noise = (double)((rng >> 33) % 1000) / 1000.0 - 0.5;
     double value = 60.0 + 5.0 * sin((double)i / 600.0) + noise;
     if ((rng >> 20) % 997 == 0) value += 25.0;
