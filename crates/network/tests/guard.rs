@@ -79,7 +79,19 @@ fn test_a_guarded_process_uses_only_what_its_grant_allows() {
         SockFlag::empty(),
     )
     .expect("socketpair");
-    assert!(!supervisor.watch("c1", NetworkGrant::Rules(rules), a));
+    assert!(!supervisor.watch("c1", NetworkGrant::Rules(rules.clone()), a));
+    // Only a seccomp listener is watched: a socket (always readable, as a
+    // hostile payload could send one) is refused.
+    let (b, c) = socketpair(
+        AddressFamily::Unix,
+        SockType::Datagram,
+        None,
+        SockFlag::empty(),
+    )
+    .expect("socketpair");
+    nix::sys::socket::send(c.as_raw_fd(), b"x", MsgFlags::empty()).expect("send");
+    assert!(!supervisor.watch("c2", NetworkGrant::Rules(rules), b));
+    assert!(!supervisor.is_watching("c2"));
 
     let status = child.wait().expect("the child's status");
     assert!(status.success(), "the guarded child failed: {status}");

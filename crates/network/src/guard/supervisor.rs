@@ -9,6 +9,7 @@
 use std::io::{self, IoSliceMut};
 use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::os::unix::net::UnixDatagram;
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 
 use libseccomp::{ScmpArch, ScmpNotifReq, ScmpNotifResp, ScmpNotifRespFlags, notify_id_valid};
@@ -35,7 +36,14 @@ struct Watched {
     container: String,
     grant: NetworkGrant,
     listener: OwnedFd,
+    /// Receives that failed in a row (the caller went away first).
+    failures: AtomicU32,
 }
+
+/// Receives failing in a row after which a listener is dropped: each
+/// failure is a notification whose caller was gone before it was read,
+/// which a live container does not produce in such a run.
+const MAX_FAILURES: u32 = 64;
 
 impl Supervisor {
     /// Starts the thread; refusals go to `report`.
@@ -58,8 +66,12 @@ impl Supervisor {
 
     /// Answers the calls `listener` traps, as `container`'s, under `grant`.
     /// A container has one guard: a second listener is refused (and
-    /// closed), as is anything that is not a listener.
+    /// closed), as is anything that is not a seccomp listener (a pipe
+    /// always readable would keep this thread spinning).
     pub fn watch(&self, container: &str, grant: NetworkGrant, listener: OwnedFd) -> bool {
+        if !is_listener(&listener) {
+            return false;
+        }
         wake_synchronously(&listener);
         let mut watched = self.lock();
         if watched.iter().any(|w| w.container == container) {
@@ -69,6 +81,7 @@ impl Supervisor {
             container: container.to_string(),
             grant,
             listener,
+            failures: AtomicU32::new(0),
         }));
         drop(watched);
         let _ = self.wake.send(&[1]);
@@ -129,8 +142,13 @@ impl Supervisor {
         let listener = watched.listener.as_raw_fd();
         // Fails when the caller went away meanwhile (a signal, a kill).
         let Ok(request) = ScmpNotifReq::receive(listener) else {
+            if watched.failures.fetch_add(1, Ordering::Relaxed) >= MAX_FAILURES {
+                self.lock()
+                    .retain(|w| !std::ptr::eq(Arc::as_ptr(w), watched));
+            }
             return;
         };
+        watched.failures.store(0, Ordering::Relaxed);
         let answer = if request.data.arch == ScmpArch::native() {
             let caller = Caller {
                 pid: request.pid,
@@ -226,6 +244,13 @@ impl Target for Caller {
         };
         Ok(bytes.to_vec())
     }
+}
+
+/// Whether `fd` is a seccomp user-notification listener (the kernel names
+/// its anonymous inode so).
+fn is_listener(fd: &OwnedFd) -> bool {
+    std::fs::read_link(format!("/proc/self/fd/{}", fd.as_raw_fd()))
+        .is_ok_and(|target| target.as_os_str() == "anon_inode:seccomp notify")
 }
 
 /// `SECCOMP_IOCTL_NOTIF_SET_FLAGS` (`_IOW('!', 4, __u64)`) and its one
