@@ -87,3 +87,68 @@ config_errors contains msg if {
 	not endswith(dir, "/")
 	msg := concat("", ["config: node_data_dir ", quote(dir), " must end in \"/\""])
 }
+
+# A data-local broker is a network rule as docs/policy.md ("Network") writes
+# them: <network>:<port>, the network "*", an IPv4 address or CIDR, or an
+# IPv6 one in brackets; the port "*", 1-65535, or a range low-high. The
+# shim would refuse a bad one at every decision (the fail mode); here it is
+# refused once, at load, and the last good policy keeps serving.
+config_errors contains msg if {
+	some rule in data.edgeshim_config.data_local_brokers
+	is_string(rule)
+	not network_rule_valid(rule)
+	msg := concat("", [
+		"config: data_local_brokers entry ", quote(rule),
+		" is not a network rule (<network>:<port>, as 10.20.0.0/16:1883)",
+	])
+}
+
+network_rule_valid(rule) if {
+	parts := regex.find_all_string_submatch_n(`^(\*|\[[0-9a-fA-F:./]+\]|[0-9./]+):(\*|[0-9]+|[0-9]+-[0-9]+)$`, rule, 1)
+	count(parts) == 1
+	rule_network_valid(parts[0][1])
+	rule_ports_valid(parts[0][2])
+}
+
+rule_network_valid(network) if network == "*"
+
+rule_network_valid(network) if {
+	not startswith(network, "[")
+	cidr_valid(network, "/32")
+}
+
+rule_network_valid(network) if {
+	startswith(network, "[")
+	endswith(network, "]")
+	cidr_valid(trim_suffix(trim_prefix(network, "["), "]"), "/128")
+}
+
+# An address without a prefix is that one host.
+cidr_valid(network, _) if {
+	contains(network, "/")
+	net.cidr_is_valid(network)
+}
+
+cidr_valid(network, host) if {
+	not contains(network, "/")
+	net.cidr_is_valid(concat("", [network, host]))
+}
+
+rule_ports_valid(ports) if ports == "*"
+
+rule_ports_valid(ports) if {
+	not contains(ports, "-")
+	port_valid(to_number(ports))
+}
+
+rule_ports_valid(ports) if {
+	[low, high] := split(ports, "-")
+	port_valid(to_number(low))
+	port_valid(to_number(high))
+	to_number(low) <= to_number(high)
+}
+
+port_valid(port) if {
+	port >= 1
+	port <= 65535
+}

@@ -273,6 +273,16 @@ fn test_the_example_library_passes_its_own_load_check_and_refuses_bad_settings()
         .remove("max_memory_bytes");
     config["allowed_registries"] = serde_json::json!(["registry.factory.local"]);
     config["host_network_pods"] = serde_json::json!(["line-4/ok", "just-a-name", "a/b/c"]);
+    config["data_local_brokers"] = serde_json::json!([
+        "10.20.0.0/16:1883",
+        "[fd00::/8]:8000-8099",
+        "127.0.0.1:*",
+        "10.20.0.0/33:1883",
+        "10.20.0.1:70000",
+        "10.20.0.1:99-9",
+        "10.20.0.1",
+        "[fd00::1]:0",
+    ]);
     std::fs::write(copy.path().join("data.json"), data.to_string()).expect("write");
     let err = load(copy.path()).expect_err("bad settings are refused");
     for problem in [
@@ -284,6 +294,22 @@ fn test_the_example_library_passes_its_own_load_check_and_refuses_bad_settings()
         "config: host_network_pods entry \"a/b/c\" must be \"namespace/name\"",
     ] {
         assert!(err.contains(problem), "{problem} not in: {err}");
+    }
+    // Each bad broker rule is named; the good ones are not.
+    for bad in [
+        "10.20.0.0/33:1883",
+        "10.20.0.1:70000",
+        "10.20.0.1:99-9",
+        "10.20.0.1",
+        "[fd00::1]:0",
+    ] {
+        let problem = format!(
+            "config: data_local_brokers entry \"{bad}\" is not a network rule (<network>:<port>, as 10.20.0.0/16:1883)"
+        );
+        assert!(err.contains(&problem), "{problem} not in: {err}");
+    }
+    for good in ["10.20.0.0/16:1883", "[fd00::/8]:8000-8099", "127.0.0.1:*"] {
+        assert!(!err.contains(&format!("entry \"{good}\"")), "{good} refused: {err}");
     }
 }
 
