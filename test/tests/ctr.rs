@@ -830,3 +830,66 @@ fn test_the_sensor_module_aggregates_its_readings_into_windows() {
     }
     assert_no_leftovers("sensor-windows");
 }
+
+#[test]
+fn test_a_spec_just_under_each_limit_runs_and_just_over_is_refused_by_name() {
+    use edgeshim_bundle::limits::{MAX_ARGS_ENV_BYTES, MAX_ENV, MAX_MOUNTS};
+    let probe = edgeshim_workloads::built("probe.wasm");
+    let env = |n: usize| -> Vec<String> { (0..n).map(|i| format!("K{i}=v")).collect() };
+    let mounts = |n: usize| -> Vec<serde_json::Value> {
+        (0..n)
+            .map(|i| serde_json::json!({"destination": format!("/m{i}"), "type": "tmpfs", "source": "tmpfs"}))
+            .collect()
+    };
+    // Just under: the module runs, and sees the last variable.
+    let out = run_rm_with_spec(
+        "limits-under",
+        &[(probe.clone(), "/probe.wasm")],
+        &["/probe.wasm", "env", &format!("K{}", MAX_ENV - 1)],
+        |spec| {
+            spec["process"]["env"] = serde_json::json!(env(MAX_ENV));
+            let mut all = spec["mounts"].as_array().cloned().unwrap_or_default();
+            let room = MAX_MOUNTS.saturating_sub(all.len());
+            all.extend(mounts(room));
+            spec["mounts"] = serde_json::json!(all);
+        },
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(stdout(&out).contains(&format!("K{}=v", MAX_ENV - 1)));
+    assert_no_leftovers("limits-under");
+
+    // Just over each: refused at create, naming the container and the cause.
+    let cases: Vec<(&str, Box<dyn Fn(&mut serde_json::Value)>, String)> = vec![
+        (
+            "limits-env",
+            Box::new(move |spec| spec["process"]["env"] = serde_json::json!(env(MAX_ENV + 1))),
+            format!("process.env has {} entries", MAX_ENV + 1),
+        ),
+        (
+            "limits-bytes",
+            Box::new(|spec| {
+                let long = "a".repeat(MAX_ARGS_ENV_BYTES);
+                spec["process"]["args"] = serde_json::json!(["/probe.wasm", long]);
+            }),
+            "process.args and process.env has".to_string(),
+        ),
+        (
+            "limits-mounts",
+            Box::new(move |spec| spec["mounts"] = serde_json::json!(mounts(MAX_MOUNTS + 1))),
+            format!("mounts has {} entries", MAX_MOUNTS + 1),
+        ),
+    ];
+    for (id, edit, cause) in cases {
+        let out = run_rm_with_spec(
+            id,
+            &[(probe.clone(), "/probe.wasm")],
+            &["/probe.wasm"],
+            edit,
+        );
+        assert!(!out.status.success(), "{id} ran");
+        let said = stderr(&out);
+        assert!(said.contains(&format!("container {id}")), "{said}");
+        assert!(said.contains(&cause), "{cause} not in: {said}");
+        assert_no_leftovers(id);
+    }
+}

@@ -19,6 +19,13 @@ pub enum BundleError {
     UnsupportedNamespace(String),
     #[error("invalid spec: {0}")]
     Invalid(String),
+    #[error("{what} has {found} {unit}, over the limit of {max} {unit} the shim takes")]
+    OverLimit {
+        what: &'static str,
+        unit: &'static str,
+        found: u64,
+        max: u64,
+    },
     #[error("entrypoint {0:?} not found in the rootfs (searched PATH too)")]
     EntrypointNotFound(String),
     #[error("entrypoint {path:?} is neither a Wasm module nor an ELF binary nor a script")]

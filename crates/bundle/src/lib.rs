@@ -11,6 +11,7 @@
 
 mod entrypoint;
 mod error;
+pub mod limits;
 mod wasi_view;
 
 use std::path::{Path, PathBuf};
@@ -60,13 +61,15 @@ impl Bundle {
     /// Reads `<dir>/config.json`. The rootfs path is resolved against `dir`.
     pub fn load(dir: &Path) -> Result<Self> {
         let config = dir.join("config.json");
-        if !config.exists() {
+        let Ok(metadata) = std::fs::metadata(&config) else {
             return Err(BundleError::MissingConfig(config));
-        }
+        };
+        limits::check_config_size(metadata.len())?;
         let spec = Spec::load(&config).map_err(|source| BundleError::BadConfig {
             path: config.clone(),
             source,
         })?;
+        limits::check_spec(&spec)?;
         let root = spec
             .root()
             .as_ref()

@@ -4,7 +4,7 @@
 
 use std::os::fd::OwnedFd;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 
 use libcontainer::container::Container;
 use libcontainer::container::builder::ContainerBuilder;
@@ -152,7 +152,20 @@ impl IsolatedContainer {
     }
 
     /// Lets the process run its payload.
+    ///
+    /// One start at a time in this process: libcontainer 0.7 tells the
+    /// container to start by changing the process's working directory to
+    /// the container's state folder and connecting to `notify.sock` there
+    /// by its relative name (to stay under the 108-byte limit of a socket
+    /// path), then changing back. The working directory is the whole
+    /// process's, so two starts on two of the shim's threads could each
+    /// connect to the other's socket: one container started twice over,
+    /// the other never (a start that "succeeds" and a process that waits
+    /// for ever), and a thread changing back into a folder already deleted.
+    /// Found by 100 starts at once in one pod (test/tests/faults.rs).
     pub fn start(&mut self) -> Result<()> {
+        static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
+        let _cwd_is_ours = ONE_AT_A_TIME.lock().unwrap_or_else(PoisonError::into_inner);
         self.container.start().map_err(|e| IsolationError::Start {
             id: self.container.id().to_string(),
             reason: chain(&e),

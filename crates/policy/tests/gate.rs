@@ -309,7 +309,10 @@ fn test_the_example_library_passes_its_own_load_check_and_refuses_bad_settings()
         assert!(err.contains(&problem), "{problem} not in: {err}");
     }
     for good in ["10.20.0.0/16:1883", "[fd00::/8]:8000-8099", "127.0.0.1:*"] {
-        assert!(!err.contains(&format!("entry \"{good}\"")), "{good} refused: {err}");
+        assert!(
+            !err.contains(&format!("entry \"{good}\"")),
+            "{good} refused: {err}"
+        );
     }
 }
 
