@@ -833,7 +833,7 @@ fn test_the_sensor_module_aggregates_its_readings_into_windows() {
 
 #[test]
 fn test_a_spec_just_under_each_limit_runs_and_just_over_is_refused_by_name() {
-    use edgeshim_bundle::limits::{MAX_ARGS_ENV_BYTES, MAX_ENV, MAX_MOUNTS};
+    use edgeshim_bundle::limits::{MAX_ARGS_ENV_BYTES, MAX_CONFIG_BYTES, MAX_ENV, MAX_MOUNTS};
     let probe = edgeshim_workloads::built("probe.wasm");
     let env = |n: usize| -> Vec<String> { (0..n).map(|i| format!("K{i}=v")).collect() };
     let mounts = |n: usize| -> Vec<serde_json::Value> {
@@ -859,7 +859,8 @@ fn test_a_spec_just_under_each_limit_runs_and_just_over_is_refused_by_name() {
     assert_no_leftovers("limits-under");
 
     // Just over each: refused at create, naming the container and the cause.
-    let cases: Vec<(&str, Box<dyn Fn(&mut serde_json::Value)>, String)> = vec![
+    type Edit = Box<dyn Fn(&mut serde_json::Value)>;
+    let cases: Vec<(&str, Edit, String)> = vec![
         (
             "limits-env",
             Box::new(move |spec| spec["process"]["env"] = serde_json::json!(env(MAX_ENV + 1))),
@@ -872,6 +873,14 @@ fn test_a_spec_just_under_each_limit_runs_and_just_over_is_refused_by_name() {
                 spec["process"]["args"] = serde_json::json!(["/probe.wasm", long]);
             }),
             "process.args and process.env has".to_string(),
+        ),
+        (
+            "limits-config",
+            Box::new(|spec| {
+                let big = "a".repeat(usize::try_from(MAX_CONFIG_BYTES).expect("size"));
+                spec["annotations"] = serde_json::json!({ "example.com/big": big });
+            }),
+            "config.json has".to_string(),
         ),
         (
             "limits-mounts",

@@ -10,9 +10,10 @@ use oci_spec::runtime::Spec;
 
 use crate::{BundleError, Result};
 
-/// config.json's size: specs containerd writes are tens of KB (annotations
-/// included, which Kubernetes caps at 256 KiB in all).
-pub const MAX_CONFIG_BYTES: u64 = 1 << 20;
+/// config.json's size: specs containerd writes are tens of KB; this is room
+/// for [`MAX_ARGS_ENV_BYTES`] of arguments and environment, Kubernetes'
+/// 256 KiB of annotations, and the rest, JSON-escaped.
+pub const MAX_CONFIG_BYTES: u64 = 4 << 20;
 /// `process.args` entries.
 pub const MAX_ARGS: usize = 4096;
 /// `process.env` entries.
@@ -122,7 +123,7 @@ mod tests {
         check_config_size(MAX_CONFIG_BYTES).expect("at the limit");
         let err = check_config_size(MAX_CONFIG_BYTES + 1).expect_err("over");
         assert!(
-            err.to_string().starts_with("config.json has 1048577 bytes"),
+            err.to_string().starts_with("config.json has 4194305 bytes"),
             "{err}"
         );
     }
