@@ -498,6 +498,23 @@ pub fn run_rm_with_spec(
     ])
 }
 
+/// Runs the sensor module (`sensor.wasm simulate <seconds>`) as container
+/// `id` with `ctr run --rm`: one JSON window aggregate per 5 s on stdout.
+pub fn run_sensor(id: &str, seconds: u32) -> Output {
+    import_module_image_in(
+        NAMESPACE,
+        "edgeshim.test/sensor:1",
+        &edgeshim_workloads::built("sensor.wasm"),
+    );
+    let seconds = seconds.to_string();
+    run_rm(
+        id,
+        "edgeshim.test/sensor:1",
+        &[],
+        &["/sensor.wasm", "simulate", &seconds],
+    )
+}
+
 /// An environment variable `hack/containerd.sh env` exports.
 fn env_path(name: &str) -> PathBuf {
     std::env::var_os(name)

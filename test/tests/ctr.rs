@@ -801,17 +801,7 @@ fn test_a_native_program_inherits_no_descriptor_of_the_shim() {
 
 #[test]
 fn test_the_sensor_module_aggregates_its_readings_into_windows() {
-    import_module_image_in(
-        NAMESPACE,
-        "edgeshim.test/sensor:1",
-        &edgeshim_workloads::built("sensor.wasm"),
-    );
-    let out = run_rm(
-        "sensor-windows",
-        "edgeshim.test/sensor:1",
-        &[],
-        &["/sensor.wasm", "simulate", "10"],
-    );
+    let out = run_sensor("sensor-windows", 10);
     assert!(out.status.success(), "{}", stderr(&out));
     let windows: Vec<serde_json::Value> = stdout(&out)
         .lines()

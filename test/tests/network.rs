@@ -238,18 +238,7 @@ fn test_a_connect_flood_is_refused_each_time_logged_within_the_limit_and_the_shi
         .expect("CreateContainer after the flood");
     cri.start_container(&next)
         .expect("StartContainer after the flood");
-    let ip: std::net::IpAddr = pod_ip(&mut cri, &pod_id).parse().expect("the pod's IP");
-    let mut stream = None;
-    await_condition("the echo server after the flood", LIMIT, || {
-        stream = TcpStream::connect((ip, ECHO_PORT)).ok();
-        stream.is_some()
-    });
-    let mut stream = stream.expect("connected");
-    stream.write_all(b"still here\n").expect("send");
-    stream.shutdown(Shutdown::Write).expect("half-close");
-    let mut echoed = String::new();
-    stream.read_to_string(&mut echoed).expect("the echo");
-    assert_eq!(echoed, "still here\n");
+    assert_echoed_at_pod_ip(&mut cri, &pod_id, "still here\n");
     assert_eq!(wait_exited(&mut cri, &next).exit_code, 0);
     remove_pod(&mut cri, &pod_id, &[&next]);
 }
@@ -298,24 +287,30 @@ fn echo_pod(
     (pod_id, pod, id)
 }
 
-#[test]
-fn test_a_guest_serves_tcp_at_its_pod_ip_where_the_policy_lets_it_listen() {
-    let logs = tempfile::tempdir().expect("log dir");
-    let mut cri = cri();
-    let (pod_id, _pod, id) = echo_pod(&mut cri, "net-echo", logs.path());
-    cri.start_container(&id).expect("StartContainer");
-    let ip: std::net::IpAddr = pod_ip(&mut cri, &pod_id).parse().expect("the pod's IP");
+/// Connects to the echo server at pod `pod_id`'s IP (once it accepts),
+/// sends `message`, half-closes, and asserts it comes back whole.
+fn assert_echoed_at_pod_ip(cri: &mut edgeshim_cri::Cri, pod_id: &str, message: &str) {
+    let ip: std::net::IpAddr = pod_ip(cri, pod_id).parse().expect("the pod's IP");
     let mut stream = None;
     await_condition("the echo server to accept at the pod IP", LIMIT, || {
         stream = TcpStream::connect((ip, ECHO_PORT)).ok();
         stream.is_some()
     });
     let mut stream = stream.expect("connected");
-    stream.write_all(b"hello from the node\n").expect("send");
+    stream.write_all(message.as_bytes()).expect("send");
     stream.shutdown(Shutdown::Write).expect("half-close");
     let mut echoed = String::new();
     stream.read_to_string(&mut echoed).expect("the echo");
-    assert_eq!(echoed, "hello from the node\n");
+    assert_eq!(echoed, message);
+}
+
+#[test]
+fn test_a_guest_serves_tcp_at_its_pod_ip_where_the_policy_lets_it_listen() {
+    let logs = tempfile::tempdir().expect("log dir");
+    let mut cri = cri();
+    let (pod_id, _pod, id) = echo_pod(&mut cri, "net-echo", logs.path());
+    cri.start_container(&id).expect("StartContainer");
+    assert_echoed_at_pod_ip(&mut cri, &pod_id, "hello from the node\n");
     let status = wait_exited(&mut cri, &id);
     assert_eq!(status.exit_code, 0, "the server saw the close");
     remove_pod(&mut cri, &pod_id, &[&id]);
@@ -394,18 +389,7 @@ impl Drop for Broker {
 #[test]
 fn test_a_wasm_mqtt_publisher_delivers_to_the_broker_and_is_refused_outside_its_range() {
     // The sensor module's own window aggregates, from a container of it.
-    import_module_image_in(
-        NAMESPACE,
-        "edgeshim.test/sensor:1",
-        &edgeshim_workloads::built("sensor.wasm"),
-    );
-    let sensor = run_rm(
-        "mqtt-sensor",
-        "edgeshim.test/sensor:1",
-        &[],
-        &["/sensor.wasm", "simulate", "15"],
-    );
-    assert!(sensor.status.success(), "{}", stderr(&sensor));
+    let sensor = run_sensor("mqtt-sensor", 15);
     let messages: Vec<String> = stdout(&sensor).lines().map(str::to_string).collect();
     assert_eq!(messages.len(), 3, "three 5-second windows");
     let packets = mqtt_packets("edgeshim-sensor", "edge/line-3/sensor", &messages);
