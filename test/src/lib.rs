@@ -515,6 +515,11 @@ pub fn run_sensor(id: &str, seconds: u32) -> Output {
     )
 }
 
+/// The shims' module cache (`hack/containerd.sh env`'s EDGESHIM_CACHE_DIR).
+pub fn cache_dir() -> PathBuf {
+    env_path("EDGESHIM_CACHE_DIR")
+}
+
 /// An environment variable `hack/containerd.sh env` exports.
 fn env_path(name: &str) -> PathBuf {
     std::env::var_os(name)
