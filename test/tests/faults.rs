@@ -89,3 +89,58 @@ fn test_a_hundred_creates_and_starts_at_once_in_one_pod_all_run_and_leave_nothin
     let ids: Vec<&String> = started.iter().map(|(_, id)| id).collect();
     remove_pod(&mut cri, &pod_id, &ids);
 }
+
+/// Rounds of the kill-during-create race.
+const RACES: usize = 10;
+
+#[test]
+fn test_a_kill_racing_a_create_gets_a_clear_answer_and_leaves_nothing() {
+    images();
+    for round in 0..RACES {
+        let id = format!("race-kill-{round}");
+        let runner = {
+            let id = id.clone();
+            std::thread::spawn(move || {
+                run_detached(&id, PROBE_IMAGE, &[], &["/probe.wasm", "sleep", "1000000"])
+            })
+        };
+        // SIGKILL as early as containerd knows the task: while the shim is
+        // still creating it, or just after.
+        let mut answers = Vec::new();
+        while !runner.is_finished() {
+            let out = ctr(&["task", "kill", "-s", "SIGKILL", &id]);
+            let said = stderr(&out);
+            if out.status.success() {
+                answers.push("killed".to_string());
+                break;
+            }
+            // Before the task exists, or while it is being made: an answer
+            // that says so, never a hang or a crash.
+            assert!(
+                said.contains("not found")
+                    || said.contains("no such")
+                    || said.contains("created")
+                    || said.contains("state"),
+                "kill during create: {said}"
+            );
+            answers.push(said);
+        }
+        let run = runner.join().expect("the run");
+        if !run.status.success() {
+            // The kill came between create and start: the start is refused
+            // as such, naming the container.
+            let said = stderr(&run);
+            assert!(
+                said.contains(&format!("container {id}"))
+                    && said.contains("killed (SIGKILL) before it was started"),
+                "{said}"
+            );
+        }
+        remove(&id);
+        assert_no_leftovers(&id);
+    }
+    // The shims of the races are gone, and the runtime still runs modules.
+    let out = run_rm("race-after", PROBE_IMAGE, &[], &["/probe.wasm", "hello"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(stdout(&out), "hello from wasm\n");
+}

@@ -45,6 +45,9 @@ pub struct Inner {
     pub status: Status,
     pub exit: Option<Exit>,
     pub process: IsolatedContainer,
+    /// A SIGKILL reached the process while it waited to be started: a
+    /// start after it is refused as such (the exit may not be seen yet).
+    pub killed_before_start: bool,
 }
 
 impl ContainerRecord {
@@ -67,6 +70,7 @@ impl ContainerRecord {
             inner: Mutex::new(Inner {
                 status: Status::Created,
                 exit: None,
+                killed_before_start: false,
                 process,
             }),
             exited: Condvar::new(),

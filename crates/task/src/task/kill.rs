@@ -23,6 +23,9 @@ impl<E: Engine> TaskService<E> {
             }
             other => other?,
         }
+        if inner.status == crate::container::Status::Created && signal == libc::SIGKILL {
+            inner.killed_before_start = true;
+        }
         log::info!("container {id}: sent signal {signal} (all={all})");
         Ok(())
     }

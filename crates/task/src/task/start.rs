@@ -17,6 +17,12 @@ impl<E: Engine> TaskService<E> {
         self.check_policy(&input)?;
 
         let mut inner = record.lock();
+        if inner.killed_before_start {
+            return Err(TaskError::FailedPrecondition {
+                id: id.to_string(),
+                reason: "cannot start a container killed (SIGKILL) before it was started".into(),
+            });
+        }
         if inner.status != Status::Created {
             return Err(TaskError::FailedPrecondition {
                 id: id.to_string(),
