@@ -449,11 +449,30 @@ impl EventWatcher {
     }
 
     /// Waits until a line satisfies `done`, then stops and returns all lines.
+    /// On a timeout it says what it saw and whether `ctr events` still runs.
     pub fn until(mut self, done: impl Fn(&str) -> bool) -> Vec<String> {
-        await_condition("an event", Duration::from_secs(60), || {
+        let start = Instant::now();
+        loop {
             self.seen.extend(self.lines.try_iter());
-            self.seen.iter().any(|l| done(l))
-        });
+            if self.seen.iter().any(|l| done(l)) {
+                break;
+            }
+            if start.elapsed() > Duration::from_secs(60) {
+                let running = self.child.try_wait().ok().flatten().is_none();
+                let _ = self.child.kill();
+                let _ = self.child.wait();
+                let last: Vec<&String> = self.seen.iter().rev().take(30).collect();
+                panic!(
+                    "timed out waiting for an event; ctr events {}; last lines seen: {last:#?}",
+                    if running {
+                        "still running"
+                    } else {
+                        "had exited"
+                    }
+                );
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
         let _ = self.child.kill();
         let _ = self.child.wait();
         std::mem::take(&mut self.seen)
