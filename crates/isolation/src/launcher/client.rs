@@ -299,7 +299,19 @@ mod tests {
         std::fs::write(&program, "#!/bin/sh\nexec sleep 600\n").expect("script");
         std::fs::set_permissions(&program, std::fs::Permissions::from_mode(0o755)).expect("chmod");
         let launcher = Launcher::new(program);
-        let pid = launcher.spawn().expect("spawn");
+        // A test thread forking meanwhile may hold the script's write
+        // descriptor for a moment (between its fork and exec): the exec is
+        // refused with ETXTBSY until it lets go.
+        let mut tries = 0;
+        let pid = loop {
+            match launcher.spawn() {
+                Err(e) if e.kind() == std::io::ErrorKind::ExecutableFileBusy && tries < 100 => {
+                    tries += 1;
+                    std::thread::sleep(Duration::from_millis(10));
+                }
+                other => break other.expect("spawn"),
+            }
+        };
         assert!(!launcher.stop_if_idle(Duration::from_secs(3600)));
         assert_eq!(launcher.pid(), Some(pid));
         assert!(launcher.stop_if_idle(Duration::ZERO));
