@@ -156,9 +156,11 @@ impl RefusalLog {
         }
     }
 
-    /// Stops answering `id`'s socket calls (its delete).
+    /// Stops answering `id`'s socket calls and drops its rate limit (its
+    /// delete, after the last [`RefusalLog::drain`]).
     pub fn forget(&self, id: &str) {
         self.guard.forget(id);
+        self.limited.lock().remove(id);
     }
 }
 
