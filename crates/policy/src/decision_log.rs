@@ -89,6 +89,12 @@ impl DecisionLog {
         &self.path
     }
 
+    /// Whether this log writes to `path` rotated at `max_bytes`, keeping
+    /// `keep` old files.
+    pub fn is_configured_as(&self, path: &Path, max_bytes: u64, keep: u32) -> bool {
+        self.path == path && self.max_bytes == max_bytes && self.keep == keep
+    }
+
     /// Lines lost since the last line written.
     pub fn lost(&self) -> u64 {
         self.lost.load(Ordering::Relaxed)

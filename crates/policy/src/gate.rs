@@ -338,10 +338,11 @@ impl GateState {
     fn install_config(&mut self, config: PolicyConfig) {
         self.never_configured = false;
         let settings = &config.decision_log;
-        let same_log = self
-            .log
-            .as_ref()
-            .is_some_and(|log| log.path() == settings.path);
+        // A reloaded config may change the cap or the files kept, not only
+        // the path: each takes effect from the next line.
+        let same_log = self.log.as_ref().is_some_and(|log| {
+            log.is_configured_as(&settings.path, settings.max_bytes, settings.keep)
+        });
         if !same_log {
             self.log = Some(DecisionLog::new(
                 &settings.path,

@@ -344,6 +344,35 @@ fn test_hot_reload_flips_the_decision_and_a_broken_policy_keeps_the_last_good() 
 }
 
 #[test]
+fn test_a_reloaded_log_cap_takes_effect_in_a_running_gate() {
+    let setup = Setup::new("", Some(ALLOW_ALL));
+    let gate = setup.gate();
+    let wasm = input(ContainerKind::Wasm);
+    assert!(gate.decide(&wasm).allow);
+    std::fs::write(
+        setup.path("staged.toml"),
+        "policy = \"policy\"\ncache_dir = \"cache\"\n\
+         [decision_log]\npath = \"decisions.log\"\nmax_bytes = 2000\nkeep = 1\n",
+    )
+    .expect("write");
+    std::fs::rename(setup.path("staged.toml"), setup.path("policy.toml")).expect("rename");
+    let start = Instant::now();
+    while !setup.path("decisions.log.1").exists() {
+        assert!(
+            start.elapsed() < Duration::from_secs(5),
+            "the log was not rotated at the new cap"
+        );
+        assert!(gate.decide(&wasm).allow);
+    }
+    for _ in 0..50 {
+        assert!(gate.decide(&wasm).allow);
+    }
+    let size = |name: &str| std::fs::metadata(setup.path(name)).map_or(0, |m| m.len());
+    assert!(size("decisions.log") <= 2000, "{}", size("decisions.log"));
+    assert!(!setup.path("decisions.log.2").exists(), "keeps one");
+}
+
+#[test]
 fn test_oversized_input_is_an_evaluation_error_under_the_fail_mode() {
     let setup = Setup::new("", Some(ALLOW_ALL));
     let mut big = input(ContainerKind::Wasm);
