@@ -8,7 +8,8 @@
 #
 # Sizes (environment): COLD_N (30), BURST_N (20), DENSITY_COUNT (100),
 # DENSITY_STEP (25), POLICY_N (10000), AOT_N (5), SHIM_N (200), NETWORK_N (500), CYCLES_N (10000,
-# on the wasmtime handler, or CYCLES_HANDLER), HANDLERS (wasmtime,runc,
+# on the wasmtime handler, or CYCLES_HANDLER), SOAK_N (10000, on each Wasm
+# handler or SOAK_HANDLERS; `soak` runs only when named), HANDLERS (wasmtime,runc,
 # plus wasmedge where libwasmedge 0.14.1 is installed, see hack/find-wasmedge.sh;
 # any handler configured in containerd can join, e.g. a peer shim).
 set -euo pipefail
@@ -52,6 +53,9 @@ for scenario in "${scenarios[@]}"; do
     policy) $bench policy -n "${POLICY_N:-10000}" ;;
     cycles) $bench cycles -n "${CYCLES_N:-10000}" --handler "${CYCLES_HANDLER:-wasmtime}" ;;
     network) $bench network -n "${NETWORK_N:-500}" --handler "$handlers" ;;
+    # Not in the default list (an hour or more): hack/bench.sh soak.
+    soak) $bench soak -n "${SOAK_N:-10000}" --handler "${SOAK_HANDLERS:-$wasm_handlers}" \
+            --library policies/library ;;
     *) echo "unknown scenario $scenario" >&2; exit 2 ;;
   esac
 done

@@ -49,7 +49,7 @@ pub struct Options {
 }
 
 /// One process's descriptors, threads and resident memory.
-#[derive(Debug, Clone, Serialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, serde::Deserialize, PartialEq)]
 pub struct ProcSample {
     pub pid: u32,
     pub fds: usize,
@@ -128,42 +128,63 @@ pub struct CyclesResult {
     pub error: Option<String>,
 }
 
-/// What the watchdog sees: where the worker is, since when.
-struct Position {
-    cycle: usize,
-    step: &'static str,
-    since: Instant,
-}
+/// Where a watched worker is, shared with its watchdog ([`watch`]).
+pub(crate) struct Tracker(Mutex<Position>);
 
-/// State shared by the worker and the watchdog.
-struct Shared {
-    position: Mutex<Position>,
-    result: Mutex<CyclesResult>,
-}
+impl Tracker {
+    pub(crate) fn new(step: &'static str) -> Self {
+        Self(Mutex::new(Position {
+            cycle: 0,
+            step,
+            since: Instant::now(),
+        }))
+    }
 
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(PoisonError::into_inner)
-}
-
-impl Shared {
     /// A new cycle (or phase) begins: its deadline starts now.
-    fn begin(&self, cycle: usize, step: &'static str) {
-        *lock(&self.position) = Position {
+    pub(crate) fn begin(&self, cycle: usize, step: &'static str) {
+        *lock(&self.0) = Position {
             cycle,
             step,
             since: Instant::now(),
         };
     }
 
+    pub(crate) fn step(&self, step: &'static str) {
+        lock(&self.0).step = step;
+    }
+}
+
+/// What the watchdog sees: where the worker is, since when.
+pub(crate) struct Position {
+    pub(crate) cycle: usize,
+    pub(crate) step: &'static str,
+    pub(crate) since: Instant,
+}
+
+/// State shared by the worker and the watchdog.
+struct Shared {
+    position: Tracker,
+    result: Mutex<CyclesResult>,
+}
+
+pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+impl Shared {
+    fn begin(&self, cycle: usize, step: &'static str) {
+        self.position.begin(cycle, step);
+    }
+
     fn step(&self, step: &'static str) {
-        lock(&self.position).step = step;
+        self.position.step(step);
     }
 }
 
 /// Waits for `worker` to finish; returns where it is stuck if its current
 /// cycle outlives `deadline`.
-fn watch<T>(
-    position: &Mutex<Position>,
+pub(crate) fn watch<T>(
+    tracker: &Tracker,
     worker: &JoinHandle<T>,
     deadline: Duration,
 ) -> Option<(usize, &'static str, Duration)> {
@@ -173,7 +194,7 @@ fn watch<T>(
             return None;
         }
         {
-            let p = lock(position);
+            let p = lock(&tracker.0);
             let waited = p.since.elapsed();
             if waited > deadline {
                 return Some((p.cycle, p.step, waited));
@@ -187,11 +208,7 @@ fn watch<T>(
 /// passed or not; `Err` with it says why it did not pass.
 pub fn run(mut cri: Cri, options: Options, log_root: &Path) -> (CyclesResult, Result<()>) {
     let shared = Arc::new(Shared {
-        position: Mutex::new(Position {
-            cycle: 0,
-            step: "RunPodSandbox",
-            since: Instant::now(),
-        }),
+        position: Tracker::new("RunPodSandbox"),
         result: Mutex::new(CyclesResult {
             handler: options.handler.clone(),
             target: options.n,
@@ -273,7 +290,13 @@ fn cycles(cri: &mut Cri, options: &Options, shared: &Shared, log_root: &Path) ->
     // The warm-up container (it compiled the module) goes as a cycle would.
     ours.insert(pod.container_id.clone());
     let log = pod.log_dir.join("main.log");
-    let checked = finish_checks(cri, shared, &pod.container_id, &log, expected);
+    let checked = finish_checks(
+        cri,
+        &|s| shared.step(s),
+        &pod.container_id,
+        &log,
+        (0, expected),
+    );
     shared.step("RemoveContainer");
     checked
         .and(at(
@@ -370,9 +393,9 @@ fn expected_line(handler: &str) -> &'static str {
     }
 }
 
-type StepError = (&'static str, anyhow::Error);
+pub(crate) type StepError = (&'static str, anyhow::Error);
 
-fn at<T>(step: &'static str, r: Result<T>) -> std::result::Result<T, StepError> {
+pub(crate) fn at<T>(step: &'static str, r: Result<T>) -> std::result::Result<T, StepError> {
     r.map_err(|e| (step, e))
 }
 
@@ -404,7 +427,7 @@ fn one_cycle(
     let t2 = Instant::now();
     let log = pod.log_dir.join(format!("{name}.log"));
     let checked = match started {
-        Ok(()) => finish_checks(cri, shared, &id, &log, expected),
+        Ok(()) => finish_checks(cri, &|s| shared.step(s), &id, &log, (0, expected)),
         Err(e) => Err(("StartContainer", e)),
     };
     let t3 = Instant::now();
@@ -418,16 +441,17 @@ fn one_cycle(
     Ok([ms(t0, t1), ms(t1, t2), ms(t2, t3), ms(t3, t4), ms(t0, t4)])
 }
 
-/// Waits until CRI reports the container exited, then checks exit code 0
-/// and `expected` in its log. No limit of its own: the watchdog has it.
-fn finish_checks(
+/// Waits until CRI reports the container exited, then checks its exit code
+/// and a log line ending in the expected text. No limit of its own: the watchdog has it.
+pub(crate) fn finish_checks(
     cri: &mut Cri,
-    shared: &Shared,
+    on_step: &dyn Fn(&'static str),
     id: &str,
     log: &Path,
-    expected: &str,
+    expected: (i32, &str),
 ) -> std::result::Result<(), StepError> {
-    shared.step("wait for exit");
+    let (expected_code, expected) = expected;
+    on_step("wait for exit");
     let status = loop {
         let status = at("wait for exit", cri.container_status(id))?;
         if edgeshim_cri::state_name(status.state) == "Exited" {
@@ -435,18 +459,18 @@ fn finish_checks(
         }
         std::thread::sleep(Duration::from_millis(1));
     };
-    if status.exit_code != 0 {
+    if status.exit_code != expected_code {
         return Err((
             "wait for exit",
             anyhow!(
-                "exit code {} ({}: {})",
+                "exit code {} where {expected_code} was due ({}: {})",
                 status.exit_code,
                 status.reason,
                 status.message
             ),
         ));
     }
-    shared.step("check log");
+    on_step("check log");
     // containerd may still be copying the last output when the exit is seen.
     let since = Instant::now();
     loop {
@@ -465,7 +489,7 @@ fn finish_checks(
 }
 
 /// Words of `/proc/<pid>/cmdline`.
-fn cmdline(pid: u32) -> Vec<String> {
+pub(crate) fn cmdline(pid: u32) -> Vec<String> {
     std::fs::read(format!("/proc/{pid}/cmdline"))
         .unwrap_or_default()
         .split(|b| *b == 0)
@@ -474,7 +498,7 @@ fn cmdline(pid: u32) -> Vec<String> {
         .collect()
 }
 
-fn pids() -> Vec<u32> {
+pub(crate) fn pids() -> Vec<u32> {
     std::fs::read_dir("/proc")
         .map(|entries| {
             entries
@@ -487,7 +511,7 @@ fn pids() -> Vec<u32> {
 
 /// The pod shim: a `containerd-shim-*` process started with `-id <pod id>`
 /// (not its short-lived `start` or `delete` runs).
-fn shim_pid(pod_id: &str) -> Option<u32> {
+pub(crate) fn shim_pid(pod_id: &str) -> Option<u32> {
     if pod_id.is_empty() {
         return None;
     }
@@ -503,7 +527,7 @@ fn is_shim_for(words: &[String], pod_id: &str) -> bool {
 }
 
 /// The shim's launcher: its child run with `--edgeshim-launcher`.
-fn launcher_pid(shim: u32) -> Option<u32> {
+pub(crate) fn launcher_pid(shim: u32) -> Option<u32> {
     let parents = parent_map();
     parents
         .iter()
@@ -512,7 +536,7 @@ fn launcher_pid(shim: u32) -> Option<u32> {
         .find(|pid| cmdline(*pid).iter().any(|w| w == "--edgeshim-launcher"))
 }
 
-fn proc_sample(pid: u32) -> Option<ProcSample> {
+pub(crate) fn proc_sample(pid: u32) -> Option<ProcSample> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
     Some(ProcSample {
         pid,
@@ -523,7 +547,7 @@ fn proc_sample(pid: u32) -> Option<ProcSample> {
 }
 
 /// Entries of `dir`, and how many are named by `ours`.
-fn count(dirs: &[PathBuf], ours: &HashSet<String>) -> DirCount {
+pub(crate) fn count(dirs: &[PathBuf], ours: &HashSet<String>) -> DirCount {
     let mut counted = DirCount::default();
     for dir in dirs {
         for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
@@ -536,13 +560,13 @@ fn count(dirs: &[PathBuf], ours: &HashSet<String>) -> DirCount {
     counted
 }
 
-struct StateDirs {
-    task: Vec<PathBuf>,
-    cri: Vec<PathBuf>,
-    shim: Vec<PathBuf>,
+pub(crate) struct StateDirs {
+    pub(crate) task: Vec<PathBuf>,
+    pub(crate) cri: Vec<PathBuf>,
+    pub(crate) shim: Vec<PathBuf>,
 }
 
-fn state_dirs(containerd_state: &Path) -> StateDirs {
+pub(crate) fn state_dirs(containerd_state: &Path) -> StateDirs {
     let cri = containerd_state.join("io.containerd.grpc.v1.cri");
     StateDirs {
         task: vec![
@@ -570,7 +594,7 @@ fn sample(cycle: usize, pod_id: &str, ours: &HashSet<String>, containerd_state: 
 
 /// `pid comm state wchan` of `root` and every process under it, and under
 /// each its other threads (`  tid comm state wchan`): where a hang sits.
-fn process_tree(root: u32) -> Vec<String> {
+pub(crate) fn process_tree(root: u32) -> Vec<String> {
     let parents = parent_map();
     let mut pids: Vec<u32> = parents
         .keys()
@@ -611,7 +635,7 @@ fn process_tree(root: u32) -> Vec<String> {
 }
 
 /// What is left of the removed pod: CRI objects, state folders, processes.
-fn leftovers(
+pub(crate) fn leftovers(
     cri: &mut Cri,
     pod_id: &str,
     ours: &HashSet<String>,
@@ -667,19 +691,11 @@ mod tests {
 
     #[test]
     fn test_watchdog_names_the_cycle_and_step_of_a_hang() {
-        let position = Arc::new(Mutex::new(Position {
-            cycle: 0,
-            step: "start",
-            since: Instant::now(),
-        }));
+        let position = Arc::new(Tracker::new("start"));
         let worker = {
             let position = Arc::clone(&position);
             std::thread::spawn(move || {
-                *lock(&position) = Position {
-                    cycle: 7,
-                    step: "StartContainer",
-                    since: Instant::now(),
-                };
+                position.begin(7, "StartContainer");
                 std::thread::sleep(Duration::from_secs(2));
             })
         };

@@ -12,7 +12,9 @@
 //! run to exit and removed one after another, a watchdog on every cycle,
 //! the pod shim's descriptors, threads and memory sampled); `network` (an
 //! echo server in a pod, a client at the pod's IP: connections per second
-//! and round trips, Wasm against native; and the egress check's own cost).
+//! and round trips, Wasm against native; and the egress check's own cost);
+//! `soak` (thousands of cycles over a few long-lived pods and pods made
+//! along the way, every leak a count would show judged, RELIABILITY.md).
 //! Each writes a JSON file; `report` turns the files into BENCHMARKS.md's
 //! tables and SVG charts.
 
@@ -30,6 +32,7 @@ mod pod_run;
 mod policy;
 mod report;
 mod shim_only;
+mod soak;
 mod stats;
 mod variant;
 
@@ -156,6 +159,59 @@ enum Command {
         #[arg(long, default_value = "benches/results")]
         out: PathBuf,
     },
+    /// Thousands of create/start/exit/remove cycles over a few long-lived
+    /// pods, pods made and removed along the way; judges every count and
+    /// each process's RSS for growth (RELIABILITY.md)
+    Soak {
+        /// containerd's socket (as for crictl)
+        #[arg(
+            long,
+            env = "EDGESHIM_CONTAINERD_ADDRESS",
+            default_value = "/run/containerd/containerd.sock"
+        )]
+        address: PathBuf,
+        /// Runtime handlers, one run each (repeat or comma-separate)
+        #[arg(long = "handler", value_delimiter = ',', default_value = "wasmtime")]
+        handlers: Vec<String>,
+        #[arg(short, default_value_t = 10_000)]
+        n: usize,
+        /// Long-lived pods the cycles go round
+        #[arg(long, default_value_t = 3)]
+        pods: usize,
+        /// Cycles between two pods created, run and removed along the way
+        #[arg(long, default_value_t = 100)]
+        pod_every: usize,
+        /// Cycles between two creates the library must refuse (with --library)
+        #[arg(long, default_value_t = 50)]
+        deny_every: usize,
+        #[arg(long, default_value_t = 500)]
+        sample_every: usize,
+        /// The first cycle whose sample counts for the verdict
+        #[arg(long, default_value_t = 1000)]
+        steady_from: usize,
+        /// RSS growth allowed per 1,000 cycles (KB, 95% bound)
+        #[arg(long, default_value_t = 64.0)]
+        rss_limit_kb: f64,
+        /// Report RSS growth without judging it (runs too short for a fit)
+        #[arg(long)]
+        rss_not_judged: bool,
+        /// Seconds one cycle may take before the run is called hung
+        #[arg(long, default_value_t = 60.0)]
+        deadline: f64,
+        /// Serve this policy library (the example's folder) through the
+        /// gate for the run, its decision log rotating at --log-max-bytes
+        #[arg(long)]
+        library: Option<PathBuf>,
+        #[arg(long, env = "EDGESHIM_POLICY_CONFIG")]
+        policy_config: Option<PathBuf>,
+        #[arg(long, default_value_t = 65_536)]
+        log_max_bytes: u64,
+        /// containerd's state folder (default: as for cycles)
+        #[arg(long)]
+        containerd_state: Option<PathBuf>,
+        #[arg(long, default_value = "benches/results")]
+        out: PathBuf,
+    },
     /// The shim alone over its ttrpc Task API, as containerd drives it, without containerd
     Shim {
         /// Shim binaries to measure (repeat or comma-separate)
@@ -210,7 +266,46 @@ enum Command {
         markdown: PathBuf,
         #[arg(long, default_value = "benches/charts")]
         charts: PathBuf,
+        /// Where the soak's section goes (when soak.json is among the results)
+        #[arg(long, default_value = "RELIABILITY.md")]
+        reliability: PathBuf,
     },
+}
+
+/// The example library served for a soak run (`containerd_state`'s sibling
+/// `root` is containerd's root, as hack/containerd.sh lays them out).
+fn soak_gate(
+    library: &Path,
+    policy_config: Option<&Path>,
+    containerd_state: &Path,
+    log_max_bytes: u64,
+) -> Result<soak::gate::LibraryGate> {
+    let Some(config) = policy_config else {
+        bail!("--library needs --policy-config (or EDGESHIM_POLICY_CONFIG)");
+    };
+    let root = containerd_state
+        .parent()
+        .map(|dir| dir.join("root"))
+        .filter(|root| root.is_dir())
+        .unwrap_or_else(|| PathBuf::from("/var/lib/containerd"));
+    soak::gate::LibraryGate::serve(config, library, &root, containerd_state, log_max_bytes, 2)
+}
+
+/// Replaces the part of `file` between the markers `<!-- BEGIN what -->`
+/// and `<!-- END what -->` with `generated` (appends both when absent).
+fn replace_generated(file: &Path, what: &str, generated: &str) -> Result<()> {
+    let text = std::fs::read_to_string(file).unwrap_or_default();
+    let begin = format!("<!-- BEGIN {what} -->");
+    let end = format!("<!-- END {what} -->");
+    let updated = match (text.find(&begin), text.find(&end)) {
+        (Some(b), Some(e)) if b < e => {
+            format!("{}{begin}\n{generated}{}", &text[..b], &text[e..])
+        }
+        _ => format!("{text}\n{begin}\n{generated}{end}\n"),
+    };
+    std::fs::write(file, updated)?;
+    eprintln!("wrote {}", file.display());
+    Ok(())
 }
 
 /// A progress bar on stderr for long runs.
@@ -337,6 +432,72 @@ fn main() -> Result<()> {
             report::save(&out, "cycles", &[result])?;
             outcome
         }
+        Command::Soak {
+            address,
+            handlers,
+            n,
+            pods,
+            pod_every,
+            deny_every,
+            sample_every,
+            steady_from,
+            rss_limit_kb,
+            rss_not_judged,
+            deadline,
+            library,
+            policy_config,
+            log_max_bytes,
+            containerd_state,
+            out,
+        } => {
+            let containerd_state =
+                containerd_state.unwrap_or_else(|| cycles::default_state(&address));
+            let (mut results, mut outcome) = (Vec::new(), Ok(()));
+            for handler in handlers {
+                let (cri, logs) = connect(&address)?;
+                let gate = match &library {
+                    Some(library) => Some(soak_gate(
+                        library,
+                        policy_config.as_deref(),
+                        &containerd_state,
+                        log_max_bytes,
+                    )?),
+                    None => None,
+                };
+                // The gate's log, or the one hack/containerd.sh configures.
+                let decision_log = gate
+                    .as_ref()
+                    .and_then(|g| g.decision_log.clone())
+                    .or_else(|| address.parent().map(|dir| dir.join("decisions.log")));
+                let options = soak::Options {
+                    handler,
+                    n,
+                    pods,
+                    pod_every,
+                    deny_every,
+                    sample_every: sample_every.max(1),
+                    steady_from,
+                    rss_limit_kb_per_1000: rss_limit_kb,
+                    judge_rss: !rss_not_judged,
+                    deadline: std::time::Duration::from_secs_f64(deadline),
+                    places: soak::sample::Places {
+                        containerd_pid: soak::sample::containerd_pid(&address),
+                        containerd_state: containerd_state.clone(),
+                        decision_log,
+                        // The configured default (crates/policy) when not the gate's.
+                        decision_log_keep: gate.as_ref().map_or(3, |g| g.keep),
+                    },
+                    gate,
+                };
+                let (result, run) = soak::run(cri, options, logs.path());
+                results.push(result);
+                report::save(&out, "soak", &results)?;
+                if outcome.is_ok() {
+                    outcome = run;
+                }
+            }
+            outcome
+        }
         Command::Shim { shims, n, out } => {
             let results = shims
                 .iter()
@@ -362,20 +523,15 @@ fn main() -> Result<()> {
             results,
             markdown,
             charts,
+            reliability,
         } => {
             let link = charts.display().to_string();
             let generated = report::markdown(&results, &charts, &link)?;
-            let text = std::fs::read_to_string(&markdown).unwrap_or_default();
-            const BEGIN: &str = "<!-- BEGIN edgeshim-bench report -->";
-            const END: &str = "<!-- END edgeshim-bench report -->";
-            let updated = match (text.find(BEGIN), text.find(END)) {
-                (Some(begin), Some(end)) if begin < end => {
-                    format!("{}{BEGIN}\n{generated}{}", &text[..begin], &text[end..])
-                }
-                _ => format!("{text}\n{BEGIN}\n{generated}{END}\n"),
-            };
-            std::fs::write(&markdown, updated)?;
-            eprintln!("wrote {}", markdown.display());
+            replace_generated(&markdown, "edgeshim-bench report", &generated)?;
+            if let Some(doc) = report::load(&results, "soak") {
+                let section = soak::report::section(&doc, &charts, &link)?;
+                replace_generated(&reliability, "edgeshim-bench soak", &section)?;
+            }
             Ok(())
         }
     }

@@ -86,7 +86,7 @@ pub fn save<T: Serialize>(dir: &Path, name: &str, results: &T) -> Result<()> {
     Ok(())
 }
 
-fn load(dir: &Path, name: &str) -> Option<serde_json::Value> {
+pub(crate) fn load(dir: &Path, name: &str) -> Option<serde_json::Value> {
     let text = std::fs::read_to_string(dir.join(format!("{name}.json"))).ok()?;
     serde_json::from_str(&text).ok()
 }

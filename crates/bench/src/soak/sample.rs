@@ -1,0 +1,204 @@
+//! What a soak sample reads from the machine: the long-lived pods' shims and
+//! launchers and containerd (descriptors, threads, RSS), and the node-wide
+//! counts a leak would show in (cgroup folders, mounts, shim sockets, state
+//! folders, the decision log's files).
+
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::cycles::{self, ProcSample};
+
+/// containerd's shim sockets (containerd 1.6 keeps them here whatever its
+/// state folder).
+const SHIM_SOCKETS: &str = "/run/containerd/s";
+/// The cgroup hierarchies of a hybrid host (v1 controllers and the unified
+/// tree), or of a pure cgroup2 host.
+const CGROUP_ROOT: &str = "/sys/fs/cgroup";
+
+/// One process in a sample, by its role (its pid may change).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Process {
+    /// `containerd`, `shim <pod>`, `launcher <pod>`
+    pub role: String,
+    pub sample: Option<ProcSample>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Sample {
+    pub cycle: usize,
+    pub processes: Vec<Process>,
+    /// Folders in every cgroup hierarchy, summed.
+    pub cgroups: u64,
+    /// Lines of this process's mountinfo (the host's mount namespace).
+    pub mounts: u64,
+    /// Entries of `/run/containerd/s`.
+    pub sockets: u64,
+    /// containerd's task, CRI container and sandbox folders and the shims'
+    /// state folders, summed.
+    pub state_dirs: u64,
+    /// The decision log and its rotated files, bytes and files.
+    pub decision_log_bytes: u64,
+    pub decision_log_files: u64,
+}
+
+/// Where the machine-wide things live.
+pub struct Places {
+    pub containerd_state: PathBuf,
+    pub containerd_pid: Option<u32>,
+    pub decision_log: Option<PathBuf>,
+    /// Rotated files the log keeps (`<log>.1` to `<log>.<keep>`).
+    pub decision_log_keep: u32,
+}
+
+impl Sample {
+    /// The node's counts: what a removed pod must not leave.
+    pub fn node_counts(&self) -> Vec<(String, u64)> {
+        vec![
+            ("cgroup folders".to_string(), self.cgroups),
+            ("mounts".to_string(), self.mounts),
+            ("shim sockets".to_string(), self.sockets),
+            ("state folders".to_string(), self.state_dirs),
+        ]
+    }
+
+    /// The counts that must not move once the run is warm: the node's, and
+    /// each process's descriptors and threads.
+    pub fn counts(&self) -> Vec<(String, u64)> {
+        let mut counts = self.node_counts();
+        for p in &self.processes {
+            let s = p.sample.as_ref();
+            counts.push((
+                format!("{} descriptors", p.role),
+                s.map_or(0, |s| s.fds as u64),
+            ));
+            counts.push((
+                format!("{} threads", p.role),
+                s.map_or(0, |s| s.threads as u64),
+            ));
+        }
+        counts
+    }
+}
+
+/// Reads one sample; `pods` are the long-lived pods as (name, id).
+pub fn take(cycle: usize, pods: &[(String, String)], places: &Places) -> Sample {
+    let mut processes = vec![Process {
+        role: "containerd".into(),
+        sample: places.containerd_pid.and_then(cycles::proc_sample),
+    }];
+    for (name, id) in pods {
+        let shim = cycles::shim_pid(id);
+        processes.push(Process {
+            role: format!("shim {name}"),
+            sample: shim.and_then(cycles::proc_sample),
+        });
+        processes.push(Process {
+            role: format!("launcher {name}"),
+            sample: shim
+                .and_then(cycles::launcher_pid)
+                .and_then(cycles::proc_sample),
+        });
+    }
+    let dirs = cycles::state_dirs(&places.containerd_state);
+    let everything = std::collections::HashSet::new();
+    let state_dirs = [&dirs.task, &dirs.cri, &dirs.shim]
+        .into_iter()
+        .map(|d| cycles::count(d, &everything).total as u64)
+        .sum();
+    let (decision_log_bytes, decision_log_files) = places
+        .decision_log
+        .as_deref()
+        .map(|log| log_files(log, places.decision_log_keep))
+        .unwrap_or_default();
+    Sample {
+        cycle,
+        processes,
+        cgroups: folders_under(Path::new(CGROUP_ROOT), 0),
+        mounts: std::fs::read_to_string("/proc/self/mountinfo")
+            .map(|t| t.lines().count() as u64)
+            .unwrap_or_default(),
+        sockets: std::fs::read_dir(SHIM_SOCKETS).map_or(0, |d| d.count() as u64),
+        state_dirs,
+        decision_log_bytes,
+        decision_log_files,
+    }
+}
+
+/// Folders below `dir`, not following links (a cgroup tree has none, but
+/// `/sys/fs/cgroup` holds links like `cpu -> cpu,cpuacct`).
+fn folders_under(dir: &Path, depth: usize) -> u64 {
+    if depth > 32 {
+        return 0;
+    }
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return 0;
+    };
+    entries
+        .flatten()
+        .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
+        .map(|e| 1 + folders_under(&e.path(), depth + 1))
+        .sum()
+}
+
+/// Bytes and files of `log` and the rotated copies it keeps (`<log>.1` to
+/// `<log>.<keep>`; older ones from a larger `keep` are not the log's now).
+fn log_files(log: &Path, keep: u32) -> (u64, u64) {
+    let mut total = (0, 0);
+    for index in 0..=keep {
+        let path = match index {
+            0 => log.to_path_buf(),
+            i => PathBuf::from(format!("{}.{i}", log.display())),
+        };
+        if let Ok(meta) = std::fs::metadata(&path) {
+            total.0 += meta.len();
+            total.1 += 1;
+        }
+    }
+    total
+}
+
+/// containerd's pid: the pid file `hack/containerd.sh` keeps beside the
+/// socket, else the one process named `containerd`.
+pub fn containerd_pid(address: &Path) -> Option<u32> {
+    let from_file = address
+        .parent()
+        .and_then(|dir| std::fs::read_to_string(dir.join("containerd.pid")).ok())
+        .and_then(|t| t.trim().parse().ok())
+        .filter(|pid| Path::new(&format!("/proc/{pid}")).exists());
+    from_file.or_else(|| {
+        let named: Vec<u32> = cycles::pids()
+            .into_iter()
+            .filter(|pid| {
+                std::fs::read_to_string(format!("/proc/{pid}/comm"))
+                    .is_ok_and(|c| c.trim() == "containerd")
+            })
+            .collect();
+        (named.len() == 1).then(|| named[0])
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn test_folders_are_counted_without_following_links() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        std::fs::create_dir_all(dir.path().join("a/b/c")).expect("mkdir");
+        std::fs::create_dir(dir.path().join("d")).expect("mkdir");
+        std::os::unix::fs::symlink(dir.path().join("a"), dir.path().join("link")).expect("link");
+        assert_eq!(folders_under(dir.path(), 0), 4);
+    }
+
+    #[test]
+    fn test_the_log_and_its_rotated_files_are_summed() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let log = dir.path().join("decisions.log");
+        std::fs::write(&log, "abc").expect("write");
+        std::fs::write(dir.path().join("decisions.log.1"), "de").expect("write");
+        std::fs::write(dir.path().join("decisions.log.3"), "old").expect("write");
+        std::fs::write(dir.path().join("other"), "xyz").expect("write");
+        assert_eq!(log_files(&log, 2), (5, 2));
+    }
+}
