@@ -61,6 +61,19 @@ impl OpenEntrypoint {
             let Ok((mut file, size)) = open_in_root(rootfs, &candidate) else {
                 continue;
             };
+            let file_type = file
+                .metadata()
+                .map_err(|source| BundleError::ReadEntrypoint {
+                    path: candidate.clone(),
+                    source,
+                })?
+                .file_type();
+            if !file_type.is_file() {
+                return Err(BundleError::EntrypointNotRegular {
+                    path: candidate,
+                    kind: kind_of(file_type),
+                });
+            }
             let head = read_head(&mut file, &candidate)?;
             let kind = classify(&head, &candidate)?;
             return Ok(Self {
@@ -132,12 +145,19 @@ fn search_path(env: &[String]) -> impl Iterator<Item = &str> {
 /// (absolute ones too) inside the rootfs (`openat2` with `RESOLVE_IN_ROOT`), so
 /// an image's `/bin/sh -> busybox` works and nothing resolves to the host.
 /// Also returns the file's size, by `fstat` on the descriptor just opened.
+/// Opens `path` inside `rootfs`. `O_NONBLOCK`: a FIFO planted as the
+/// entrypoint must not hold the open (and the create) until some writer
+/// comes; on a regular file, which is all that is read, it changes nothing.
 fn open_in_root(rootfs: &Path, path: &str) -> std::io::Result<(File, u64)> {
     let root = File::open(rootfs)?;
     let relative = path.trim_start_matches('/');
     let relative = if relative.is_empty() { "." } else { relative };
     let how = nix::fcntl::OpenHow::new()
-        .flags(nix::fcntl::OFlag::O_RDONLY | nix::fcntl::OFlag::O_CLOEXEC)
+        .flags(
+            nix::fcntl::OFlag::O_RDONLY
+                | nix::fcntl::OFlag::O_CLOEXEC
+                | nix::fcntl::OFlag::O_NONBLOCK,
+        )
         .resolve(nix::fcntl::ResolveFlag::RESOLVE_IN_ROOT);
     let fd = nix::fcntl::openat2(root.as_raw_fd(), relative, how)?;
     // SAFETY: openat2 returned a fresh descriptor that nothing else owns.
@@ -151,6 +171,22 @@ fn open_in_root(rootfs: &Path, path: &str) -> std::io::Result<(File, u64)> {
         ));
     }
     Ok((file, metadata.len()))
+}
+
+/// What a file that is not a regular one is, for the error.
+fn kind_of(file_type: std::fs::FileType) -> &'static str {
+    use std::os::unix::fs::FileTypeExt;
+    if file_type.is_fifo() {
+        "FIFO"
+    } else if file_type.is_socket() {
+        "socket"
+    } else if file_type.is_char_device() {
+        "character device"
+    } else if file_type.is_block_device() {
+        "block device"
+    } else {
+        "special file"
+    }
 }
 
 /// The first 4 bytes (fewer for a shorter file): enough to classify it.
@@ -199,6 +235,33 @@ mod tests {
         let native = Entrypoint::resolve(root.path(), "app", &["PATH=/bin".into()]).expect("elf");
         assert_eq!(native.kind, WorkloadKind::Native);
         assert_eq!(native.container_path, "/bin/app");
+    }
+
+    #[test]
+    fn test_a_fifo_or_device_named_like_a_module_is_refused_without_waiting_for_a_writer() {
+        let root = rootfs_with(&[]);
+        nix::unistd::mkfifo(&root.path().join("app.wasm"), nix::sys::stat::Mode::S_IRWXU)
+            .expect("mkfifo");
+        std::os::unix::fs::symlink("/dev/zero", root.path().join("zero.wasm")).expect("link");
+        // A hang here is the defect: the test fails after a minute instead.
+        let (tx, rx) = std::sync::mpsc::channel();
+        let dir = root.path().to_path_buf();
+        std::thread::spawn(move || {
+            let fifo = Entrypoint::resolve(&dir, "/app.wasm", &[]).map(|e| e.container_path);
+            let _ = tx.send(fifo);
+        });
+        let fifo = rx
+            .recv_timeout(std::time::Duration::from_secs(60))
+            .expect("resolve returned (it hung on the FIFO)");
+        let err = fifo.expect_err("a FIFO is refused");
+        assert_eq!(
+            err.to_string(),
+            "entrypoint \"/app.wasm\" is a FIFO, not a regular file: refused without reading it"
+        );
+        // A link to the node's /dev/zero resolves inside the rootfs (to
+        // nothing there); a device node in the image would be refused by kind.
+        let zero = Entrypoint::resolve(root.path(), "/zero.wasm", &[]).expect_err("no device");
+        assert!(matches!(zero, BundleError::EntrypointNotFound(_)), "{zero}");
     }
 
     #[test]

@@ -28,6 +28,8 @@ pub enum BundleError {
     },
     #[error("entrypoint {0:?} not found in the rootfs (searched PATH too)")]
     EntrypointNotFound(String),
+    #[error("entrypoint {path:?} is a {kind}, not a regular file: refused without reading it")]
+    EntrypointNotRegular { path: String, kind: &'static str },
     #[error("entrypoint {path:?} is neither a Wasm module nor an ELF binary nor a script")]
     UnknownFormat { path: String },
     #[error(
