@@ -102,6 +102,46 @@ static int devices(void) {
     return fails;
 }
 
+// Writes 64 KiB blocks to stdout (stderr with "err") for ever, after one
+// line saying so: a module flooding its output.
+static int flood(const char *to) {
+    static char block[65536];
+    memset(block, 'x', sizeof block - 1);
+    block[sizeof block - 1] = '\n';
+    int fd = to && !strcmp(to, "err") ? 2 : 1;
+    printf("flooding\n"); fflush(stdout);
+    for (;;) (void)write(fd, block, sizeof block);
+}
+
+// Spins in one host call for ever, after one line saying so: the clock,
+// the random source, or a write to a descriptor it does not have.
+static int hostcalls(const char *kind) {
+    volatile unsigned long n = 0;
+    char buf[256];
+    printf("calling %s\n", kind); fflush(stdout);
+    if (!strcmp(kind, "clock")) {
+        for (;;) { struct timespec ts; clock_gettime(CLOCK_MONOTONIC, &ts); n += ts.tv_nsec; }
+    }
+    if (!strcmp(kind, "random")) {
+        for (;;) { getentropy(buf, sizeof buf); n += buf[0]; }
+    }
+    if (!strcmp(kind, "badfd")) {
+        for (;;) n += write(99, "x", 1);
+    }
+    fprintf(stderr, "probe: unknown host call %s\n", kind);
+    return 64;
+}
+
+// Makes a hard link; prints what happened, exits 2 when refused.
+static int hard_link(const char *from, const char *to) {
+    if (link(from, to) != 0) {
+        printf("refused %s -> %s: %s\n", from, to, strerror(errno));
+        return 2;
+    }
+    printf("LINKED %s -> %s\n", from, to);
+    return 0;
+}
+
 int main(int argc, char **argv) {
     const char *cmd = argc > 1 ? argv[1] : "hello";
     if (!strcmp(cmd, "hello")) { printf("hello from wasm\n"); return 0; }
@@ -115,6 +155,9 @@ int main(int argc, char **argv) {
     if (!strcmp(cmd, "escape")) return escape(argc - 2, argv + 2);
     if (!strcmp(cmd, "list")) return list(argc > 2 ? argv[2] : "/");
     if (!strcmp(cmd, "devices")) return devices();
+    if (!strcmp(cmd, "flood")) return flood(argc > 2 ? argv[2] : "out");
+    if (!strcmp(cmd, "hostcalls")) return hostcalls(argc > 2 ? argv[2] : "clock");
+    if (!strcmp(cmd, "link")) return argc > 3 ? hard_link(argv[2], argv[3]) : 64;
     if (!strcmp(cmd, "trap")) { printf("about to trap\n"); fflush(stdout); __builtin_trap(); }
     if (!strcmp(cmd, "sleep")) {
         printf("sleeping\n"); fflush(stdout);
