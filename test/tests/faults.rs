@@ -144,3 +144,72 @@ fn test_a_kill_racing_a_create_gets_a_clear_answer_and_leaves_nothing() {
     assert!(out.status.success(), "{}", stderr(&out));
     assert_eq!(stdout(&out), "hello from wasm\n");
 }
+
+#[test]
+fn test_a_second_start_and_a_remove_racing_a_start_get_clear_answers_and_leave_nothing() {
+    let logs = tempfile::tempdir().expect("log dir");
+    let mut cri = cri();
+    let pod = pod(
+        "fault-start-race",
+        "uid-fault-start-race",
+        true,
+        logs.path(),
+    );
+    let pod_id = cri.run_pod(&pod, handler()).expect("RunPodSandbox");
+
+    // A second StartContainer of a running container: refused, naming its
+    // state; the container runs on.
+    let sleeper = cri
+        .create_container(
+            &pod_id,
+            &container("sleeper", &["sleep", "1000000"]).to_cri(),
+            &pod,
+        )
+        .expect("CreateContainer");
+    cri.start_container(&sleeper).expect("StartContainer");
+    let again = cri.start_container(&sleeper).expect_err("a second start");
+    assert!(format!("{again:#}").contains("RUNNING"), "{again:#}");
+    let status = cri.container_status(&sleeper).expect("status");
+    assert_eq!(edgeshim_cri::state_name(status.state), "Running");
+
+    // RemoveContainer racing StartContainer, each on its own connection.
+    for round in 0..RACES {
+        let spec = container(&format!("raced-{round}"), &["sleep", "1000000"]);
+        let id = cri
+            .create_container(&pod_id, &spec.to_cri(), &pod)
+            .expect("CreateContainer");
+        let starter = {
+            let id = id.clone();
+            std::thread::spawn(move || {
+                let mut cri = Cri::connect(std::path::Path::new(&address())).expect("CRI");
+                cri.start_container(&id)
+            })
+        };
+        let removed = cri.remove_container(&id);
+        let started = starter.join().expect("the start");
+        if let Err(e) = &started {
+            // Refused because the container went: said so, by its id.
+            let said = format!("{e:#}");
+            assert!(
+                said.contains(&id) || said.contains("not found"),
+                "start: {said}"
+            );
+        }
+        if removed.is_err() {
+            // The start won: the container runs, and a second remove takes it.
+            cri.remove_container(&id)
+                .expect("RemoveContainer after the start");
+        }
+        assert!(
+            cri.list_containers()
+                .expect("ListContainers")
+                .iter()
+                .all(|c| c.id != id),
+            "{id} still listed"
+        );
+        assert_no_leftovers_in(CRI_NAMESPACE, &id);
+    }
+    // The pod's shim serves its next container.
+    let (hello, _) = run_hello(&mut cri, &pod_id, &pod, logs.path());
+    remove_pod(&mut cri, &pod_id, &[&sleeper, &hello]);
+}

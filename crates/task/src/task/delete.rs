@@ -25,8 +25,12 @@ impl<E: Engine> TaskService<E> {
                     });
                 }
                 // Created, never started: kill it, then wait below for the
-                // exit to be collected so that its status is known.
-                (_, None) => inner.process.kill(SIGKILL, true)?,
+                // exit to be collected so that its status is known. A start
+                // that was waiting for this lock is then refused as such.
+                (_, None) => {
+                    inner.process.kill(SIGKILL, true)?;
+                    inner.killed_before_start = true;
+                }
                 (_, Some(_)) => {}
             }
         }
