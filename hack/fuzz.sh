@@ -13,17 +13,19 @@ cases=${FUZZ_CASES:-10000}
 out=$(mktemp)
 trap 'rm -f "$out"' EXIT
 
-fuzz() { # <package> [cargo flags...]
-  local package=$1; shift
-  PROPTEST_CASES=$cases cargo test --locked -p "$package" "$@" --test properties \
+fuzz() { # <package> <test> [cargo flags...]
+  local package=$1 test=$2; shift 2
+  PROPTEST_CASES=$cases cargo test --locked -p "$package" "$@" --test "$test" \
     -- --test-threads=2 2>&1 | tee -a "$out" | grep -E '^test |test result'
 }
-fuzz edgeshim-network
-fuzz edgeshim-policy
-fuzz edgeshim-bundle
-fuzz edgeshim-engine
+fuzz edgeshim-network properties
+fuzz edgeshim-policy properties
+fuzz edgeshim-policy opa_abi_properties
+fuzz edgeshim-bundle properties
+fuzz edgeshim-engine properties
 if wasmedge_dir=$(hack/find-wasmedge.sh); then
-  WASMEDGE_DIR=$wasmedge_dir fuzz edgeshim-engine --no-default-features --features wasmedge
+  WASMEDGE_DIR=$wasmedge_dir fuzz edgeshim-engine properties --no-default-features --features wasmedge
+  WASMEDGE_DIR=$wasmedge_dir fuzz edgeshim-policy opa_abi_properties --no-default-features --features wasmedge
 fi
 
 table=$(grep -E '^test .* \.\.\. ok$' "$out" | awk -v cases="$cases" \

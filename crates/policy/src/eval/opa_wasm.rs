@@ -117,7 +117,13 @@ impl Evaluate for WasmEvaluator {
             policy.evaluate::<_, serde_json::Value, _>(&mut *store, &entrypoint, input),
         );
         match outcome {
-            Ok(result) => result.map_err(|e| format!("{e:#}")),
+            // A module that failed (a trap, a result that is no JSON) may
+            // have left its heap inconsistent: the next decision gets a
+            // fresh instance.
+            Ok(result) => result.map_err(|e| {
+                self.instance = None;
+                format!("evaluating {entrypoint}: {e:#}")
+            }),
             Err(TimedOut) => {
                 self.instance = None;
                 Err(format!(

@@ -326,7 +326,12 @@ impl Evaluate for WasmEdgeEvaluator {
                     budget.as_millis()
                 ))
             }
-            other => other,
+            // As above for any failure: a fresh instance next time.
+            Err(e) => {
+                self.live = None;
+                Err(format!("evaluating entrypoint {entrypoint}: {e}"))
+            }
+            ok => ok,
         }
     }
 }
