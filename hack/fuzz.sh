@@ -21,6 +21,7 @@ fuzz() { # <package> <test> [cargo flags...]
 fuzz edgeshim-network properties
 fuzz edgeshim-policy properties
 fuzz edgeshim-policy opa_abi_properties
+fuzz edgeshim-policy input_properties
 fuzz edgeshim-bundle properties
 fuzz edgeshim-engine properties
 if wasmedge_dir=$(hack/find-wasmedge.sh); then

@@ -213,3 +213,55 @@ fn test_a_second_start_and_a_remove_racing_a_start_get_clear_answers_and_leave_n
     let (hello, _) = run_hello(&mut cri, &pod_id, &pod, logs.path());
     remove_pod(&mut cri, &pod_id, &[&sleeper, &hello]);
 }
+
+#[test]
+fn test_a_pod_shim_killed_leaves_its_containers_exited_and_nothing_behind() {
+    let logs = tempfile::tempdir().expect("log dir");
+    let mut cri = cri();
+    let pod = pod("fault-shim-kill", "uid-fault-shim-kill", true, logs.path());
+    let pod_id = cri.run_pod(&pod, handler()).expect("RunPodSandbox");
+    let mut ids = Vec::new();
+    for name in ["first", "second"] {
+        let id = cri
+            .create_container(
+                &pod_id,
+                &container(name, &["sleep", "1000000"]).to_cri(),
+                &pod,
+            )
+            .expect("CreateContainer");
+        cri.start_container(&id).expect("StartContainer");
+        ids.push(id);
+    }
+    for id in &ids {
+        await_condition("the containers to run", LIMIT, || {
+            cri.container_status(id)
+                .is_ok_and(|s| edgeshim_cri::state_name(s.state) == "Running")
+        });
+    }
+    let pids: Vec<u32> = ids
+        .iter()
+        .map(|id| task_pid_in(CRI_NAMESPACE, id))
+        .collect();
+    let shim = shim_pid_for(&pod_id).expect("the pod's shim");
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(i32::try_from(shim).expect("pid")),
+        nix::sys::signal::Signal::SIGKILL,
+    )
+    .expect("kill the shim");
+    // containerd sees the shim go, runs its `delete`, and reports each
+    // container exited; their processes are gone.
+    for id in &ids {
+        let status = wait_exited(&mut cri, id);
+        assert_ne!(status.exit_code, 0, "{id}: {}", status.reason);
+    }
+    for pid in pids {
+        await_condition("the containers' processes to go", LIMIT, || {
+            !process_alive(pid)
+        });
+    }
+    let refs: Vec<&String> = ids.iter().collect();
+    for id in &ids {
+        cri.remove_container(id).expect("RemoveContainer");
+    }
+    remove_pod(&mut cri, &pod_id, &refs);
+}

@@ -117,6 +117,10 @@ fn test_containers_outlive_a_containerd_restart_and_exits_meanwhile_are_reported
             let status = cri.container_status(id).expect("status after the restart");
             assert_eq!(edgeshim_cri::state_name(status.state), "Running", "{id}");
             cri.container_stats(id).expect("stats after the restart");
+            // Exec is refused by the shim, as before the restart.
+            let exec = cri.exec_sync(id, &["/probe.wasm", "hello"]);
+            let said = format!("{:#}", exec.expect_err("exec into a Wasm container"));
+            assert!(said.contains("exec"), "{said}");
             assert!(process_alive(pids[index]));
         }
     }

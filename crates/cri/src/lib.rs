@@ -173,6 +173,17 @@ impl Cri {
             .with_context(|| format!("pod {id}: no status"))
     }
 
+    /// ExecSync of `command` in container `id`: its exit code and output.
+    pub fn exec_sync(&mut self, id: &str, command: &[&str]) -> Result<ExecSyncResponse> {
+        let request = ExecSyncRequest {
+            container_id: id.to_string(),
+            cmd: command.iter().map(|c| c.to_string()).collect(),
+            timeout: 10,
+        };
+        let response = self.tokio.block_on(self.runtime.exec_sync(request))?;
+        Ok(response.into_inner())
+    }
+
     pub fn container_stats(&mut self, id: &str) -> Result<ContainerStats> {
         let request = ContainerStatsRequest {
             container_id: id.to_string(),
