@@ -275,3 +275,44 @@ fn test_modules_spinning_in_host_calls_or_flooding_output_are_stopped_and_the_po
     // The floods' logs are large: gone with the folder.
     drop(logs);
 }
+
+/// CPU time process `pid` has had, in clock ticks (utime + stime).
+fn cpu_ticks(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .ok()
+        .and_then(|stat| {
+            let fields: Vec<&str> = stat.rsplit_once(") ")?.1.split(' ').collect();
+            Some(fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?)
+        })
+        .unwrap_or(0)
+}
+
+#[test]
+fn test_a_module_flooding_stdout_that_nobody_reads_costs_its_shim_nothing_and_stops_on_sigterm() {
+    // `ctr run -d` leaves at once: nobody reads the container's stdout FIFO.
+    let id = "hostile-unread";
+    let out = run_detached(id, PROBE_IMAGE, &[], &["/probe.wasm", "flood", "out"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    await_condition("the flood to run", LIMIT, || {
+        task_status(id).as_deref() == Some("RUNNING")
+    });
+    let pid = task_pid(id);
+    let shim = shim_pid_for(id).expect("its shim");
+    let before = rss_kb(shim);
+    // A second of CPU spent writing into a FIFO nobody reads.
+    await_condition("the module to spend a second writing", LIMIT, || {
+        cpu_ticks(pid) > 100
+    });
+    let during = rss_kb(shim);
+    assert!(
+        during < before + 16 * 1024,
+        "the shim grew from {before} KB to {during} KB"
+    );
+    let kill = ctr(&["task", "kill", "-s", "SIGTERM", id]);
+    assert!(kill.status.success(), "{}", stderr(&kill));
+    await_condition("the flood to stop on SIGTERM", LIMIT, || {
+        task_status(id).as_deref() == Some("STOPPED")
+    });
+    remove(id);
+    assert_no_leftovers(id);
+}

@@ -90,6 +90,15 @@ pub struct DecisionLogConfig {
     /// Rotated files kept.
     #[serde(default = "default_log_keep")]
     pub keep: u32,
+    /// Each line also carries the decision's input document (what
+    /// `edgeshim-policy diff` decides again with a new policy). Off by
+    /// default: a line grows from about 400 bytes to 2-4 KB.
+    #[serde(default)]
+    pub log_inputs: bool,
+    /// With `log_inputs`, the environment variables whose values are
+    /// logged as they are; every other value is logged as `<redacted>`.
+    #[serde(default)]
+    pub keep_env: Vec<String>,
 }
 
 impl Default for DecisionLogConfig {
@@ -98,6 +107,8 @@ impl Default for DecisionLogConfig {
             path: default_log_path(),
             max_bytes: default_log_max_bytes(),
             keep: default_log_keep(),
+            log_inputs: false,
+            keep_env: Vec::new(),
         }
     }
 }

@@ -44,6 +44,9 @@ pub struct LogLine<'a> {
     pub error: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub lost: Option<u64>,
+    /// The input decided, env values redacted (`log_inputs` in the config).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub input: Option<serde_json::Value>,
 }
 
 /// One refused use of an address by a Wasm container (its engine checked
@@ -242,6 +245,7 @@ mod tests {
             eval_us: 3,
             error: None,
             lost: None,
+            input: None,
         }
     }
 

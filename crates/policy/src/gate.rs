@@ -445,6 +445,10 @@ impl GateState {
                 eval_us: u64::try_from(took.as_micros()).unwrap_or(u64::MAX),
                 error: error.as_deref(),
                 lost: None,
+                input: config
+                    .decision_log
+                    .log_inputs
+                    .then(|| redacted(input, &config.decision_log.keep_env)),
             });
         }
         Decision {
@@ -454,6 +458,18 @@ impl GateState {
             network,
         }
     }
+}
+
+/// `input` as the decision log keeps it: every environment value but those
+/// of `keep_env` replaced by `<redacted>` (secrets are often passed there).
+fn redacted(input: &DecisionInput, keep_env: &[String]) -> serde_json::Value {
+    let mut input = input.clone();
+    for (key, value) in input.container.env.iter_mut() {
+        if !keep_env.contains(key) {
+            *value = "<redacted>".into();
+        }
+    }
+    serde_json::to_value(&input).unwrap_or(serde_json::Value::Null)
 }
 
 /// Saves a good config on the node; a failure only costs the copy (logged).

@@ -20,6 +20,7 @@ mod eval;
 mod gate;
 mod input;
 mod last_good;
+pub mod rollout;
 mod source;
 
 pub use decision::{Decision, PolicyAnswer, read_output};

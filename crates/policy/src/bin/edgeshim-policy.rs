@@ -7,6 +7,12 @@
 //!   each.
 //! - `input`: prints the input document the shim would build from an OCI
 //!   bundle folder (its rootfs must hold the entrypoint).
+//! - `verify`: checks a policy bundle before it ships (its policy.toml
+//!   parses, its policy loads and passes its load check, and it decides a
+//!   JSON-lines file of cases as expected); exit 1 when it does not.
+//! - `diff`: decides a recorded decision log (lines with their input,
+//!   `log_inputs = true`) again with a new policy and prints each decision
+//!   that would change as a JSON line; `--exit-code`: exit 1 if any.
 
 use std::io::{BufRead, Write};
 use std::path::PathBuf;
@@ -16,7 +22,7 @@ use anyhow::{Context, Result, bail};
 use clap::{Parser, Subcommand, ValueEnum};
 use edgeshim_bundle::Bundle;
 use edgeshim_policy::config::{DEFAULT_ENTRYPOINT, DEFAULT_MAX_MODULE_BYTES};
-use edgeshim_policy::{Action, DecisionInput, LoadedPolicy, ShimFacts, WasmHost};
+use edgeshim_policy::{Action, DecisionInput, LoadedPolicy, ShimFacts, WasmHost, rollout};
 
 #[derive(Parser)]
 #[command(
@@ -73,6 +79,28 @@ enum Command {
         #[arg(long, default_value_t = DEFAULT_MAX_MODULE_BYTES)]
         max_module_bytes: u64,
     },
+    /// Check a policy bundle before it ships: config, load check, cases
+    Verify {
+        /// The policy.toml to ship (its `policy` and `check` are used)
+        #[arg(long)]
+        config: PathBuf,
+        /// JSON lines of {"input": ..., "allow": bool, "reasons": [...]}
+        /// (reasons optional; compared as a set)
+        #[arg(long)]
+        cases: Option<PathBuf>,
+    },
+    /// Decide recorded decisions again with a new policy; print the changes
+    Diff {
+        /// The new policy.toml
+        #[arg(long)]
+        config: PathBuf,
+        /// Decision logs recorded with log_inputs = true (repeat for rotated files)
+        #[arg(long = "log", required = true)]
+        logs: Vec<PathBuf>,
+        /// Exit 1 when any decision would change (as `git diff --exit-code`)
+        #[arg(long)]
+        exit_code: bool,
+    },
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -114,6 +142,43 @@ fn run(cli: Cli) -> Result<()> {
                 (None, Some(inputs)) => eval_lines(&mut loaded, &inputs, budget),
                 _ => bail!("give --input FILE or --inputs FILE.jsonl"),
             }
+        }
+        Command::Verify { config, cases } => {
+            let report = rollout::verify(&config, cases.as_deref()).map_err(anyhow::Error::msg)?;
+            for mismatch in &report.mismatches {
+                println!("{}", serde_json::to_string(mismatch)?);
+            }
+            eprintln!(
+                "policy revision {}: loads and passes its check; {} of {} cases as expected",
+                report.revision,
+                report.cases - report.mismatches.len(),
+                report.cases
+            );
+            if !report.mismatches.is_empty() {
+                std::process::exit(1);
+            }
+            Ok(())
+        }
+        Command::Diff {
+            config,
+            logs,
+            exit_code,
+        } => {
+            let report = rollout::diff(&config, &logs).map_err(anyhow::Error::msg)?;
+            for change in &report.changes {
+                println!("{}", serde_json::to_string(change)?);
+            }
+            eprintln!(
+                "policy revision {}: {} decisions read, {} with their input decided again, {} would change",
+                report.revision,
+                report.decisions,
+                report.with_input,
+                report.changes.len()
+            );
+            if exit_code && !report.changes.is_empty() {
+                std::process::exit(1);
+            }
+            Ok(())
         }
         Command::Input {
             bundle,
