@@ -7,6 +7,9 @@ cd "$repo"
 
 hack/install-deps.sh
 cargo build --workspace --locked
+# The node installer's image (a static installer and the shims), which
+# test/tests/installer.rs runs against a scratch root.
+PROFILE=debug hack/installer-image.sh target/edgeshim-installer-debug.tar
 export EDGESHIM_HOME=${EDGESHIM_HOME:-$repo/.edgeshim}
 # A fresh private containerd every run: no state from an earlier run.
 hack/containerd.sh stop >/dev/null 2>&1 || true
