@@ -15,7 +15,8 @@ trap 'rm -f "$out"' EXIT
 
 fuzz() { # <package> <test> [cargo flags...]
   local package=$1 test=$2; shift 2
-  PROPTEST_CASES=$cases cargo test --locked -p "$package" "$@" --test "$test" \
+  # Release: the wasm-smith properties compile a module per case.
+  PROPTEST_CASES=$cases cargo test --release --locked -p "$package" "$@" --test "$test" \
     -- --test-threads=2 2>&1 | tee -a "$out" | grep -E '^test |test result'
 }
 fuzz edgeshim-network properties

@@ -29,6 +29,8 @@ if wasmedge_dir=$(hack/find-wasmedge.sh); then
   export LD_LIBRARY_PATH=$wasmedge_dir/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}
   # Built on its own so that its dependencies carry no Wasmtime.
   cargo build -p containerd-shim-wasmedge --features wasmedge --locked
+  # Again, now with the WasmEdge shim and libwasmedge in it.
+  PROFILE=debug hack/installer-image.sh target/edgeshim-installer-debug.tar
   cargo test -p edgeshim-engine --no-default-features --features wasmedge --locked
   cargo test -p edgeshim-policy --no-default-features --features wasmedge --locked
   # A fresh private containerd again: the tests read its decision log and

@@ -315,18 +315,32 @@ pub fn assert_no_leftovers_in(namespace: &str, id: &str) {
     let socket = containerd_shim::socket_address(&address(), namespace, id);
     let socket = socket.trim_start_matches("unix://");
     assert!(!Path::new(socket).exists(), "shim socket left at {socket}");
+    // containerd cleans up after a dead shim (its `delete`) on a goroutine
+    // of its own: what is left is awaited, and named if it stays.
     let state = Path::new("/run/edgeshim").join(namespace).join(id);
-    assert!(!state.exists(), "state left at {}", state.display());
-    for controller in cgroup_roots() {
-        let dir = controller.join(namespace).join(id);
-        assert!(!dir.exists(), "cgroup left at {}", dir.display());
-    }
-    let mounts = std::fs::read_to_string("/proc/self/mountinfo").expect("mountinfo");
     let needle = format!("/{id}/");
-    assert!(
-        !mounts.lines().any(|l| l.contains(&needle)),
-        "mount left for {id}"
-    );
+    let left = || {
+        let mut left = Vec::new();
+        if state.exists() {
+            left.push(format!("state at {}", state.display()));
+        }
+        for controller in cgroup_roots() {
+            let dir = controller.join(namespace).join(id);
+            if dir.exists() {
+                left.push(format!("cgroup at {}", dir.display()));
+            }
+        }
+        let mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
+        if mounts.lines().any(|l| l.contains(&needle)) {
+            left.push(format!("a mount of {id}"));
+        }
+        left
+    };
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !left().is_empty() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert!(left().is_empty(), "left of {id}: {:?}", left());
 }
 
 /// Whether a shim process was started for container `id` (its `-id` flag).
