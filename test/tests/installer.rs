@@ -8,7 +8,6 @@
 //! The image archive is built by `hack/test.sh`
 //! (`hack/installer-image.sh`), before the suite runs.
 
-use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command};
 use std::time::Duration;
@@ -32,25 +31,6 @@ fn archive() -> PathBuf {
         path.display()
     );
     path
-}
-
-/// Every folder and file under `root` with its contents.
-fn snapshot(root: &Path) -> BTreeMap<PathBuf, Option<Vec<u8>>> {
-    let mut seen = BTreeMap::new();
-    let mut stack = vec![root.to_path_buf()];
-    while let Some(dir) = stack.pop() {
-        for entry in std::fs::read_dir(&dir).expect("dir").flatten() {
-            let path = entry.path();
-            let relative = path.strip_prefix(root).expect("under root").to_path_buf();
-            if path.is_dir() {
-                seen.insert(relative, None);
-                stack.push(path);
-            } else {
-                seen.insert(relative, Some(std::fs::read(&path).expect("file")));
-            }
-        }
-    }
-    seen
 }
 
 /// Runs the installer image with `root` as the host's `/`.
@@ -198,15 +178,15 @@ fn test_the_installer_image_installs_once_serves_a_pod_and_uninstalls_to_nothing
     std::fs::create_dir_all(config.parent().expect("parent")).expect("mkdir");
     std::fs::create_dir_all(root.path().join("usr/local")).expect("mkdir");
     std::fs::write(&config, containerd_config(home.path())).expect("config");
-    let before = snapshot(root.path());
+    let before = edgeshim_installer::node::tree(root.path());
 
     let first = run_installer("installer-1", root.path(), &[]);
     assert!(first.contains("restart containerd"), "{first}");
-    let installed = snapshot(root.path());
+    let installed = edgeshim_installer::node::tree(root.path());
     let second = run_installer("installer-2", root.path(), &[]);
     assert!(second.contains("already had the runtimes"), "{second}");
     assert_eq!(
-        snapshot(root.path()),
+        edgeshim_installer::node::tree(root.path()),
         installed,
         "the second run changed something"
     );
@@ -255,5 +235,9 @@ fn test_the_installer_image_installs_once_serves_a_pod_and_uninstalls_to_nothing
 
     let undone = run_installer("installer-3", root.path(), &["--uninstall"]);
     assert!(undone.contains("put back"), "{undone}");
-    assert_eq!(snapshot(root.path()), before, "uninstall left something");
+    assert_eq!(
+        edgeshim_installer::node::tree(root.path()),
+        before,
+        "uninstall left something"
+    );
 }

@@ -292,5 +292,28 @@ pub fn uninstall(root: &Path) -> Result<Report> {
     Ok(report)
 }
 
+/// Every folder and file under `root` with its contents (`None` for a
+/// folder): what "the root as it was" compares, in this crate's tests and
+/// the installer's integration test.
+pub fn tree(root: &Path) -> std::collections::BTreeMap<PathBuf, Option<Vec<u8>>> {
+    let mut seen = std::collections::BTreeMap::new();
+    let mut stack = vec![root.to_path_buf()];
+    while let Some(dir) = stack.pop() {
+        for entry in std::fs::read_dir(&dir).into_iter().flatten().flatten() {
+            let path = entry.path();
+            let Ok(relative) = path.strip_prefix(root).map(Path::to_path_buf) else {
+                continue;
+            };
+            if path.is_dir() {
+                seen.insert(relative, None);
+                stack.push(path);
+            } else {
+                seen.insert(relative, std::fs::read(&path).ok());
+            }
+        }
+    }
+    seen
+}
+
 #[cfg(test)]
 mod tests;

@@ -191,6 +191,25 @@ fn test_verify_passes_a_good_bundle_and_fails_a_wrong_expectation_or_bad_setting
     );
 }
 
+/// `diff --exit-code` of `log` under `config`, which must exit `code`.
+fn diff_exit_code(config: &Path, log: &Path, code: i32) -> std::process::Output {
+    let out = run_cli(&[
+        "diff",
+        "--config",
+        &config.display().to_string(),
+        "--log",
+        &log.display().to_string(),
+        "--exit-code",
+    ]);
+    assert_eq!(
+        out.status.code(),
+        Some(code),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
 #[test]
 fn test_diff_decides_recorded_inputs_again_and_prints_what_would_change() {
     // Decisions recorded by the gate with the shipped library, inputs on.
@@ -215,21 +234,7 @@ fn test_diff_decides_recorded_inputs_again_and_prints_what_would_change() {
     let lower = text.replace("268435456", "134217728");
     assert_ne!(lower, text);
     let new = library_bundle(Some(&lower));
-    let config = new.path().join("policy.toml").display().to_string();
-    let out = run_cli(&[
-        "diff",
-        "--config",
-        &config,
-        "--log",
-        &log.display().to_string(),
-        "--exit-code",
-    ]);
-    assert_eq!(
-        out.status.code(),
-        Some(1),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let out = diff_exit_code(&new.path().join("policy.toml"), &log, 1);
     let changes: Vec<serde_json::Value> = String::from_utf8_lossy(&out.stdout)
         .lines()
         .map(|l| serde_json::from_str(l).expect("a change line"))
@@ -250,20 +255,6 @@ fn test_diff_decides_recorded_inputs_again_and_prints_what_would_change() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("2 decisions read, 2 with their input"));
 
     // The same library again: nothing changes, exit 0.
-    let same = old.path().join("policy.toml").display().to_string();
-    let out = run_cli(&[
-        "diff",
-        "--config",
-        &same,
-        "--log",
-        &log.display().to_string(),
-        "--exit-code",
-    ]);
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let out = diff_exit_code(&old.path().join("policy.toml"), &log, 0);
     assert!(out.stdout.is_empty());
 }

@@ -5,24 +5,8 @@ use super::*;
 
 const CONFIG: &str = "version = 2\n# the operator's\n[plugins.\"io.containerd.grpc.v1.cri\"]\n  sandbox_image = \"registry.k8s.io/pause:3.6\"\n";
 
-/// Every folder and file under `root` with its contents: what "as it was"
-/// compares.
 fn snapshot(root: &Path) -> BTreeMap<PathBuf, Option<Vec<u8>>> {
-    let mut seen = BTreeMap::new();
-    let mut stack = vec![root.to_path_buf()];
-    while let Some(dir) = stack.pop() {
-        for entry in std::fs::read_dir(&dir).expect("dir").flatten() {
-            let path = entry.path();
-            let relative = path.strip_prefix(root).expect("under root").to_path_buf();
-            if path.is_dir() {
-                seen.insert(relative, None);
-                stack.push(path);
-            } else {
-                seen.insert(relative, Some(std::fs::read(&path).expect("file")));
-            }
-        }
-    }
-    seen
+    tree(root)
 }
 
 /// An installer image's folder: two shims.
