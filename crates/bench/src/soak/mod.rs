@@ -231,9 +231,12 @@ fn judge(result: &mut SoakResult) {
         .first()
         .map(|s| s.processes.iter().map(|p| p.role.clone()).collect())
         .unwrap_or_default();
+    // A process absent from every steady sample (the unowned pod's launcher,
+    // stopped when idle by design) has no RSS to fit; its absence is
+    // judged with the counts (its descriptors and threads stay 0).
     result.rss = roles
         .iter()
-        .map(|role| {
+        .filter_map(|role| {
             let points: Vec<(usize, u64)> = steady
                 .iter()
                 .filter_map(|s| {
@@ -241,7 +244,8 @@ fn judge(result: &mut SoakResult) {
                     Some((s.cycle, p.sample.as_ref()?.rss_kb))
                 })
                 .collect();
-            verdict::rss_fit(role, &points, result.rss_limit_kb_per_1000)
+            (!points.is_empty())
+                .then(|| verdict::rss_fit(role, &points, result.rss_limit_kb_per_1000))
         })
         .collect();
     let log_within_cap = match (
