@@ -23,13 +23,21 @@ pub struct RssFit {
     pub process: String,
     pub samples: usize,
     /// Least-squares slope, KB per 1,000 cycles.
+    #[serde(deserialize_with = "nan_if_null")]
     pub slope_kb_per_1000: f64,
     /// Upper end of the slope's two-sided 95% confidence interval.
+    #[serde(deserialize_with = "nan_if_null")]
     pub upper_kb_per_1000: f64,
     pub first_kb: u64,
     pub last_kb: u64,
     /// `upper_kb_per_1000` below the limit.
     pub pass: bool,
+}
+
+/// JSON has no NaN or infinity (serde_json writes `null`): a fit without
+/// a number reads back as NaN.
+fn nan_if_null<'de, D: serde::Deserializer<'de>>(d: D) -> Result<f64, D::Error> {
+    Ok(Option::<f64>::deserialize(d)?.unwrap_or(f64::NAN))
 }
 
 /// `values` (the steady samples of one count): flat when all are equal.
@@ -162,6 +170,14 @@ mod tests {
         assert!(
             n.upper_kb_per_1000 - n.slope_kb_per_1000 > q.upper_kb_per_1000 - q.slope_kb_per_1000
         );
+    }
+
+    #[test]
+    fn test_a_fit_without_a_number_survives_json() {
+        let fit = rss_fit("a", &[], 64.0);
+        let text = serde_json::to_string(&fit).expect("json");
+        let back: RssFit = serde_json::from_str(&text).expect("reads back");
+        assert!(back.upper_kb_per_1000.is_nan() && !back.pass);
     }
 
     #[test]
