@@ -7,8 +7,12 @@
 //!   policy denied (in audit mode, would have), by its rule family (the tag
 //!   before `: `, as `memory` in `memory: memory limit required`); an
 //!   evaluation error counts as family `policy-error`
-//! - `edgeshim_network_refusals_total{action, rule}`: refused addresses,
-//!   those the rate limit held back included
+//! - `edgeshim_network_refusals_total{action, by}`: refused addresses,
+//!   those the rate limit held back included; `by` is `default` (no rule
+//!   matched) or `rule`. On the Wasmtime shim a refusal line's address and
+//!   rule are what the container's engine reported, so neither becomes a
+//!   label: a hostile module must not be able to make series without end
+//!   (an action other than `connect` or `listen` counts as `other`)
 //! - `edgeshim_decision_log_lost_lines_total`: lines a shim could not write
 //! - `edgeshim_decision_log_unreadable_lines_total`: lines that are not a
 //!   decision or a refusal (torn by a crash, or of a newer format)
@@ -41,7 +45,7 @@ struct FamilyLabels {
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct RefusalLabels {
     action: String,
-    rule: String,
+    by: String,
 }
 
 /// A line of the log, as far as it counts here.
@@ -139,10 +143,15 @@ impl DecisionMetrics {
             self.lost.inc_by(lost);
         }
         if let Some(rule) = line.rule {
+            let action = match line.action.as_str() {
+                "connect" | "listen" => line.action,
+                _ => "other".into(),
+            };
+            let by = if rule == "default" { "default" } else { "rule" };
             self.refusals
                 .get_or_create(&RefusalLabels {
-                    action: line.action,
-                    rule,
+                    action,
+                    by: by.into(),
                 })
                 .inc_by(1 + line.held_back.unwrap_or(0));
             return;
@@ -210,6 +219,8 @@ mod tests {
             r#"{"action":"create","kind":"native","decision":"allow","mode":"audit","would_deny":true,"reasons":["wasm-only: native containers are not allowed"],"eval_us":20}"#,
             r#"{"action":"create","kind":"wasm","decision":"deny","mode":"enforce","reasons":["policy error (fail closed): x"],"error":"x","eval_us":9}"#,
             r#"{"action":"connect","container":"c","address":"1.2.3.4:80","rule":"default","decision":"deny","held_back":4}"#,
+            r#"{"action":"connect","container":"c","address":"1.2.3.4:81","rule":"10.0.0.0/8:*","decision":"deny"}"#,
+            r#"{"action":"made-up-by-a-module","container":"c","address":"x","rule":"anything at all","decision":"deny"}"#,
             "{\"torn",
         ]);
         for expected in [
@@ -220,7 +231,9 @@ mod tests {
             r#"edgeshim_policy_denials_total{family="labels"} 1"#,
             r#"edgeshim_policy_denials_total{family="wasm-only"} 1"#,
             r#"edgeshim_policy_denials_total{family="policy-error"} 1"#,
-            r#"edgeshim_network_refusals_total{action="connect",rule="default"} 5"#,
+            r#"edgeshim_network_refusals_total{action="connect",by="default"} 5"#,
+            r#"edgeshim_network_refusals_total{action="connect",by="rule"} 1"#,
+            r#"edgeshim_network_refusals_total{action="other",by="rule"} 1"#,
             "edgeshim_decision_log_lost_lines_total 3",
             "edgeshim_decision_log_unreadable_lines_total 1",
             r#"edgeshim_policy_evaluation_duration_seconds_count{action="create"} 4"#,
