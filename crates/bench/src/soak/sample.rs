@@ -81,8 +81,25 @@ impl Sample {
     }
 }
 
-/// Reads one sample; `pods` are the long-lived pods as (name, id).
+/// Reads a settled sample: the last container's teardown (its exit and OOM
+/// threads, containerd's side of it) ends a moment after RemoveContainer
+/// returns, so the counts are read until two reads 100 ms apart agree (at
+/// most 20 reads). A leak never settles back; a teardown in flight does.
 pub fn take(cycle: usize, pods: &[(String, String)], places: &Places) -> Sample {
+    let mut last = read(cycle, pods, places);
+    for _ in 0..20 {
+        std::thread::sleep(std::time::Duration::from_millis(100));
+        let now = read(cycle, pods, places);
+        if now.counts() == last.counts() {
+            return now;
+        }
+        last = now;
+    }
+    last
+}
+
+/// Reads one sample; `pods` are the long-lived pods as (name, id).
+fn read(cycle: usize, pods: &[(String, String)], places: &Places) -> Sample {
     let mut processes = vec![Process {
         role: "containerd".into(),
         sample: places.containerd_pid.and_then(cycles::proc_sample),
