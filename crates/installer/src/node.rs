@@ -93,6 +93,7 @@ fn put(
     report: &mut Report,
 ) -> Result<()> {
     use std::os::unix::fs::PermissionsExt;
+    refuse_links(root, relative)?;
     let target = root.join(relative);
     let ours = manifest.files.contains(&relative.to_path_buf());
     let before = std::fs::read(&target).ok();
@@ -115,6 +116,30 @@ fn put(
     std::fs::set_permissions(&staged, std::fs::Permissions::from_mode(mode))?;
     std::fs::rename(&staged, &target).with_context(|| target.display().to_string())?;
     report.written.push(relative.to_path_buf());
+    Ok(())
+}
+
+/// Refuses a path under `root` any part of which is a symbolic link: the
+/// root is the host's `/` mounted into the installer's container, where an
+/// absolute link would resolve inside the container and a relative one could
+/// lead anywhere on the host. Written by hand (the paths are a few fixed
+/// ones); the bundle crate confines with `openat2` where paths come from a
+/// request.
+fn refuse_links(root: &Path, relative: &Path) -> Result<()> {
+    let mut walked = root.to_path_buf();
+    for part in relative.components() {
+        walked.push(part);
+        if walked
+            .symlink_metadata()
+            .is_ok_and(|m| m.file_type().is_symlink())
+        {
+            anyhow::bail!(
+                "{} is a symbolic link on the node: not followed; install by hand or replace it \
+                 with a folder",
+                walked.display()
+            );
+        }
+    }
     Ok(())
 }
 
@@ -194,6 +219,7 @@ pub fn install(root: &Path, options: &Options) -> Result<Report> {
     if layout == Layout::Containerd {
         edit_config(root, &mut manifest, &mut report)?;
     }
+    refuse_links(root, Path::new(MANIFEST))?;
     let manifest_path = root.join(MANIFEST);
     make_folders(
         root,
@@ -221,6 +247,7 @@ fn normalize(path: &Path) -> PathBuf {
 
 fn edit_config(root: &Path, manifest: &mut Manifest, report: &mut Report) -> Result<()> {
     let relative = PathBuf::from(CONTAINERD_CONFIG);
+    refuse_links(root, &relative)?;
     let path = root.join(&relative);
     let existed = path.is_file();
     let text = if existed {

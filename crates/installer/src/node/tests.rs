@@ -152,3 +152,18 @@ fn test_an_image_without_shims_is_refused_and_the_library_is_complete() {
         "policy::LIBRARY lists every file of policies/library"
     );
 }
+
+#[test]
+fn test_a_symbolic_link_on_the_way_is_refused_and_nothing_is_written_through_it() {
+    let image = image();
+    let root = tempfile::tempdir().expect("root");
+    let elsewhere = tempfile::tempdir().expect("elsewhere");
+    std::fs::create_dir_all(root.path().join("usr/local")).expect("mkdir");
+    std::os::unix::fs::symlink(elsewhere.path(), root.path().join("usr/local/bin")).expect("link");
+    let err = install(root.path(), &options(image.path(), false)).expect_err("refused");
+    assert!(
+        err.to_string().contains("is a symbolic link on the node"),
+        "{err}"
+    );
+    assert_eq!(std::fs::read_dir(elsewhere.path()).expect("dir").count(), 0);
+}
