@@ -40,12 +40,13 @@ handlers=${HANDLERS:-$default_handlers}
 # The Wasm handlers alone (the compiled-module cache means nothing to runc).
 wasm_handlers=$(echo "$handlers" | tr , '\n' | grep -vx runc | paste -sd, -)
 scenarios=("$@")
-[ ${#scenarios[@]} -gt 0 ] || scenarios=(cold sensor gate burst density aot shim policy cycles network)
+[ ${#scenarios[@]} -gt 0 ] || scenarios=(cold sensor gate exporter burst density aot shim policy cycles network)
 for scenario in "${scenarios[@]}"; do
   case "$scenario" in
     cold) $bench cold -n "${COLD_N:-30}" --handler "$handlers" ;;
     sensor) $bench cold -n "${COLD_N:-30}" --handler "$handlers" --program sensor --name cold-sensor ;;
     gate) $bench cold -n "${COLD_N:-30}" --handler wasmtime --gate enforce,off ;;
+    exporter) $bench cold -n "${COLD_N:-30}" --handler "$wasm_handlers" --exporter on,off ;;
     burst) $bench burst -n "${BURST_N:-20}" --handler "$handlers" ;;
     density) $bench density --count "${DENSITY_COUNT:-100}" --step "${DENSITY_STEP:-25}" --handler "$handlers" ;;
     aot) $bench aot -n "${AOT_N:-5}" --handler "$wasm_handlers" ;;

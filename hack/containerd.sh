@@ -95,9 +95,11 @@ start() {
   # As containerd's own systemd unit (LimitNOFILE=infinity): thousands of
   # shims mean thousands of sockets and pipes.
   ulimit -n 1048576 2>/dev/null || ulimit -n "$(ulimit -Hn)"
-  # The shims are found on containerd's PATH; their module cache is private too.
+  # The shims are found on containerd's PATH; their module cache is private
+  # too, and so is the socket they send metrics events to.
   PATH="$bin:$PATH" EDGESHIM_CACHE_DIR="$home/cache" \
     EDGESHIM_POLICY_CONFIG="$home/policy/policy.toml" \
+    EDGESHIM_METRICS_SOCKET="$home/metrics/events.sock" \
     setsid containerd --config "$home/config.toml" >"$log" 2>&1 < /dev/null &
   echo $! > "$pidfile"
   for _ in $(seq 1 100); do
@@ -160,6 +162,7 @@ case "${1:-}" in
     echo "export EDGESHIM_DECISION_LOG=$home/decisions.log"
     echo "export EDGESHIM_CONTAINERD_LOG=$log"
     echo "export EDGESHIM_CACHE_DIR=$home/cache"
+    echo "export EDGESHIM_METRICS_SOCKET=$home/metrics/events.sock"
     ;;
   *) echo "usage: $0 start|stop|status|env" >&2; exit 2 ;;
 esac

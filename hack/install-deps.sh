@@ -13,6 +13,7 @@ packages=(
   python3 python3-venv                  # the OPA oracle (real OPA via PyPI)
   busybox-static                        # runc's workload in the benchmarks
   mosquitto mosquitto-clients           # the MQTT broker the network tests publish to
+  prometheus                            # the server the metrics test scrapes the exporter with
 )
 
 missing=()

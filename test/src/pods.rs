@@ -64,6 +64,20 @@ pub fn container(name: &str, args: &[&str]) -> ContainerSpec {
     }
 }
 
+/// The native memory hog touching `mib` MiB under a 32 MiB limit: the
+/// kernel's OOM killer ends it (137, OOMKilled).
+pub fn hog(mib: u32) -> ContainerSpec {
+    ContainerSpec {
+        name: "hog".into(),
+        image: PAUSE_IMAGE.into(),
+        command: vec!["/hog".into()],
+        args: vec![mib.to_string()],
+        log_path: "hog.log".into(),
+        memory_limit_bytes: 32 << 20,
+        ..Default::default()
+    }
+}
+
 /// Creates and starts `spec` in the pod, waits for it to exit; returns its
 /// id, final status and CRI log.
 pub fn run_to_exit(

@@ -105,15 +105,7 @@ fn test_oom_killed_container_in_a_systemd_slice_is_reported_as_oomkilled() {
     let pod = config.to_cri();
     let mut cri = cri();
     let pod_id = cri.run_pod(&pod, handler()).expect("RunPodSandbox");
-    let hog = ContainerSpec {
-        name: "hog".into(),
-        image: PAUSE_IMAGE.into(),
-        command: vec!["/hog".into()],
-        args: vec!["200".into()],
-        log_path: "hog.log".into(),
-        memory_limit_bytes: 32 << 20,
-        ..Default::default()
-    };
+    let hog = hog(200);
     let (id, status, log) = run_to_exit(&mut cri, &pod_id, &pod, &hog, logs.path());
     assert_eq!(
         (status.exit_code, status.reason.as_str()),

@@ -22,7 +22,7 @@ pub const ECHO_NATIVE_IMAGE: &str = "edgeshim.bench/echo-native:1";
 /// The sandbox image `hack/containerd.sh` configures.
 pub const SANDBOX_IMAGE: &str = "edgeshim.local/pause:1";
 /// Debian's busybox-static.
-const BUSYBOX: &str = "/bin/busybox";
+pub const BUSYBOX: &str = "/bin/busybox";
 
 /// What a container runs: its image and command.
 #[derive(Debug, Clone)]

@@ -25,6 +25,7 @@ mod cold;
 mod cycles;
 mod density;
 mod egress;
+mod exporter;
 mod images;
 mod memory;
 mod network;
@@ -94,7 +95,12 @@ enum Command {
         /// The shims' policy config (hack/containerd.sh env prints it)
         #[arg(long, env = "EDGESHIM_POLICY_CONFIG")]
         policy_config: Option<PathBuf>,
-        /// Result file name (default: cold, or cold-gate with --gate)
+        /// Compare starts with the node's metrics exporter running and not
+        /// (`on,off`) for the non-runc handlers
+        #[arg(long, value_delimiter = ',')]
+        exporter: Vec<String>,
+        /// Result file name (default: cold, cold-gate with --gate,
+        /// cold-exporter with --exporter)
         #[arg(long)]
         name: Option<String>,
     },
@@ -332,6 +338,7 @@ fn variants(target: &Target, gate: &[String], config: Option<&PathBuf>) -> Resul
             variants.push(Variant {
                 handler: handler.clone(),
                 gate: None,
+                exporter: None,
             });
             continue;
         }
@@ -342,10 +349,36 @@ fn variants(target: &Target, gate: &[String], config: Option<&PathBuf>) -> Resul
             variants.push(Variant {
                 handler: handler.clone(),
                 gate: Some((mode.clone(), config.clone())),
+                exporter: None,
             });
         }
     }
     Ok(variants)
+}
+
+/// Each Wasm handler's variant twice or more: with the exporter in each
+/// of `states` (`on`, `off`).
+fn with_exporter(variants: Vec<Variant>, states: &[String]) -> Result<Vec<Variant>> {
+    let switch = std::sync::Arc::new(exporter::Switch::from_env()?);
+    let mut out = Vec::new();
+    for variant in variants {
+        if variant.handler == "runc" {
+            out.push(variant);
+            continue;
+        }
+        for state in states {
+            let on = match state.as_str() {
+                "on" => true,
+                "off" => false,
+                other => bail!("--exporter takes on and off, not {other}"),
+            };
+            out.push(Variant {
+                exporter: Some((on, switch.clone())),
+                ..variant.clone()
+            });
+        }
+    }
+    Ok(out)
 }
 
 fn main() -> Result<()> {
@@ -356,9 +389,13 @@ fn main() -> Result<()> {
             program,
             gate,
             policy_config,
+            exporter,
             name,
         } => {
-            let variants = variants(&target, &gate, policy_config.as_ref())?;
+            let mut variants = variants(&target, &gate, policy_config.as_ref())?;
+            if !exporter.is_empty() {
+                variants = with_exporter(variants, &exporter)?;
+            }
             let (mut cri, logs) = connect(&target.address)?;
             let results = cold::run(&mut cri, &variants, program, n, logs.path())?;
             // Leave the gate as it was found: enforcing.
@@ -369,7 +406,11 @@ fn main() -> Result<()> {
                 }
                 restore.apply()?;
             }
-            let default_name = if gate.is_empty() { "cold" } else { "cold-gate" };
+            let default_name = match (gate.is_empty(), exporter.is_empty()) {
+                (false, _) => "cold-gate",
+                (true, false) => "cold-exporter",
+                (true, true) => "cold",
+            };
             report::save(
                 &target.out,
                 name.as_deref().unwrap_or(default_name),
@@ -455,7 +496,9 @@ fn main() -> Result<()> {
             let (mut results, mut outcome) = (Vec::new(), Ok(()));
             for handler in handlers {
                 let (cri, logs) = connect(&address)?;
-                let gate = match &library {
+                // runc's containers never meet edgeshim's gate.
+                let ours = handler != "runc";
+                let gate = match library.as_ref().filter(|_| ours) {
                     Some(library) => Some(soak_gate(
                         library,
                         policy_config.as_deref(),
@@ -486,6 +529,7 @@ fn main() -> Result<()> {
                         decision_log,
                         // The configured default (crates/policy) when not the gate's.
                         decision_log_keep: gate.as_ref().map_or(3, |g| g.keep),
+                        launchers: ours,
                     },
                     gate,
                 };

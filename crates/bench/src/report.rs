@@ -127,6 +127,10 @@ pub fn markdown(results: &Path, charts: &Path, charts_link: &str) -> Result<Stri
             "cold-gate",
             "Policy gate overhead on a cold start (enforce vs off), ms",
         ),
+        (
+            "cold-exporter",
+            "Metrics exporter overhead on a cold start (edgeshim-metrics running vs not), ms",
+        ),
     ] {
         if let Some(doc) = load(results, name) {
             cold_table(&doc, name, title, charts, charts_link, &mut md)?;

@@ -23,6 +23,7 @@
 //!   library, found at build time through `WASMEDGE_DIR`).
 
 pub mod cache;
+pub mod compile_time;
 mod error;
 // Used by the WasmEdge engine; tested in every build.
 #[cfg(any(feature = "wasmedge", test))]

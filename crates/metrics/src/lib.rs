@@ -2,14 +2,21 @@
 //!
 //! Each pod has its own short-lived shim, so no counter can live in a shim.
 //! The owner of the node's numbers is this exporter, one long-running
-//! process per node, and its source is what every shim already writes: the
-//! decision log, one JSON line per decision and per refused address, which
-//! the exporter follows across rotations ([`follow`]) and counts
-//! ([`decisions`]). It serves Prometheus's text format (prometheus-client)
-//! on a node-local address.
+//! process per node. Its sources:
+//! - the decision log, one JSON line per decision and per refused address,
+//!   which every shim already writes; followed across rotations
+//!   ([`follow`]) and counted ([`decisions`]);
+//! - the shims' events (creates, starts, module cache lookups, OOM kills),
+//!   one datagram each on the exporter's socket ([`events`]; the sending
+//!   side is `edgeshim-telemetry`);
+//! - the node's live tasks, read at each scrape ([`running`]).
 //!
-//! It only reads: nothing here is read by a shim, so a stopped or broken
-//! exporter costs the node its numbers and nothing else.
+//! It serves Prometheus's text format (prometheus-client) on a node-local
+//! address. Must not touch: anything a shim waits on. Shims send without
+//! waiting and never read from it, so a stopped or broken exporter costs
+//! the node its numbers and nothing else.
 
 pub mod decisions;
+pub mod events;
 pub mod follow;
+pub mod running;

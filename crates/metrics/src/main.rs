@@ -1,6 +1,7 @@
-//! `edgeshim-metrics`: follows the node's decision log and serves the
-//! counts on a node-local address in Prometheus's text format. See the
-//! crate docs (`edgeshim_metrics`).
+//! `edgeshim-metrics`: follows the node's decision log, takes the shims'
+//! events, counts the running containers, and serves it all on a
+//! node-local address in Prometheus's text format. See the crate docs
+//! (`edgeshim_metrics`).
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -10,7 +11,9 @@ use std::time::Duration;
 use anyhow::{Context, Result};
 use clap::Parser;
 use edgeshim_metrics::decisions::DecisionMetrics;
+use edgeshim_metrics::events::{self, EventMetrics};
 use edgeshim_metrics::follow::Follower;
+use edgeshim_metrics::running::{RunningContainers, STATE_ROOT};
 use prometheus_client::registry::Registry;
 
 #[derive(Parser)]
@@ -29,13 +32,27 @@ struct Cli {
     /// Count what the log already holds, not only what comes after start
     #[arg(long)]
     from_start: bool,
+    /// The socket the shims send their events to (containerd's
+    /// EDGESHIM_METRICS_SOCKET, which its shims inherit, when not the default)
+    #[arg(long, default_value = edgeshim_telemetry::DEFAULT_SOCKET)]
+    events_socket: PathBuf,
+    /// The shims' state root, where running containers are counted
+    #[arg(long, default_value = STATE_ROOT)]
+    state_root: PathBuf,
 }
 
 fn main() -> Result<()> {
     let cli = Cli::parse();
     let mut registry = Registry::default();
     let metrics = DecisionMetrics::new(&mut registry);
+    let event_metrics = EventMetrics::new(&mut registry);
+    registry.register_collector(Box::new(RunningContainers::new(&cli.state_root)));
     let registry = Arc::new(Mutex::new(registry));
+    let socket = events::bind(&cli.events_socket)?;
+    std::thread::Builder::new()
+        .name("events".into())
+        .spawn(move || events::receive(&socket, &event_metrics))
+        .context("the events receiver")?;
     let mut follower = Follower::new(&cli.decision_log, cli.from_start);
     let poll = Duration::from_millis(cli.poll_ms.max(10));
     std::thread::Builder::new()
@@ -52,9 +69,10 @@ fn main() -> Result<()> {
     let server = tiny_http::Server::http(cli.listen)
         .map_err(|e| anyhow::anyhow!("listen on {}: {e}", cli.listen))?;
     eprintln!(
-        "edgeshim-metrics: serving http://{}/metrics from {}",
+        "edgeshim-metrics: serving http://{}/metrics from {}, events on {}",
         cli.listen,
-        cli.decision_log.display()
+        cli.decision_log.display(),
+        cli.events_socket.display()
     );
     for request in server.incoming_requests() {
         let response = if request.url() == "/metrics" {

@@ -7,7 +7,8 @@
 //!
 //! Owns: the shim's start/delete subcommands ([`service`]), the container
 //! records and their state machine ([`container`]), containerd's rootfs mounts
-//! and stdio FIFOs, exit collection, and events.
+//! and stdio FIFOs, exit collection, events, and what it reports to the
+//! node's metrics exporter ([`metrics`]).
 //!
 //! Leaves out: namespaces and cgroups (isolation), compiling and running Wasm
 //! (engine), the decision itself (policy).
@@ -18,6 +19,7 @@ pub mod events;
 mod exits;
 mod launch;
 mod logging;
+pub mod metrics;
 mod oom;
 mod refusals;
 mod reservations;

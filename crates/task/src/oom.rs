@@ -1,6 +1,7 @@
 //! TaskOOM events: the kernel's OOM notifications for a container's memory
 //! cgroup (v1 `memory.oom_control` eventfd, v2 `memory.events`, both through
-//! cgroups-rs), forwarded to containerd, so kubelet can say OOMKilled.
+//! cgroups-rs), forwarded to containerd, so kubelet can say OOMKilled, and
+//! counted by the node's metrics exporter.
 
 use std::sync::Arc;
 
@@ -8,10 +9,11 @@ use cgroups_rs::fs::memory::MemController;
 use containerd_shim::protos::events::task::TaskOOM;
 
 use crate::events::EventSink;
+use crate::metrics::Telemetry;
 
 /// Watches container `id`'s memory cgroup (found from its `pid`) until the
 /// cgroup is removed. Without a memory cgroup there is nothing to watch.
-pub fn watch(id: &str, pid: u32, events: Arc<dyn EventSink>) {
+pub fn watch(id: &str, pid: u32, events: Arc<dyn EventSink>, telemetry: Arc<Telemetry>) {
     let cgroup = match containerd_shim::cgroup::get_cgroup(pid) {
         Ok(cgroup) => cgroup,
         Err(e) => {
@@ -35,6 +37,7 @@ pub fn watch(id: &str, pid: u32, events: Arc<dyn EventSink>) {
         .spawn(move || {
             for _ in notifications {
                 log::warn!("container {id}: out of memory");
+                telemetry.oom();
                 events.send(Box::new(TaskOOM {
                     container_id: id.clone(),
                     ..Default::default()

@@ -28,7 +28,7 @@ use edgeshim_cri::{ContainerSpec, Cri, PodConfig};
 use serde::{Deserialize, Serialize};
 
 use crate::cycles::{self, StepError, Tracker, at, lock};
-use crate::images::{PROBE_IMAGE, Program, workload};
+use crate::images::{BUSYBOX, PROBE_IMAGE, Program, workload};
 use crate::pod_run;
 use sample::{Places, Sample};
 use verdict::{Flatness, RssFit};
@@ -266,11 +266,18 @@ fn judge(result: &mut SoakResult) {
         && log_within_cap;
 }
 
-/// The container spec of one cycle: the probe exiting with `code`.
+/// The container spec of one cycle: the probe exiting with `code`, or under
+/// runc (the control run: what containerd does with a shim that is not
+/// ours) busybox saying and doing the same.
 fn probe_exiting(handler: &str, name: &str, code: i32) -> ContainerSpec {
     let mut spec = pod_run::spec(&workload(handler, Program::Hello), name);
-    spec.image = PROBE_IMAGE.into();
-    spec.command = vec!["/probe.wasm".into(), "exit".into(), code.to_string()];
+    spec.command = if handler == "runc" {
+        let script = format!("echo exiting {code}; exit {code}");
+        vec![BUSYBOX.into(), "sh".into(), "-c".into(), script]
+    } else {
+        spec.image = PROBE_IMAGE.into();
+        vec!["/probe.wasm".into(), "exit".into(), code.to_string()]
+    };
     spec.memory_limit_bytes = MEMORY_LIMIT;
     spec
 }

@@ -49,6 +49,8 @@ pub struct Places {
     pub decision_log: Option<PathBuf>,
     /// Rotated files the log keeps (`<log>.1` to `<log>.<keep>`).
     pub decision_log_keep: u32,
+    /// Whether the shims have launchers (edgeshim's do; runc's shim not).
+    pub launchers: bool,
 }
 
 impl Sample {
@@ -110,12 +112,14 @@ fn read(cycle: usize, pods: &[(String, String)], places: &Places) -> Sample {
             role: format!("shim {name}"),
             sample: shim.and_then(cycles::proc_sample),
         });
-        processes.push(Process {
-            role: format!("launcher {name}"),
-            sample: shim
-                .and_then(cycles::launcher_pid)
-                .and_then(cycles::proc_sample),
-        });
+        if places.launchers {
+            processes.push(Process {
+                role: format!("launcher {name}"),
+                sample: shim
+                    .and_then(cycles::launcher_pid)
+                    .and_then(cycles::proc_sample),
+            });
+        }
     }
     let dirs = cycles::state_dirs(&places.containerd_state);
     let everything = std::collections::HashSet::new();

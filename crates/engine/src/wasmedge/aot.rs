@@ -106,9 +106,10 @@ impl AotCache {
         if let Some(module) = self.load_cached(hash, config) {
             return Ok(module);
         }
-        let library = self
-            .cache
-            .store_with(hash, |out: &Path| self.compile_into(wasm, out))?;
+        let library = crate::compile_time::timed(|| {
+            self.cache
+                .store_with(hash, |out: &Path| self.compile_into(wasm, out))
+        })?;
         self.load(library, config).map_err(|reason| {
             AotUnavailable::Failed(EngineError::Setup(format!(
                 "freshly compiled module: {reason}"

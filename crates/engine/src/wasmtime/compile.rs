@@ -87,7 +87,8 @@ pub(super) fn load_or_compile_as<T: Compiled>(
     bytes: &[u8],
 ) -> std::result::Result<T, String> {
     let Some(cache) = cache else {
-        return T::compile_in_memory(engine, bytes).map_err(|e| format!("{e:#}"));
+        return crate::compile_time::timed(|| T::compile_in_memory(engine, bytes))
+            .map_err(|e| format!("{e:#}"));
     };
     if let Some(compiled) = load_cached(engine, cache, hash) {
         return Ok(compiled);
@@ -97,7 +98,8 @@ pub(super) fn load_or_compile_as<T: Compiled>(
     if let Some(compiled) = load_cached(engine, cache, hash) {
         return Ok(compiled);
     }
-    let artifact = T::precompile(engine, bytes).map_err(|e| format!("{e:#}"))?;
+    let artifact = crate::compile_time::timed(|| T::precompile(engine, bytes))
+        .map_err(|e| format!("{e:#}"))?;
     match cache.store(hash, &artifact) {
         // SAFETY: as in `deserialize_verified`; the entry is ours, written
         // from `artifact` just now, or a concurrent writer's, verified.

@@ -81,7 +81,7 @@ impl<E: Engine> TaskService<E> {
                 ..Default::default()
             },
         );
-        crate::oom::watch(&id, pid, self.events.clone());
+        crate::oom::watch(&id, pid, self.events.clone(), self.telemetry.clone());
         log::info!("container {id} created, pid {pid}");
         Ok(CreateTaskResponse {
             pid,
@@ -121,9 +121,11 @@ impl<E: Engine> TaskService<E> {
                     id: id.to_string(),
                     source,
                 };
+                edgeshim_engine::compile_time::reset();
                 let prepared = engine
                     .prepare(&module.bytes, &module.sha256)
                     .map_err(engine_err)?;
+                self.telemetry.module(edgeshim_engine::compile_time::take());
                 engine
                     .check_runnable(&prepared, &view, &decision.network)
                     .map_err(engine_err)?;

@@ -12,7 +12,7 @@ mod wait;
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
-use std::time::SystemTime;
+use std::time::{Instant, SystemTime};
 
 use containerd_shim::api::*;
 use containerd_shim::event::Event;
@@ -21,6 +21,7 @@ use containerd_shim::{ExitSignal, Task, TtrpcContext, TtrpcResult};
 use edgeshim_engine::{Engine, EngineConfig};
 use edgeshim_isolation::launcher::Launcher;
 use edgeshim_policy::Gate;
+use edgeshim_telemetry::Step;
 
 use crate::container::ContainerRecord;
 use crate::error::{Result, TaskError};
@@ -50,6 +51,8 @@ pub struct TaskService<E: Engine> {
     creating: crate::reservations::Creating,
     /// Network refusals its Wasm containers report, into the decision log.
     refusals: Option<Arc<crate::refusals::RefusalLog>>,
+    /// Creates, starts, module lookups and OOM kills, to the node's exporter.
+    telemetry: Arc<crate::metrics::Telemetry>,
 }
 
 impl<E: Engine> TaskService<E> {
@@ -99,6 +102,7 @@ impl<E: Engine> TaskService<E> {
             shim_id,
             creating: Default::default(),
             refusals,
+            telemetry: Arc::new(crate::metrics::Telemetry::from_env(E::NAME)),
         }
     }
 
@@ -176,12 +180,18 @@ fn send(events: &dyn EventSink, event: impl Event + Send + 'static) {
 
 impl<E: Engine> Task for TaskService<E> {
     fn create(&self, _: &TtrpcContext, req: CreateTaskRequest) -> TtrpcResult<CreateTaskResponse> {
-        Ok(self.do_create(req)?)
+        let since = Instant::now();
+        let created = self.do_create(req);
+        self.telemetry.answered(Step::Create, &created, since);
+        Ok(created?)
     }
 
     fn start(&self, _: &TtrpcContext, req: StartRequest) -> TtrpcResult<StartResponse> {
         reject_exec(&req.exec_id, "exec")?;
-        Ok(self.do_start(&req.id)?)
+        let since = Instant::now();
+        let started = self.do_start(&req.id);
+        self.telemetry.answered(Step::Start, &started, since);
+        Ok(started?)
     }
 
     fn kill(&self, _: &TtrpcContext, req: KillRequest) -> TtrpcResult<Empty> {
