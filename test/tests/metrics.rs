@@ -288,6 +288,27 @@ fn test_prometheus_scrapes_starts_decisions_denials_cache_running_and_oom_and_ev
 
     dashboard_panels_return_series(&prometheus);
 
+    // A second pod's sleeper counts while its shim lives, and stops
+    // counting when the shim is SIGKILLed.
+    let killed =
+        edgeshim_integration::pods::pod("metrics-killed", "uid-metrics-2", true, logs.path());
+    let killed_id = cri.run_pod(&killed, runtime).expect("RunPodSandbox");
+    let orphan = cri
+        .create_container(&killed_id, &sleeper("orphan").to_cri(), &killed)
+        .expect("CreateContainer");
+    cri.start_container(&orphan).expect("StartContainer");
+    prometheus.await_values(&[(running.clone(), running_before + 2.0)]);
+    let shim = shim_pid_for(&killed_id).expect("the pod's shim");
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(i32::try_from(shim).expect("pid")),
+        nix::sys::signal::Signal::SIGKILL,
+    )
+    .expect("kill the shim");
+    prometheus.await_values(&[(running.clone(), running_before + 1.0)]);
+    wait_exited(&mut cri, &orphan);
+    cri.remove_container(&orphan).expect("RemoveContainer");
+    remove_pod(&mut cri, &killed_id, &[&orphan]);
+
     // The pod gone, so is its sleeper from the count.
     let _ = cri.remove_container(&denied);
     remove_pod(
