@@ -535,7 +535,13 @@ fn main() -> Result<()> {
                 };
                 let (result, run) = soak::run(cri, options, logs.path());
                 results.push(result);
-                report::save(&out, "soak", &results)?;
+                // runc alone is the control run, kept beside edgeshim's.
+                let name = if results.iter().all(|r| r.handler == "runc") {
+                    "soak-control"
+                } else {
+                    "soak"
+                };
+                report::save(&out, name, &results)?;
                 if outcome.is_ok() {
                     outcome = run;
                 }
@@ -573,7 +579,16 @@ fn main() -> Result<()> {
             let generated = report::markdown(&results, &charts, &link)?;
             replace_generated(&markdown, "edgeshim-bench report", &generated)?;
             if let Some(doc) = report::load(&results, "soak") {
-                let section = soak::report::section(&doc, &charts, &link)?;
+                let mut section = soak::report::section(&doc, &charts, &link)?;
+                if let Some(control) = report::load(&results, "soak-control") {
+                    section.push_str(
+                        "#### Control: the same cycles under runc's shim\n\n\
+                         What containerd itself does over these cycles when the shim is \
+                         not ours (busybox echoing and exiting with the same codes; no \
+                         gate, no launcher).\n\n",
+                    );
+                    section.push_str(&soak::report::section(&control, &charts, &link)?);
+                }
                 replace_generated(&reliability, "edgeshim-bench soak", &section)?;
             }
             Ok(())

@@ -105,9 +105,11 @@ pub fn section(doc: &serde_json::Value, charts: &Path, charts_link: &str) -> Res
     let mut md = String::new();
     for r in &runs {
         let build = if r.shim_binary.contains("/release/") {
-            "release"
+            "release".to_string()
+        } else if r.shim_binary.contains("/debug/") {
+            "debug".to_string()
         } else {
-            "debug"
+            format!("`{}`", r.shim_binary)
         };
         writeln!(
             md,
