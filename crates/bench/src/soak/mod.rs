@@ -473,9 +473,16 @@ fn soak(cri: &mut Cri, options: &Options, shared: &Shared, log_root: &Path) -> R
         progress.inc(1);
         if cycle % options.sample_every == 0 || cycle == options.n {
             shared.begin(cycle, "sample");
-            let s = sample::take(cycle, &named, places);
+            let mut s = sample::take(cycle, &named, places);
             eprintln!("cycle {cycle}: {}", report::one_line(&s));
-            lock(&shared.result).samples.push(s);
+            let mut result = lock(&shared.result);
+            if let Some(before) = result.samples.last().or(result.before.as_ref()) {
+                s.containerd_new_descriptors = sample::new_descriptors(before, &s);
+                for new in &s.containerd_new_descriptors {
+                    eprintln!("cycle {cycle}: containerd holds a new descriptor: {new}");
+                }
+            }
+            result.samples.push(s);
         }
         if consecutive >= MAX_CONSECUTIVE_FAILURES {
             lock(&shared.result).error = Some(format!(

@@ -44,6 +44,22 @@ pub fn why(r: &SoakResult) -> String {
     if !r.leftovers.is_empty() {
         reasons.push(format!("left: {:?}", r.leftovers));
     }
+    let containerd_moved = r
+        .flat
+        .iter()
+        .any(|f| !f.flat && f.what == "containerd descriptors");
+    for s in r
+        .samples
+        .iter()
+        .filter(|s| containerd_moved && s.cycle >= r.steady_from)
+    {
+        for new in &s.containerd_new_descriptors {
+            reasons.push(format!(
+                "containerd's descriptors new at cycle {}: {new}",
+                s.cycle
+            ));
+        }
+    }
     if let (Some(cap), Some(max)) = (
         r.decision_log_cap,
         r.samples

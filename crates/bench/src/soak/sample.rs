@@ -40,6 +40,14 @@ pub struct Sample {
     /// The decision log and its rotated files, bytes and files.
     pub decision_log_bytes: u64,
     pub decision_log_files: u64,
+    /// What containerd's descriptors point at (`socket:[inode]`, paths).
+    #[serde(default)]
+    pub containerd_descriptors: Vec<String>,
+    /// containerd's descriptors new since the sample before, each with
+    /// what `ss` says of a socket (its state, its peer and who holds that):
+    /// what a moved count is made of.
+    #[serde(default)]
+    pub containerd_new_descriptors: Vec<String>,
 }
 
 /// Where the machine-wide things live.
@@ -143,6 +151,79 @@ fn read(cycle: usize, pods: &[(String, String)], places: &Places) -> Sample {
         state_dirs,
         decision_log_bytes,
         decision_log_files,
+        containerd_descriptors: places
+            .containerd_pid
+            .map(descriptor_targets)
+            .unwrap_or_default(),
+        containerd_new_descriptors: Vec::new(),
+    }
+}
+
+/// Where each of `pid`'s descriptors points, sorted.
+fn descriptor_targets(pid: u32) -> Vec<String> {
+    let mut targets: Vec<String> = std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|fd| std::fs::read_link(fd.path()).ok())
+        .map(|target| target.display().to_string())
+        .collect();
+    targets.sort();
+    targets
+}
+
+/// containerd's descriptors in `now` and not in `before` (as many times as
+/// they are new), each socket with the `ss -xpn` lines of it and of its
+/// peer.
+pub fn new_descriptors(before: &Sample, now: &Sample) -> Vec<String> {
+    let mut old = before.containerd_descriptors.clone();
+    let mut new = Vec::new();
+    for target in &now.containerd_descriptors {
+        match old.iter().position(|t| t == target) {
+            Some(at) => {
+                old.swap_remove(at);
+            }
+            None => new.push(target.clone()),
+        }
+    }
+    if new.iter().any(|t| t.starts_with("socket:[")) {
+        let ss = std::process::Command::new("ss")
+            .args(["-xpn"])
+            .output()
+            .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+            .unwrap_or_default();
+        for target in &mut new {
+            if let Some(inode) = target
+                .strip_prefix("socket:[")
+                .and_then(|t| t.strip_suffix(']'))
+            {
+                let said = socket_lines(&ss, inode);
+                if !said.is_empty() {
+                    *target = format!("{target} ({said})");
+                }
+            }
+        }
+    }
+    new
+}
+
+/// The `ss -xpn` line of socket `inode` and, when it has a live peer, the
+/// peer's line, squeezed onto one line each.
+fn socket_lines(ss: &str, inode: &str) -> String {
+    let squeeze = |line: &str| line.split_whitespace().collect::<Vec<_>>().join(" ");
+    // Columns: Netid State Recv-Q Send-Q Local-Address Port Peer-Address Port [Process].
+    let of = |inode: &str| {
+        ss.lines()
+            .find(|l| l.split_whitespace().nth(5) == Some(inode))
+            .map(|l| (squeeze(l), l.split_whitespace().nth(7).map(str::to_string)))
+    };
+    match of(inode) {
+        Some((line, Some(peer))) if peer != "0" && peer != "*" => match of(&peer) {
+            Some((peer_line, _)) => format!("{line}; peer: {peer_line}"),
+            None => format!("{line}; peer {peer} not found"),
+        },
+        Some((line, _)) => line,
+        None => String::new(),
     }
 }
 
@@ -202,6 +283,46 @@ pub fn containerd_pid(address: &Path) -> Option<u32> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn test_a_socket_is_told_with_its_peer_and_a_closed_peer_as_such() {
+        let ss = "Netid State Recv-Q Send-Q Local Address:Port Peer Address:Port Process\n\
+                  u_str ESTAB 0 0 /run/c.sock.ttrpc 100 * 200 users:((\"containerd\",pid=9,fd=30))\n\
+                  u_str ESTAB 0 0 * 200 * 100 users:((\"containerd-shim\",pid=42,fd=3))\n\
+                  u_str ESTAB 0 0 /run/c.sock.ttrpc 300 * 0 users:((\"containerd\",pid=9,fd=31))\n";
+        let told = socket_lines(ss, "100");
+        assert!(told.contains("fd=30") && told.contains("peer:"), "{told}");
+        assert!(told.contains("pid=42"), "{told}");
+        let closed = socket_lines(ss, "300");
+        assert!(
+            closed.contains("fd=31") && !closed.contains("peer:"),
+            "{closed}"
+        );
+        assert_eq!(socket_lines(ss, "999"), "");
+    }
+
+    #[test]
+    fn test_new_descriptors_are_those_not_there_before_counted_with_repeats() {
+        let sample = |fds: &[&str]| Sample {
+            cycle: 0,
+            processes: Vec::new(),
+            cgroups: 0,
+            mounts: 0,
+            sockets: 0,
+            state_dirs: 0,
+            decision_log_bytes: 0,
+            decision_log_files: 0,
+            containerd_descriptors: fds.iter().map(|s| s.to_string()).collect(),
+            containerd_new_descriptors: Vec::new(),
+        };
+        let before = sample(&["/dev/null", "pipe:[1]"]);
+        let now = sample(&["/dev/null", "/dev/null", "pipe:[1]", "pipe:[2]"]);
+        assert_eq!(
+            new_descriptors(&before, &now),
+            vec!["/dev/null", "pipe:[2]"]
+        );
+        assert!(new_descriptors(&now, &before).is_empty());
+    }
 
     #[test]
     fn test_folders_are_counted_without_following_links() {
