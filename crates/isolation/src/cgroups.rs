@@ -63,7 +63,7 @@ pub(crate) fn prepare(id: &str, spec: &Spec) -> Result<(CgroupDriver, Option<Pat
 
 /// The host's cgroup layout, read once per shim process: it is on every
 /// create's path and does not change while the shim runs.
-fn host_setup() -> std::result::Result<&'static CgroupSetup, String> {
+pub(crate) fn host_setup() -> std::result::Result<&'static CgroupSetup, String> {
     static SETUP: OnceLock<std::result::Result<CgroupSetup, String>> = OnceLock::new();
     SETUP
         .get_or_init(|| get_cgroup_setup().map_err(|e| format!("cgroups: {e}")))
@@ -73,7 +73,7 @@ fn host_setup() -> std::result::Result<&'static CgroupSetup, String> {
 
 /// The mounted v1 controllers, read once per shim process (each lookup
 /// through libcgroups parses /proc/self/mountinfo again).
-fn v1_mount_points() -> &'static HashMap<ControllerType, PathBuf> {
+pub(crate) fn v1_mount_points() -> &'static HashMap<ControllerType, PathBuf> {
     static MOUNTS: OnceLock<HashMap<ControllerType, PathBuf>> = OnceLock::new();
     MOUNTS.get_or_init(|| libcgroups::v1::util::list_supported_mount_points().unwrap_or_default())
 }

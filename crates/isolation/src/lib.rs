@@ -18,6 +18,7 @@ mod container;
 mod error;
 mod executor;
 pub mod launcher;
+pub mod oom;
 
 pub use container::{IsolatedContainer, LaunchPayload, Stdio};
 pub use error::{IsolationError, Result};

@@ -1,50 +1,40 @@
-//! TaskOOM events: the kernel's OOM notifications for a container's memory
-//! cgroup (v1 `memory.oom_control` eventfd, v2 `memory.events`, both through
-//! cgroups-rs), forwarded to containerd, so kubelet can say OOMKilled, and
-//! counted by the node's metrics exporter.
+//! TaskOOM events: the shim's one OOM watcher (`edgeshim_isolation::oom`,
+//! v1 and v2 memory cgroups on a single thread) tells which container's
+//! cgroup saw an OOM kill; this forwards it to containerd, so kubelet can
+//! say OOMKilled, and to the node's metrics exporter.
 
 use std::sync::Arc;
 
-use cgroups_rs::fs::memory::MemController;
 use containerd_shim::protos::events::task::TaskOOM;
+use edgeshim_isolation::oom::{MemoryCgroup, OomWatcher};
 
 use crate::events::EventSink;
 use crate::metrics::Telemetry;
 
-/// Watches container `id`'s memory cgroup (found from its `pid`) until the
-/// cgroup is removed. Without a memory cgroup there is nothing to watch.
-pub fn watch(id: &str, pid: u32, events: Arc<dyn EventSink>, telemetry: Arc<Telemetry>) {
-    let cgroup = match containerd_shim::cgroup::get_cgroup(pid) {
-        Ok(cgroup) => cgroup,
-        Err(e) => {
-            log::warn!("container {id}: no OOM events: {e}");
-            return;
-        }
-    };
-    let Some(memory) = cgroup.controller_of::<MemController>() else {
+/// The shim's OOM watcher, or `None` (no OOM events) when its thread
+/// cannot be made.
+pub fn watcher(events: Arc<dyn EventSink>, telemetry: Arc<Telemetry>) -> Option<OomWatcher> {
+    let on_oom = Box::new(move |id: &str| {
+        log::warn!("container {id}: out of memory");
+        telemetry.oom();
+        events.send(Box::new(TaskOOM {
+            container_id: id.to_string(),
+            ..Default::default()
+        }));
+    });
+    OomWatcher::spawn(on_oom)
+        .inspect_err(|e| log::error!("no OOM events for this shim's containers: {e}"))
+        .ok()
+}
+
+/// Watches container `id`'s memory cgroup (found from its `pid`) until it
+/// is removed. Without a memory cgroup there is nothing to watch.
+pub fn watch(watcher: Option<&OomWatcher>, id: &str, pid: u32) {
+    let Some(watcher) = watcher else {
         return;
     };
-    let notifications = match memory.register_oom_event(id) {
-        Ok(rx) => rx,
-        Err(e) => {
-            log::warn!("container {id}: no OOM events: {e}");
-            return;
-        }
-    };
-    let id = id.to_string();
-    let spawned = std::thread::Builder::new()
-        .name(format!("oom-{id}"))
-        .spawn(move || {
-            for _ in notifications {
-                log::warn!("container {id}: out of memory");
-                telemetry.oom();
-                events.send(Box::new(TaskOOM {
-                    container_id: id.clone(),
-                    ..Default::default()
-                }));
-            }
-        });
-    if let Err(e) = spawned {
-        log::warn!("no OOM watcher thread: {e}");
+    match MemoryCgroup::of_pid(pid) {
+        Some(cgroup) => watcher.watch(id, cgroup),
+        None => log::warn!("container {id}: no memory cgroup found for pid {pid}: no OOM events"),
     }
 }

@@ -81,7 +81,7 @@ impl<E: Engine> TaskService<E> {
                 ..Default::default()
             },
         );
-        crate::oom::watch(&id, pid, self.events.clone(), self.telemetry.clone());
+        crate::oom::watch(self.oom.as_ref(), &id, pid);
         log::info!("container {id} created, pid {pid}");
         Ok(CreateTaskResponse {
             pid,

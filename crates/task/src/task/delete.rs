@@ -35,6 +35,9 @@ impl<E: Engine> TaskService<E> {
             }
         }
         let exit = record.wait();
+        if let Some(oom) = &self.oom {
+            oom.forget(id);
+        }
         // Its process's last network refusals, logged under its name.
         if let Some(refusals) = &self.refusals {
             refusals.drain();

@@ -53,6 +53,8 @@ pub struct TaskService<E: Engine> {
     refusals: Option<Arc<crate::refusals::RefusalLog>>,
     /// Creates, starts, module lookups and OOM kills, to the node's exporter.
     telemetry: Arc<crate::metrics::Telemetry>,
+    /// Every container's memory cgroup, on one thread.
+    oom: Option<edgeshim_isolation::oom::OomWatcher>,
 }
 
 impl<E: Engine> TaskService<E> {
@@ -79,6 +81,8 @@ impl<E: Engine> TaskService<E> {
         }) {
             log::error!("cannot watch container exits: {e}");
         }
+        let telemetry = Arc::new(crate::metrics::Telemetry::from_env(E::NAME));
+        let oom = crate::oom::watcher(events.clone(), telemetry.clone());
         let (launcher, refusals) = report_network_refusals(&containers, &gate);
         let launcher = Arc::new(launcher);
         // Started now, off the first create's path; a failure is reported
@@ -102,7 +106,8 @@ impl<E: Engine> TaskService<E> {
             shim_id,
             creating: Default::default(),
             refusals,
-            telemetry: Arc::new(crate::metrics::Telemetry::from_env(E::NAME)),
+            telemetry,
+            oom,
         }
     }
 

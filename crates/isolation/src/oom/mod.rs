@@ -1,0 +1,109 @@
+//! OOM notifications for every container of a shim, on one thread.
+//!
+//! Owns: finding a container's memory cgroup ([`MemoryCgroup::of_pid`])
+//! and watching it for OOM kills, v1 and v2 alike, for as many containers
+//! as the shim runs, on a single epoll thread ([`OomWatcher`]). Must not
+//! touch: what an OOM means to containerd (the shim sends the TaskOOM
+//! event from the callback).
+//!
+//! - cgroup v1: an eventfd registered on the cgroup's `memory.oom_control`
+//!   through `cgroup.event_control` (the kernel's v1 OOM notifier); the
+//!   kernel also signals it when the cgroup is removed, which the watcher
+//!   tells apart by the cgroup's folder being gone.
+//! - cgroup v2: `memory.events`, watched with inotify (the kernel notifies
+//!   a modification of it), whose `oom_kill` count going up is an OOM kill.
+//!   cgroups-rs 0.5 registers v2 on `memory.oom_control`, a v1 file, so a
+//!   pure cgroup2 host never saw an OOM event; this is why the shim no
+//!   longer uses it.
+//!
+//! Written by hand rather than with cgroups-rs's `register_oom_event`: that
+//! spawns a thread per registration (and the shim a second one per
+//! container to forward it), two threads for each container the shim runs;
+//! here it is one thread for all of them.
+
+mod locate;
+mod watch;
+
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+
+use nix::sys::eventfd::{EfdFlags, EventFd};
+
+pub use locate::MemoryCgroup;
+
+/// What the watcher thread is asked to do.
+enum Request {
+    Watch { id: String, cgroup: MemoryCgroup },
+    Forget { id: String },
+}
+
+struct Shared {
+    requests: Mutex<Vec<Request>>,
+    /// Wakes the thread to read `requests`.
+    wake: EventFd,
+    /// Cgroups watched now, as the thread last counted them.
+    watched: AtomicUsize,
+}
+
+/// One thread watching every container's memory cgroup; `on_oom` is called
+/// there with the container's id at each OOM kill.
+pub struct OomWatcher {
+    shared: Arc<Shared>,
+}
+
+impl OomWatcher {
+    pub fn spawn(on_oom: Box<dyn Fn(&str) + Send>) -> std::io::Result<Self> {
+        let shared = Arc::new(Shared {
+            requests: Mutex::new(Vec::new()),
+            wake: EventFd::from_flags(EfdFlags::EFD_CLOEXEC | EfdFlags::EFD_NONBLOCK)?,
+            watched: AtomicUsize::new(0),
+        });
+        let mut watching = watch::Watching::new(shared.clone(), on_oom)?;
+        std::thread::Builder::new()
+            .name("oom".into())
+            .spawn(move || watching.run())?;
+        Ok(Self { shared })
+    }
+
+    /// Watches container `id`'s memory cgroup until the cgroup is removed
+    /// or [`Self::forget`] is called.
+    pub fn watch(&self, id: &str, cgroup: MemoryCgroup) {
+        self.ask(Request::Watch {
+            id: id.to_string(),
+            cgroup,
+        });
+    }
+
+    /// Stops watching container `id` (it is deleted).
+    pub fn forget(&self, id: &str) {
+        self.ask(Request::Forget { id: id.to_string() });
+    }
+
+    /// How many cgroups the thread watches (after the requests it has
+    /// taken and the removals it has seen).
+    pub fn watched(&self) -> usize {
+        self.shared.watched.load(Ordering::Acquire)
+    }
+
+    fn ask(&self, request: Request) {
+        self.shared
+            .requests
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .push(request);
+        if let Err(e) = self.shared.wake.write(1) {
+            log::warn!("cannot wake the OOM watcher: {e}");
+        }
+    }
+}
+
+/// A watched cgroup's files, for messages.
+fn describe(cgroup: &MemoryCgroup) -> PathBuf {
+    match cgroup {
+        MemoryCgroup::V1(dir) | MemoryCgroup::V2(dir) => dir.clone(),
+    }
+}
+
+#[cfg(test)]
+mod tests;
