@@ -103,13 +103,16 @@ static int devices(void) {
 }
 
 // Writes 64 KiB blocks to stdout (stderr with "err") for ever, after one
-// line saying so: a module flooding its output.
+// line saying so on the same stream (containerd copies stdout and stderr
+// separately, so only on one stream is the line sure to come first): a
+// module flooding its output.
 static int flood(const char *to) {
     static char block[65536];
     memset(block, 'x', sizeof block - 1);
     block[sizeof block - 1] = '\n';
     int fd = to && !strcmp(to, "err") ? 2 : 1;
-    printf("flooding\n"); fflush(stdout);
+    static const char said[] = "flooding\n";
+    (void)write(fd, said, sizeof said - 1);
     for (;;) (void)write(fd, block, sizeof block);
 }
 
