@@ -22,7 +22,9 @@
 //! - `wasmedge`: [`WasmEdgeEngine`], on libwasmedge 0.14.1 (a system
 //!   library, found at build time through `WASMEDGE_DIR`).
 
-pub mod cache;
+/// The on-disk cache of compiled modules (its own crate, `edgeshim-cache`,
+/// shared with the policy gate's compiled policies).
+pub use edgeshim_cache as cache;
 pub mod compile_time;
 mod error;
 // Used by the WasmEdge engine; tested in every build.

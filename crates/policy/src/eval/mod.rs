@@ -14,7 +14,7 @@ mod wasmedge_opa;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use edgeshim_engine::cache::ModuleCache;
+use edgeshim_cache::ModuleCache;
 
 use crate::decision::{PolicyAnswer, read_check_output, read_output};
 use crate::source::{PolicyCode, PolicySource};

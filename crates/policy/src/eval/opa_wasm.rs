@@ -17,7 +17,7 @@ use std::pin::pin;
 use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
 
-use edgeshim_engine::cache::ModuleCache;
+use edgeshim_cache::ModuleCache;
 use opa_wasm::wasmtime::{self, Engine, Linker, Module, Store};
 use opa_wasm::{DefaultContext, Policy, Runtime};
 
@@ -52,7 +52,7 @@ impl WasmEvaluator {
     ) -> Result<Self, String> {
         let engine = policy_engine()?;
         let cache = ModuleCache::new(cache_root, &edgeshim_engine::wasmtime_engine_tag(&engine));
-        let hash = edgeshim_engine::cache::content_hash(wasm);
+        let hash = edgeshim_cache::content_hash(wasm);
         let module = edgeshim_engine::wasmtime_load_or_compile(&engine, Some(&cache), &hash, wasm)
             .map_err(|e| format!("not a valid Wasm module: {e}"))?;
         check_exports(&module)?;

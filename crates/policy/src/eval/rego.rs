@@ -5,14 +5,14 @@
 //! The RVM program is cached on disk by the policy's content hash and the
 //! entrypoint, so a new shim process loads bytecode instead of compiling;
 //! like every cached artifact it is verified against its digest before it
-//! is deserialized (see `edgeshim_engine::cache`).
+//! is deserialized (see `edgeshim_cache`).
 
 use std::io::Read;
 use std::num::NonZeroU32;
 use std::sync::Arc;
 use std::time::Duration;
 
-use edgeshim_engine::cache::ModuleCache;
+use edgeshim_cache::ModuleCache;
 use regorus::Value;
 use regorus::languages::rego::compiler::Compiler;
 use regorus::rvm::program::{DeserializationResult, Program};
@@ -53,7 +53,7 @@ impl RegoEvaluator {
         content_hash: &str,
     ) -> Result<Self, String> {
         let rule = rule_path(entrypoint);
-        let key = edgeshim_engine::cache::content_hash(format!("{content_hash}:{rule}").as_bytes());
+        let key = edgeshim_cache::content_hash(format!("{content_hash}:{rule}").as_bytes());
         let data = Value::from(data.clone());
         if let Some(program) = cached_program(cache, &key) {
             let vm = vm_for(program, data.clone())?;
@@ -210,7 +210,7 @@ mod tests {
                 .expect("compile")
         };
         assert!(compile().uses_vm());
-        let key = edgeshim_engine::cache::content_hash(b"abc:data.edgeshim.decision");
+        let key = edgeshim_cache::content_hash(b"abc:data.edgeshim.decision");
         let artifact = cache.artifact_path(&key);
         let mut bytes = std::fs::read(&artifact).expect("cached program");
         let middle = bytes.len() / 2;
