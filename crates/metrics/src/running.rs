@@ -22,7 +22,7 @@ use serde::Deserialize;
 
 use crate::events::RuntimeLabels;
 
-/// The shims' state root (edgeshim-task's `STATE_ROOT`).
+/// The shims' state root (edgeshim-shim's `STATE_ROOT`).
 pub const STATE_ROOT: &str = "/run/edgeshim";
 /// Parents walked before giving up (a container is a child or grandchild
 /// of its shim).

@@ -9,7 +9,7 @@ fn main() {
     if let Some(status) = edgeshim_engine::compile_helper_main() {
         std::process::exit(status);
     }
-    edgeshim_task::run::<edgeshim_engine::WasmEdgeEngine>(
+    edgeshim_shim::run::<edgeshim_engine::WasmEdgeEngine>(
         "io.containerd.wasmedge.v1",
         edgeshim_policy::WasmHost::WASMEDGE,
     );

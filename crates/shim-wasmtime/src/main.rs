@@ -3,7 +3,7 @@
 //! Wasmtime too.
 
 fn main() {
-    edgeshim_task::run::<edgeshim_engine::WasmtimeEngine>(
+    edgeshim_shim::run::<edgeshim_engine::WasmtimeEngine>(
         "io.containerd.wasmtime.v1",
         edgeshim_policy::WasmHost::WASMTIME,
     );

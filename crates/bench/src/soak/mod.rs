@@ -554,7 +554,7 @@ fn await_library(cri: &mut Cri, shared: &Shared, handler: &str, unowned: &Pod) -
         std::thread::sleep(Duration::from_millis(100));
     }
     // Its shim has nothing to launch: its launcher must stop when idle
-    // (crates/task), and stay stopped for the whole run.
+    // (crates/shim), and stay stopped for the whole run.
     shared.step("the unowned pod's launcher stops when idle");
     let limit = Instant::now() + Duration::from_secs(30);
     while cycles::shim_pid(&unowned.id)

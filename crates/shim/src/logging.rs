@@ -122,9 +122,9 @@ mod tests {
     #[test]
     fn test_own_crates_log_at_the_level_others_only_warnings() {
         let info = LevelFilter::Info;
-        assert!(wanted("edgeshim_task::service", Level::Info, info));
+        assert!(wanted("edgeshim_shim::service", Level::Info, info));
         assert!(wanted("containerd_shim::synchronous", Level::Info, info));
-        assert!(!wanted("edgeshim_task::service", Level::Debug, info));
+        assert!(!wanted("edgeshim_shim::service", Level::Debug, info));
         assert!(!wanted("wasmtime_wasi::preview1", Level::Info, info));
         assert!(!wanted("libcgroups::common", Level::Info, info));
         assert!(wanted("libcontainer::process", Level::Warn, info));
@@ -157,7 +157,7 @@ mod tests {
             &Record::builder()
                 .args(format_args!("container c1 started"))
                 .level(Level::Info)
-                .target("edgeshim_task")
+                .target("edgeshim_shim")
                 .build(),
         );
         assert!(text.starts_with("time=\""), "{text}");
