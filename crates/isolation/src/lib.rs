@@ -19,6 +19,7 @@ mod error;
 mod executor;
 pub mod launcher;
 pub mod oom;
+pub mod proc_cgroup;
 
 pub use container::{IsolatedContainer, LaunchPayload, Stdio};
 pub use error::{IsolationError, Result};

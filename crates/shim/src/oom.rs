@@ -6,7 +6,8 @@
 use std::sync::Arc;
 
 use containerd_shim::protos::events::task::TaskOOM;
-use edgeshim_isolation::oom::{MemoryCgroup, OomWatcher};
+use edgeshim_isolation::oom::{CgroupFolder, OomWatcher};
+use edgeshim_isolation::proc_cgroup::ControllerType;
 
 use crate::events::EventSink;
 use crate::metrics::Telemetry;
@@ -33,7 +34,7 @@ pub fn watch(watcher: Option<&OomWatcher>, id: &str, pid: u32) {
     let Some(watcher) = watcher else {
         return;
     };
-    match MemoryCgroup::of_pid(pid) {
+    match CgroupFolder::of_pid(pid, ControllerType::Memory) {
         Some(cgroup) => watcher.watch(id, cgroup),
         None => log::warn!("container {id}: no memory cgroup found for pid {pid}: no OOM events"),
     }

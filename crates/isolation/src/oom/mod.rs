@@ -1,7 +1,7 @@
 //! OOM notifications for every container of a shim, on one thread.
 //!
-//! Owns: finding a container's memory cgroup ([`MemoryCgroup::of_pid`])
-//! and watching it for OOM kills, v1 and v2 alike, for as many containers
+//! Owns: watching a container's memory cgroup (found with
+//! [`CgroupFolder::of_pid`]) for OOM kills, v1 and v2 alike, for as many containers
 //! as the shim runs, on a single epoll thread ([`OomWatcher`]). Must not
 //! touch: what an OOM means to containerd (the shim sends the TaskOOM
 //! event from the callback).
@@ -21,20 +21,18 @@
 //! container to forward it), two threads for each container the shim runs;
 //! here it is one thread for all of them.
 
-mod locate;
 mod watch;
 
-use std::path::PathBuf;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 
 use nix::sys::eventfd::{EfdFlags, EventFd};
 
-pub use locate::MemoryCgroup;
+pub use crate::proc_cgroup::CgroupFolder;
 
 /// What the watcher thread is asked to do.
 enum Request {
-    Watch { id: String, cgroup: MemoryCgroup },
+    Watch { id: String, cgroup: CgroupFolder },
     Forget { id: String },
 }
 
@@ -68,7 +66,7 @@ impl OomWatcher {
 
     /// Watches container `id`'s memory cgroup until the cgroup is removed
     /// or [`Self::forget`] is called.
-    pub fn watch(&self, id: &str, cgroup: MemoryCgroup) {
+    pub fn watch(&self, id: &str, cgroup: CgroupFolder) {
         self.ask(Request::Watch {
             id: id.to_string(),
             cgroup,
@@ -95,13 +93,6 @@ impl OomWatcher {
         if let Err(e) = self.shared.wake.write(1) {
             log::warn!("cannot wake the OOM watcher: {e}");
         }
-    }
-}
-
-/// A watched cgroup's files, for messages.
-fn describe(cgroup: &MemoryCgroup) -> PathBuf {
-    match cgroup {
-        MemoryCgroup::V1(dir) | MemoryCgroup::V2(dir) => dir.clone(),
     }
 }
 

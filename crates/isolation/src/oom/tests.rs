@@ -32,11 +32,11 @@ fn await_watched(watcher: &OomWatcher, n: usize) {
 }
 
 /// A cgroup2 folder as the kernel shows it, in a temp dir.
-fn fake_v2(root: &Path, name: &str, kills: u64) -> MemoryCgroup {
+fn fake_v2(root: &Path, name: &str, kills: u64) -> CgroupFolder {
     let dir = root.join(name);
     std::fs::create_dir_all(&dir).expect("cgroup dir");
     write_events(&dir, kills);
-    MemoryCgroup::V2(dir)
+    CgroupFolder::V2(dir)
 }
 
 fn write_events(dir: &Path, kills: u64) {
@@ -56,8 +56,8 @@ fn a_v2_oom_kill_is_told_once_per_increase_and_only_for_its_container() {
     watcher.watch("a", a.clone());
     watcher.watch("b", b.clone());
     await_watched(&watcher, 2);
-    let (MemoryCgroup::V2(a_dir) | MemoryCgroup::V1(a_dir)) = a;
-    let (MemoryCgroup::V2(b_dir) | MemoryCgroup::V1(b_dir)) = b;
+    let (CgroupFolder::V2(a_dir) | CgroupFolder::V1(a_dir)) = a;
+    let (CgroupFolder::V2(b_dir) | CgroupFolder::V1(b_dir)) = b;
     write_events(&a_dir, 3);
     assert_eq!(ooms.recv_timeout(LIMIT).expect("a's OOM"), "a");
     // A write that does not raise the count (another field moved) is no
@@ -82,12 +82,12 @@ fn a_v2_oom_kill_is_told_once_per_increase_and_only_for_its_container() {
 fn a_cgroup_that_cannot_be_watched_is_skipped_and_the_rest_still_work() {
     let dir = tempfile::tempdir().expect("temp dir");
     let (watcher, ooms) = watcher();
-    watcher.watch("gone", MemoryCgroup::V2(dir.path().join("nowhere")));
-    watcher.watch("v1-gone", MemoryCgroup::V1(dir.path().join("nowhere")));
+    watcher.watch("gone", CgroupFolder::V2(dir.path().join("nowhere")));
+    watcher.watch("v1-gone", CgroupFolder::V1(dir.path().join("nowhere")));
     let c = fake_v2(dir.path(), "c", 0);
     watcher.watch("c", c.clone());
     await_watched(&watcher, 1);
-    let (MemoryCgroup::V2(c_dir) | MemoryCgroup::V1(c_dir)) = c;
+    let (CgroupFolder::V2(c_dir) | CgroupFolder::V1(c_dir)) = c;
     write_events(&c_dir, 1);
     assert_eq!(ooms.recv_timeout(LIMIT).expect("c's OOM"), "c");
 }
@@ -104,7 +104,7 @@ fn a_v1_oom_kill_in_a_real_memory_cgroup_is_told_and_its_removal_ends_the_watch(
     std::fs::create_dir(&dir).expect("test cgroup (needs root)");
     std::fs::write(dir.join("memory.limit_in_bytes"), "8388608").expect("limit");
     let (watcher, ooms) = watcher();
-    watcher.watch("hog", MemoryCgroup::V1(dir.clone()));
+    watcher.watch("hog", CgroupFolder::V1(dir.clone()));
     await_watched(&watcher, 1);
     let procs = dir.join("cgroup.procs");
     let status = std::process::Command::new("sh")

@@ -13,7 +13,7 @@ use nix::sys::epoll::{Epoll, EpollCreateFlags, EpollEvent, EpollFlags, EpollTime
 use nix::sys::eventfd::{EfdFlags, EventFd};
 use nix::sys::inotify::{AddWatchFlags, InitFlags, Inotify, WatchDescriptor};
 
-use super::{MemoryCgroup, Request, Shared, describe};
+use super::{CgroupFolder, Request, Shared};
 
 const WAKE: u64 = 0;
 const INOTIFY: u64 = 1;
@@ -109,7 +109,7 @@ impl Watching {
         for request in requests {
             match request {
                 Request::Watch { id, cgroup } => {
-                    let path = describe(&cgroup);
+                    let path = cgroup.path().to_path_buf();
                     if let Err(e) = self.add(&id, cgroup) {
                         log::warn!("container {id}: no OOM events ({}: {e})", path.display());
                     }
@@ -119,9 +119,9 @@ impl Watching {
         }
     }
 
-    fn add(&mut self, id: &str, cgroup: MemoryCgroup) -> std::io::Result<()> {
+    fn add(&mut self, id: &str, cgroup: CgroupFolder) -> std::io::Result<()> {
         match cgroup {
-            MemoryCgroup::V1(dir) => {
+            CgroupFolder::V1(dir) => {
                 let oom_control = File::open(dir.join("memory.oom_control"))?;
                 let notified = EventFd::from_flags(EfdFlags::EFD_CLOEXEC | EfdFlags::EFD_NONBLOCK)?;
                 let mut control = std::fs::OpenOptions::new()
@@ -144,7 +144,7 @@ impl Watching {
                     },
                 );
             }
-            MemoryCgroup::V2(dir) => {
+            CgroupFolder::V2(dir) => {
                 let events = dir.join("memory.events");
                 let oom_kills = oom_kills(&events)?;
                 let wd = self.inotify.add_watch(&events, AddWatchFlags::IN_MODIFY)?;

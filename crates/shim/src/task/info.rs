@@ -43,7 +43,7 @@ impl<E: Engine> TaskService<E> {
     /// the init pid alone once the cgroup cannot be read.
     pub(super) fn do_pids(&self, id: &str) -> Result<PidsResponse> {
         let record = self.get(id)?;
-        let mut pids = cgroup_procs(record.pid);
+        let mut pids = edgeshim_isolation::proc_cgroup::procs(record.pid);
         if pids.is_empty() {
             pids.push(record.pid);
         }
@@ -66,7 +66,11 @@ impl<E: Engine> TaskService<E> {
             containerd_shim::cgroup::get_cgroup(record.pid).map_err(|e| io_err(e.to_string()))?;
         let mut metrics =
             containerd_shim::cgroup::collect_metrics(&cgroup).map_err(|e| io_err(e.to_string()))?;
-        if let Some((total, user, kernel)) = cpuacct_usage(record.pid) {
+        // The shim library reads only cgroup2's `cpu.stat`: on v1 and hybrid
+        // hosts its usage would stay 0.
+        if let Some((total, user, kernel)) =
+            edgeshim_isolation::proc_cgroup::cpuacct_usage(record.pid)
+        {
             let usage = metrics.mut_cpu().mut_usage();
             usage.total = total;
             usage.user = user;
@@ -88,53 +92,4 @@ impl<E: Engine> TaskService<E> {
             ..Default::default()
         })
     }
-}
-
-/// The folder of `pid`'s cgroup in `controller`'s v1 hierarchy, or in the
-/// unified one when the host has no such v1 controller. Read by hand from
-/// /proc because cgroups-rs unions all controllers (`procs()`), and one the
-/// container does not use (name=systemd on hybrid hosts) is the root cgroup.
-fn cgroup_dir(pid: u32, controller: &str) -> Option<std::path::PathBuf> {
-    let table = std::fs::read_to_string(format!("/proc/{pid}/cgroup")).ok()?;
-    let mut unified = None;
-    for line in table.lines() {
-        let mut fields = line.splitn(3, ':');
-        let (_, controllers, path) = (fields.next(), fields.next()?, fields.next()?);
-        if controllers.split(',').any(|c| c == controller) {
-            return Some(format!("/sys/fs/cgroup/{controller}{path}").into());
-        }
-        if controllers.is_empty() {
-            unified = Some(format!("/sys/fs/cgroup{path}"));
-        }
-    }
-    unified.map(Into::into)
-}
-
-/// The pids in `pid`'s own cgroup.
-fn cgroup_procs(pid: u32) -> Vec<u32> {
-    cgroup_dir(pid, "pids")
-        .and_then(|dir| std::fs::read_to_string(dir.join("cgroup.procs")).ok())
-        .unwrap_or_default()
-        .lines()
-        .filter_map(|l| l.trim().parse().ok())
-        .collect()
-}
-
-/// CPU usage from cgroup v1's cpuacct controller, in nanoseconds. The shim
-/// library reads only v2's `cpu.stat` fields, so on v1 and hybrid hosts its
-/// usage stays 0.
-fn cpuacct_usage(pid: u32) -> Option<(u64, u64, u64)> {
-    let dir = cgroup_dir(pid, "cpuacct").filter(|d| d.join("cpuacct.usage").exists())?;
-    let read = |name: &str| -> Option<u64> {
-        std::fs::read_to_string(dir.join(name))
-            .ok()?
-            .trim()
-            .parse()
-            .ok()
-    };
-    Some((
-        read("cpuacct.usage")?,
-        read("cpuacct.usage_user")?,
-        read("cpuacct.usage_sys")?,
-    ))
 }
