@@ -75,9 +75,16 @@ impl Publish for Containerd {
     }
 }
 
+/// What the forwarding thread takes, in order.
+enum Queued {
+    Event(TaskEvent),
+    /// Answered once every event queued before it is forwarded (or given up).
+    Flush(Sender<()>),
+}
+
 /// Forwards events to containerd's event service, in order.
 pub struct ContainerdEvents {
-    queue: Mutex<Sender<TaskEvent>>,
+    queue: Mutex<Sender<Queued>>,
 }
 
 impl ContainerdEvents {
@@ -94,7 +101,7 @@ impl ContainerdEvents {
 
     /// Events forwarded to `target` by a thread of their own.
     pub fn with_publisher(target: impl Publish, retry: Retry) -> Self {
-        let (queue, events) = channel::<TaskEvent>();
+        let (queue, events) = channel::<Queued>();
         std::thread::Builder::new()
             .name("events".into())
             .spawn(move || forward(events, target, retry))
@@ -104,23 +111,43 @@ impl ContainerdEvents {
             queue: Mutex::new(queue),
         }
     }
-}
 
-impl EventSink for ContainerdEvents {
-    fn send(&self, event: TaskEvent) {
+    /// Waits, at most `limit`, until every event sent so far has been
+    /// forwarded: the shim calls it before it exits, so that the events
+    /// of its last moments (a TaskDelete just before containerd's
+    /// Shutdown) are not lost with the process. Whether they all went.
+    pub fn flush(&self, limit: Duration) -> bool {
+        let (done, flushed) = channel();
+        self.enqueue(Queued::Flush(done)) && flushed.recv_timeout(limit).is_ok()
+    }
+
+    fn enqueue(&self, item: Queued) -> bool {
         let queue = self
             .queue
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
-        if queue.send(event).is_err() {
+        queue.send(item).is_ok()
+    }
+}
+
+impl EventSink for ContainerdEvents {
+    fn send(&self, event: TaskEvent) {
+        if !self.enqueue(Queued::Event(event)) {
             log::warn!("event thread is gone; event dropped");
         }
     }
 }
 
 /// Sends each event until containerd takes it, then the next.
-fn forward(events: Receiver<TaskEvent>, mut target: impl Publish, retry: Retry) {
-    for event in events {
+fn forward(events: Receiver<Queued>, mut target: impl Publish, retry: Retry) {
+    for item in events {
+        let event = match item {
+            Queued::Event(event) => event,
+            Queued::Flush(done) => {
+                let _ = done.send(());
+                continue;
+            }
+        };
         let topic = event.topic();
         // Kept as bytes: a publish consumes its message, and a retry needs
         // the same event again.
@@ -243,6 +270,61 @@ mod tests {
         assert_eq!(got, want);
     }
 
+    /// Takes each event only on its third attempt.
+    struct Slow {
+        attempts: u32,
+        taken: std::sync::Arc<Mutex<Vec<String>>>,
+    }
+
+    impl Publish for Slow {
+        fn publish(&mut self, topic: &str, _: Box<dyn MessageDyn>) -> Result<(), String> {
+            self.attempts += 1;
+            if !self.attempts.is_multiple_of(3) {
+                return Err("not yet".into());
+            }
+            self.taken
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .push(topic.to_string());
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn test_a_flush_returns_once_every_event_before_it_is_forwarded() {
+        let taken = std::sync::Arc::new(Mutex::new(Vec::new()));
+        let retry = Retry {
+            first_pause: Duration::from_millis(5),
+            longest_pause: Duration::from_millis(5),
+            give_up_after: Duration::from_secs(60),
+        };
+        let publisher = Slow {
+            attempts: 0,
+            taken: taken.clone(),
+        };
+        let events = ContainerdEvents::with_publisher(publisher, retry);
+        events.send(Box::new(TaskExit::default()));
+        events.send(Box::new(TaskCreate::default()));
+        assert!(events.flush(Duration::from_secs(60)), "the flush timed out");
+        let taken = taken
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone();
+        assert_eq!(taken, vec!["/tasks/exit", "/tasks/create"]);
+    }
+
+    #[test]
+    fn test_a_flush_gives_up_at_its_limit_when_containerd_is_gone() {
+        let retry = Retry {
+            first_pause: Duration::from_millis(5),
+            longest_pause: Duration::from_millis(5),
+            give_up_after: Duration::from_secs(60),
+        };
+        let events = ContainerdEvents::with_publisher(Gone, retry);
+        events.send(Box::new(TaskExit::default()));
+        assert!(!events.flush(Duration::from_millis(100)));
+    }
+
     /// Never takes anything.
     struct Gone;
 
@@ -254,8 +336,10 @@ mod tests {
 
     #[test]
     fn test_an_event_refused_past_the_limit_is_dropped_and_the_queue_moves_on() {
-        let (queue, events) = channel::<TaskEvent>();
-        queue.send(Box::new(TaskExit::default())).expect("queued");
+        let (queue, events) = channel::<Queued>();
+        queue
+            .send(Queued::Event(Box::new(TaskExit::default())))
+            .expect("queued");
         drop(queue);
         let retry = Retry {
             first_pause: Duration::from_millis(1),

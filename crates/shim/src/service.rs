@@ -30,6 +30,9 @@ pub(crate) fn set_policy_wasm_host(host: edgeshim_policy::WasmHost) {
     let _ = POLICY_WASM_HOST.set(host);
 }
 
+/// How long an exiting shim waits for its queued events to reach containerd.
+const EVENTS_FLUSH_LIMIT: std::time::Duration = std::time::Duration::from_secs(5);
+
 /// Exit status reported for a container whose shim died (it was SIGKILLed).
 const KILLED_STATUS: u32 = 128 + libc::SIGKILL as u32;
 
@@ -42,6 +45,8 @@ pub struct EdgeShim<E> {
     socket: String,
     /// containerd's own socket, which shim socket names derive from.
     containerd_address: String,
+    /// The event queue, once the task service is made: flushed at exit.
+    events: OnceLock<Arc<ContainerdEvents>>,
     engine: PhantomData<fn() -> E>,
 }
 
@@ -75,6 +80,7 @@ impl<E: Engine> Shim for EdgeShim<E> {
             id: args.id.clone(),
             socket: args.socket.clone(),
             containerd_address: args.address.clone(),
+            events: OnceLock::new(),
             engine: PhantomData,
         }
     }
@@ -132,6 +138,13 @@ impl<E: Engine> Shim for EdgeShim<E> {
 
     fn wait(&mut self) {
         self.exit.wait();
+        // containerd asks a shim to shut down right after the Delete whose
+        // TaskDelete is still queued: send what is queued before exiting.
+        if let Some(events) = self.events.get()
+            && !events.flush(EVENTS_FLUSH_LIMIT)
+        {
+            log::warn!("exiting with events containerd did not take");
+        }
         // The library removes the socket named in `<cwd>/address`, but a pod
         // shim's cwd is its first container's bundle, which containerd may
         // have deleted already: remove the socket we serve on ourselves.
@@ -146,6 +159,7 @@ impl<E: Engine> Shim for EdgeShim<E> {
 
     fn create_task_service(&self, publisher: RemotePublisher) -> Self::T {
         let events = Arc::new(ContainerdEvents::new(publisher, self.namespace.clone()));
+        let _ = self.events.set(events.clone());
         TaskService::new(
             self.id.clone(),
             state_root(&self.namespace),
