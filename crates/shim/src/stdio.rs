@@ -57,8 +57,14 @@ fn open_one(path: &str, write: bool) -> Result<Option<OwnedFd>, String> {
 /// FIFO `path` opened for writing once a reader opens it, by a blocking
 /// open on a thread of its own. When `limit` passes first, the shim opens
 /// the reading end itself for a moment, which lets that open return (and
-/// its descriptor be closed), so no thread or descriptor is left behind.
+/// its descriptor be closed), so no thread or descriptor is left behind:
+/// through an `O_PATH` descriptor taken first, so that this works even when
+/// the FIFO was unlinked meanwhile (containerd removing a failed task's).
 fn wait_for_reader(path: &Path, limit: Duration) -> std::io::Result<File> {
+    let anchor = OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_PATH | libc::O_CLOEXEC)
+        .open(path)?;
     let (sender, opened) = std::sync::mpsc::channel();
     let target = path.to_path_buf();
     std::thread::Builder::new()
@@ -76,7 +82,7 @@ fn wait_for_reader(path: &Path, limit: Duration) -> std::io::Result<File> {
             let release = OpenOptions::new()
                 .read(true)
                 .custom_flags(libc::O_NONBLOCK | libc::O_CLOEXEC)
-                .open(path);
+                .open(format!("/proc/self/fd/{}", anchor.as_raw_fd()));
             // The waiting open completes now (or failed already); either
             // way its result is dropped here.
             if release.is_ok() {
@@ -101,6 +107,25 @@ mod tests {
         path
     }
 
+    /// The tests that look for the waiter thread, one at a time.
+    fn serial() -> std::sync::MutexGuard<'static, ()> {
+        static LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
+        LOCK.lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    fn await_waiter(running: bool) {
+        let deadline = std::time::Instant::now() + Duration::from_secs(20);
+        while waiter_running() != running {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "waiter running: {}",
+                !running
+            );
+            std::thread::yield_now();
+        }
+    }
+
     fn waiter_running() -> bool {
         std::fs::read_dir("/proc/self/task")
             .into_iter()
@@ -114,16 +139,13 @@ mod tests {
 
     #[test]
     fn a_reader_that_comes_after_the_create_is_waited_for() {
+        let _one_at_a_time = serial();
         let dir = tempfile::tempdir().expect("temp dir");
         let path = fifo(dir.path());
         let target = path.display().to_string();
         let writer = std::thread::spawn(move || open_one(&target, true));
         // The writer found no reader (ENXIO) and waits for one.
-        let deadline = std::time::Instant::now() + Duration::from_secs(20);
-        while !waiter_running() {
-            assert!(std::time::Instant::now() < deadline, "no waiter");
-            std::thread::yield_now();
-        }
+        await_waiter(true);
         let mut reader = File::open(&path).expect("reader");
         let fd = writer
             .join()
@@ -138,7 +160,24 @@ mod tests {
     }
 
     #[test]
+    fn a_fifo_unlinked_while_waiting_still_releases_the_waiter() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = fifo(dir.path());
+        let _one_at_a_time = serial();
+        let target = path.clone();
+        let waiting =
+            std::thread::spawn(move || wait_for_reader(&target, Duration::from_millis(300)));
+        await_waiter(true);
+        std::fs::remove_file(&path).expect("unlink");
+        let err = waiting.join().expect("thread").expect_err("no reader");
+        assert!(err.to_string().contains("no reader"), "{err}");
+        // Its waiting thread was let go, not left blocked on the FIFO.
+        await_waiter(false);
+    }
+
+    #[test]
     fn no_reader_is_a_clear_error_and_leaves_no_writer_behind() {
+        let _one_at_a_time = serial();
         let dir = tempfile::tempdir().expect("temp dir");
         let path = fifo(dir.path());
         let err = wait_for_reader(&path, Duration::from_millis(200)).expect_err("no reader");
@@ -154,5 +193,6 @@ mod tests {
             .expect("reader");
         let mut buf = [0u8; 8];
         assert_eq!(reader.read(&mut buf).expect("read"), 0);
+        await_waiter(false);
     }
 }
