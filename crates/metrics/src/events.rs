@@ -210,10 +210,14 @@ impl EventMetrics {
 }
 
 /// The exporter's end of the events socket at `path`: its folder made
-/// (root's alone), a socket left by an earlier exporter replaced (anything
-/// else there is refused), and only root allowed to send.
+/// (root's alone) when it is not there (an existing folder, such as `/run`
+/// when the socket is put there, is left as it is), a socket left by an
+/// earlier exporter replaced (anything else there is refused), and only
+/// root allowed to send.
 pub fn bind(path: &Path) -> Result<UnixDatagram> {
-    if let Some(dir) = path.parent() {
+    if let Some(dir) = path.parent()
+        && !dir.exists()
+    {
         std::fs::create_dir_all(dir).with_context(|| format!("events folder {}", dir.display()))?;
         std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
             .with_context(|| format!("events folder {}", dir.display()))?;
