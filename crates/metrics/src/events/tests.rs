@@ -118,6 +118,22 @@ fn the_socket_takes_a_shims_events_and_replaces_only_an_old_socket() {
         .permissions()
         .mode();
     assert_eq!(mode & 0o777, 0o600);
+    let folder = path.parent().expect("folder");
+    let mode = std::fs::metadata(folder)
+        .expect("folder")
+        .permissions()
+        .mode();
+    assert_eq!(mode & 0o777, 0o700, "a folder it made is root's alone");
+    // A folder that was there is left as it was.
+    let shared = dir.path().join("shared");
+    std::fs::create_dir(&shared).expect("shared folder");
+    std::fs::set_permissions(&shared, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    drop(bind(&shared.join("events.sock")).expect("bind in a folder that was there"));
+    let mode = std::fs::metadata(&shared)
+        .expect("folder")
+        .permissions()
+        .mode();
+    assert_eq!(mode & 0o777, 0o755);
     let mut registry = Registry::default();
     let metrics = EventMetrics::new(&mut registry);
     Reporter::new(&path).send(&Event::Oom {
