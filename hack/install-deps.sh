@@ -35,3 +35,5 @@ fi
 command -v cargo >/dev/null || { echo "cargo not found: install a Rust toolchain (1.95)" >&2; exit 1; }
 # Real OPA, the reference the policy tests compare edgeshim's decisions to.
 "$(dirname "$0")/install-oracle.sh" >/dev/null
+# runwasi's test modules, run by test/tests/runwasi.rs.
+"$(dirname "$0")/install-runwasi-modules.sh" >/dev/null

@@ -135,3 +135,10 @@ pub trait Engine: Send + Sync + Sized + 'static {
         report: Option<ReportRefusal>,
     ) -> Result<i32>;
 }
+
+/// Whether `bytes` is a component: its header's version field says layer 1
+/// (`0d 00 01 00`), where a core module says version 1 (`01 00 00 00`).
+/// Read by hand: four bytes, and wasmparser is not a direct dependency.
+pub fn is_component(bytes: &[u8]) -> bool {
+    bytes.get(4..8) == Some(&[0x0d, 0x00, 0x01, 0x00][..])
+}

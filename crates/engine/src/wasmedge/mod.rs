@@ -59,6 +59,13 @@ impl Engine for WasmEdgeEngine {
         if let Some(prepared) = self.lock_prepared().get(sha256) {
             return Ok(prepared.clone());
         }
+        if crate::is_component(module) {
+            return Err(EngineError::InvalidModule(
+                "a WebAssembly component (WASI 0.2): WasmEdge 0.14 runs core modules only; \
+                 run it on the Wasmtime shim (runtimeClassName: wasmtime)"
+                    .into(),
+            ));
+        }
         let config = base_config(None)?;
         // Validate the Wasm itself first: a bad module is named as such,
         // never handed to the compiler.

@@ -28,6 +28,14 @@ fn test_invalid_module_is_refused_with_reason() {
 }
 
 #[test]
+fn test_a_component_is_refused_by_name() {
+    let bytes = wat::parse_str("(component)").expect("wat");
+    let err = prepare(&engine(None), &bytes).expect_err("a component");
+    assert!(err.to_string().contains("WebAssembly component"), "{err}");
+    assert!(err.to_string().contains("Wasmtime shim"), "{err}");
+}
+
+#[test]
 fn test_module_without_start_is_not_a_command() {
     let bytes = wat::parse_str("(module (func (export \"main\")))").expect("wat");
     let engine = engine(None);

@@ -15,12 +15,13 @@ use std::collections::HashMap;
 use std::hash::{Hash, Hasher};
 use std::sync::Mutex;
 
-use wasmtime::component::Component;
+use wasmtime::component::types::ComponentItem;
+use wasmtime::component::{Component, InstancePre as ComponentPre};
 use wasmtime::{InstancePre, Linker, Module};
 use wasmtime_wasi::p2::bindings::sync::CommandPre;
 
 use crate::cache::ModuleCache;
-use crate::{Engine, EngineConfig, EngineError, NetworkGrant, Result, WasiView};
+use crate::{Engine, EngineConfig, EngineError, NetworkGrant, Result, WasiView, is_component};
 
 pub use self::compile::load_or_compile;
 use self::run::{ComponentState, ContainerState};
@@ -30,15 +31,20 @@ use self::run::{ComponentState, ContainerState};
 pub enum Prepared {
     /// A WASI preview 1 module.
     Module(InstancePre<ContainerState>),
-    /// A WASI 0.2 `wasi:cli/command` component.
-    Component(CommandPre<ComponentState>),
+    /// A WASI 0.2 component: run at `wasi:cli/run` when it is a
+    /// `wasi:cli/command`, or at the export its entrypoint names
+    /// (`app.wasm#thunk`, runwasi's convention).
+    Component {
+        pre: ComponentPre<ComponentState>,
+        command: Option<CommandPre<ComponentState>>,
+    },
 }
 
 impl std::fmt::Debug for Prepared {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(match self {
             Self::Module(_) => "Prepared::Module",
-            Self::Component(_) => "Prepared::Component",
+            Self::Component { .. } => "Prepared::Component",
         })
     }
 }
@@ -95,11 +101,10 @@ impl Engine for WasmtimeEngine {
                 .component_linker()?
                 .instantiate_pre(&component)
                 .map_err(|e| EngineError::NotACommand(format!("{e:#}")))?;
-            Prepared::Component(CommandPre::new(pre).map_err(|e| {
-                EngineError::NotACommand(format!(
-                    "the component is not a wasi:cli/command (it exports no wasi:cli/run): {e:#}"
-                ))
-            })?)
+            // Not a command is not yet an error: the entrypoint may name
+            // an export (checked in `check_runnable`).
+            let command = CommandPre::new(pre.clone()).ok();
+            Prepared::Component { pre, command }
         } else {
             let module: Module =
                 compile::load_or_compile_as(&self.engine, self.cache.as_ref(), sha256, bytes)
@@ -136,10 +141,29 @@ impl Engine for WasmtimeEngine {
                     None => Err(EngineError::NotACommand(format!("no `{name}` export"))),
                 }
             }
-            (Prepared::Component(_), None) => Ok(()),
-            (Prepared::Component(_), Some(export)) => Err(EngineError::NotACommand(format!(
-                "a component starts at wasi:cli/run; `#{export}` names a module's export"
-            ))),
+            (Prepared::Component { command, .. }, None) => match command {
+                Some(_) => Ok(()),
+                None => Err(EngineError::NotACommand(
+                    "the component is not a wasi:cli/command (it exports no wasi:cli/run); \
+                     name the export to run with `module.wasm#export`"
+                        .into(),
+                )),
+            },
+            (Prepared::Component { pre, .. }, Some(name)) => {
+                match pre.component().get_export(None, name) {
+                    Some((ComponentItem::ComponentFunc(func), _))
+                        if func.params().len() == 0 && func.results().len() == 0 =>
+                    {
+                        Ok(())
+                    }
+                    Some(_) => Err(EngineError::NotACommand(format!(
+                        "component export `{name}` is not a function without parameters and results"
+                    ))),
+                    None => Err(EngineError::NotACommand(format!(
+                        "no `{name}` export in the component"
+                    ))),
+                }
+            }
         }
     }
 
@@ -161,16 +185,11 @@ impl Engine for WasmtimeEngine {
         };
         match prepared {
             Prepared::Module(pre) => run::run_module(&self.engine, pre, view, network),
-            Prepared::Component(pre) => run::run_component(&self.engine, pre, view, network),
+            Prepared::Component { pre, command } => {
+                run::run_component(&self.engine, pre, command.as_ref(), view, network)
+            }
         }
     }
-}
-
-/// Whether `bytes` is a component: its header's version field says layer 1
-/// (`0d 00 01 00`), where a core module says version 1 (`01 00 00 00`).
-/// Read by hand: four bytes, and wasmparser is not a direct dependency.
-fn is_component(bytes: &[u8]) -> bool {
-    bytes.get(4..8) == Some(&[0x0d, 0x00, 0x01, 0x00][..])
 }
 
 impl WasmtimeEngine {

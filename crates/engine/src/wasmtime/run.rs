@@ -2,7 +2,7 @@
 //! 0.2 `wasi:cli/command`) in the current process (the container's
 //! process: fds 0-2 and `/` are already the container's).
 
-use wasmtime::component::ResourceTable;
+use wasmtime::component::{InstancePre as ComponentPre, ResourceTable};
 use wasmtime::{InstancePre, Store};
 use wasmtime_wasi::p1::WasiP1Ctx;
 use wasmtime_wasi::p2::bindings::sync::CommandPre;
@@ -74,9 +74,13 @@ pub fn run_module(
     exit_status(start.call(&mut store, ()).map(|()| 0))
 }
 
+/// Runs a component at `wasi:cli/run`, or at the export `view` names
+/// (checked by `check_runnable` to be a function without parameters and
+/// results).
 pub fn run_component(
     engine: &wasmtime::Engine,
-    prepared: &CommandPre<ComponentState>,
+    prepared: &ComponentPre<ComponentState>,
+    command: Option<&CommandPre<ComponentState>>,
     view: &WasiView,
     network: Checked,
 ) -> Result<i32> {
@@ -89,13 +93,24 @@ pub fn run_component(
     };
     let mut store = Store::new(engine, state);
     store.limiter(|state| &mut state.limits);
-    let command = prepared
-        .instantiate(&mut store)
-        .map_err(|e| EngineError::Instantiate(format!("{e:#}")))?;
-    // `wasi:cli/run` returns `result`: an error is exit status 1, as
-    // wasmtime's own CLI reports it.
-    let ran = command.wasi_cli_run().call_run(&mut store);
-    exit_status(ran.map(|result| if result.is_ok() { 0 } else { 1 }))
+    let instantiate = |e: wasmtime::Error| EngineError::Instantiate(format!("{e:#}"));
+    match (view.entry_export.as_deref(), command) {
+        (None, Some(command)) => {
+            let command = command.instantiate(&mut store).map_err(instantiate)?;
+            // `wasi:cli/run` returns `result`: an error is exit status 1,
+            // as wasmtime's own CLI reports it.
+            let ran = command.wasi_cli_run().call_run(&mut store);
+            exit_status(ran.map(|result| if result.is_ok() { 0 } else { 1 }))
+        }
+        (export, _) => {
+            let name = export.unwrap_or("_start");
+            let instance = prepared.instantiate(&mut store).map_err(instantiate)?;
+            let func = instance
+                .get_typed_func::<(), ()>(&mut store, name)
+                .map_err(|e| EngineError::NotACommand(format!("{e:#}")))?;
+            exit_status(func.call(&mut store, ()).map(|()| 0))
+        }
+    }
 }
 
 /// The exit status of a run: its own, `proc_exit`'s / `wasi:cli/exit`'s, or

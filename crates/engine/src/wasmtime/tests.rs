@@ -74,15 +74,44 @@ fn test_a_component_is_told_by_its_header_and_needs_wasi_cli_run() {
     assert!(is_component(&bytes));
     assert!(!is_component(&wat::parse_str(COMMAND).expect("wat")));
     runnable(&bytes, None).expect("a command component");
-    let err = runnable(&bytes, Some("run")).expect_err("no #export for components");
+    let plain = wat::parse_str("(component)").expect("wat");
+    let err = runnable(&plain, None).expect_err("not a command");
+    assert!(err.to_string().contains("not a wasi:cli/command"), "{err}");
+}
+
+/// runwasi's convention: `component.wasm#thunk` runs the component's
+/// export `thunk`, which must take and give nothing.
+#[test]
+fn test_a_component_starts_at_the_export_its_entrypoint_names() {
+    let bytes = wat::parse_str(
+        r#"(component
+          (core module $m
+            (func (export "thunk"))
+            (func (export "add") (param i32) (result i32) local.get 0))
+          (core instance $i (instantiate $m))
+          (func (export "thunk") (canon lift (core func $i "thunk")))
+          (func (export "add") (param "x" u32) (result u32)
+            (canon lift (core func $i "add"))))"#,
+    )
+    .expect("wat");
+    runnable(&bytes, Some("thunk")).expect("`thunk` is a start function");
+    let err = runnable(&bytes, None).expect_err("not a command");
+    assert!(err.to_string().contains("module.wasm#export"), "{err}");
+    let err = runnable(&bytes, Some("missing")).expect_err("no such export");
+    assert!(err.to_string().contains("no `missing` export"), "{err}");
+    let err = runnable(&bytes, Some("add")).expect_err("not a start function");
     assert!(
         err.to_string()
-            .contains("a component starts at wasi:cli/run"),
+            .contains("not a function without parameters"),
         "{err}"
     );
-    let plain = wat::parse_str("(component)").expect("wat");
-    let err = prepare(&engine(None), &plain).expect_err("not a command");
-    assert!(err.to_string().contains("not a wasi:cli/command"), "{err}");
+    // `wasi:cli/run` is an instance, not a function: naming it is refused.
+    let err = runnable(
+        &wat::parse_str(RUN_COMPONENT).expect("wat"),
+        Some("wasi:cli/run@0.2.0"),
+    )
+    .expect_err("an instance, not a function");
+    assert!(err.to_string().contains("not a function"), "{err}");
 }
 
 #[test]
@@ -93,7 +122,13 @@ fn test_a_compiled_component_is_cached_and_loaded_again() {
     let entry = artifact(dir.path(), &content_hash(&bytes));
     let written = std::fs::read(&entry).expect("artifact");
     let prepared = prepare(&engine(Some(dir.path())), &bytes).expect("from the cache");
-    assert!(matches!(prepared, Prepared::Component(_)));
+    assert!(matches!(
+        prepared,
+        Prepared::Component {
+            command: Some(_),
+            ..
+        }
+    ));
     assert_eq!(
         std::fs::read(&entry).expect("artifact"),
         written,
