@@ -43,6 +43,7 @@ const ON_CLOSE_NEXT: &str = "(if (i32.ne (i32.load8_u (i32.const 132)) (i32.cons
 fn with_address(template: &str, [a, b, c, d]: [u8; 4], port: u16) -> String {
     template
         .replace("{IMPORTS}", SOCKET_IMPORTS)
+        .replace("{MEMORY}", WAT_MEMORY)
         .replace("{FAIL}", FAIL)
         .replace("{PORT}", &port.to_string())
         .replace("{A}", &a.to_string())
@@ -64,51 +65,9 @@ pub fn tcp_connect_flood(address: [u8; 4], port: u16, times: u32) -> Vec<u8> {
     wat::parse_str(text).expect("the flood component")
 }
 
-/// MQTT 3.1.1 packets, written by hand: CONNECT (clean session, client
-/// `client_id`), one PUBLISH at QoS 0 to `topic` per message, DISCONNECT.
-pub fn mqtt_packets(client_id: &str, topic: &str, messages: &[String]) -> Vec<u8> {
-    fn string(out: &mut Vec<u8>, text: &str) {
-        let len = u16::try_from(text.len()).expect("a short string");
-        out.extend_from_slice(&len.to_be_bytes());
-        out.extend_from_slice(text.as_bytes());
-    }
-    fn packet(out: &mut Vec<u8>, kind: u8, body: &[u8]) {
-        out.push(kind);
-        // Remaining length, 7 bits a byte.
-        let mut len = body.len();
-        loop {
-            let mut byte = (len % 128) as u8;
-            len /= 128;
-            if len > 0 {
-                byte |= 0x80;
-            }
-            out.push(byte);
-            if len == 0 {
-                break;
-            }
-        }
-        out.extend_from_slice(body);
-    }
-    let mut out = Vec::new();
-    let mut connect = Vec::new();
-    string(&mut connect, "MQTT");
-    connect.extend_from_slice(&[4, 0x02, 0, 60]); // level 4, clean session, keep-alive 60 s
-    string(&mut connect, client_id);
-    packet(&mut out, 0x10, &connect);
-    for message in messages {
-        let mut publish = Vec::new();
-        string(&mut publish, topic);
-        publish.extend_from_slice(message.as_bytes());
-        packet(&mut out, 0x30, &publish);
-    }
-    packet(&mut out, 0xe0, &[]);
-    out
-}
-
 /// A `wasi:cli/command` component that connects to `a.b.c.d:port` and
-/// writes `bytes` (at most 4096: one `blocking-write-and-flush`), as an
-/// MQTT client publishing [`mqtt_packets`]; exit status 0 once written, 1
-/// when refused or failed.
+/// writes `bytes` (at most 4096: one `blocking-write-and-flush`); exit
+/// status 0 once written, 1 when refused or failed.
 pub fn tcp_send(address: [u8; 4], port: u16, bytes: &[u8]) -> Vec<u8> {
     assert!(bytes.len() <= 4096, "one write carries at most 4096 bytes");
     let data: String = bytes.iter().map(|byte| format!("\\{byte:02x}")).collect();
@@ -228,13 +187,7 @@ const SOCKET_IMPORTS: &str = r#"
     (export "tcp-socket" (type $se (eq $s)))
     (export "create-tcp-socket" (func (param "address-family" $fe)
       (result (result (own $se) (error $ee)))))))
-  ;; Memory, and an allocator for lists the host returns: one buffer at
-  ;; 4096 (a test guest reads at most 1024 bytes at a time).
-  (core module $mem
-    (memory (export "memory") 1)
-    (func (export "cabi_realloc") (param i32 i32 i32 i32) (result i32)
-      (if (i32.gt_u (local.get 3) (i32.const 60000)) (then unreachable))
-      (i32.const 4096)))
+{MEMORY}
   (core instance $mem (instantiate $mem))
   (core func $instance-network (canon lower (func $inet "instance-network")))
   (core func $create-tcp-socket (canon lower (func $create "create-tcp-socket")
@@ -243,6 +196,91 @@ const SOCKET_IMPORTS: &str = r#"
     (memory (core memory $mem "memory"))))
   (core func $get-stdout (canon lower (func $stdout "get-stdout")))
 "#;
+
+/// The WAT guests' memory, and an allocator for lists the host returns:
+/// one buffer at 4096 (a test guest reads at most 1024 bytes at a time).
+const WAT_MEMORY: &str = r#"
+  (core module $mem
+    (memory (export "memory") 1)
+    (func (export "cabi_realloc") (param i32 i32 i32 i32) (result i32)
+      (if (i32.gt_u (local.get 3) (i32.const 60000)) (then unreachable))
+      (i32.const 4096)))"#;
+
+/// The C publisher's memory: its own data and stack in the first four
+/// pages (it is linked with `--initial-memory` of four pages), and a bump
+/// allocator over the fifth for what the host returns (the arguments, the
+/// broker's CONNACK): a short-lived guest never frees.
+const C_MEMORY: &str = r#"
+  (core module $mem
+    (memory (export "memory") 5)
+    (global $next (mut i32) (i32.const 262144))
+    (func (export "cabi_realloc") (param i32 i32 i32 i32) (result i32) (local $at i32)
+      (if (local.get 1) (then unreachable))
+      (local.set $at (i32.and (i32.add (global.get $next) (i32.sub (local.get 2) (i32.const 1)))
+        (i32.sub (i32.const 0) (local.get 2))))
+      (global.set $next (i32.add (local.get $at) (local.get 3)))
+      (if (i32.gt_u (global.get $next) (i32.const 327680)) (then unreachable))
+      (local.get $at)))"#;
+
+/// The MQTT publisher (modules/mqtt.c, built by build.rs as the core
+/// module `mqtt-core.wasm`) as a `wasi:cli/command` component: the C
+/// module is printed as text (wasmprinter) into a component that lowers
+/// the `wasi:sockets`, `wasi:io` and `wasi:cli` functions it imports from
+/// `net`. Run as `mqtt.wasm A.B.C.D PORT SECONDS TOPIC`.
+pub fn mqtt_publisher() -> Vec<u8> {
+    let core = std::fs::read(crate::built("mqtt-core.wasm")).expect("mqtt-core.wasm");
+    let text = wasmprinter::print_bytes(&core).expect("the C module as text");
+    let main = text.replacen("(module", "(core module $main", 1);
+    let component = MQTT_TEMPLATE
+        .replace("{IMPORTS}", SOCKET_IMPORTS)
+        .replace("{MEMORY}", C_MEMORY)
+        .replace("{MAIN}", &main);
+    wat::parse_str(component).expect("the publisher component")
+}
+
+/// The component around the C publisher (see [`mqtt_publisher`]).
+const MQTT_TEMPLATE: &str = r#"(component $C
+{IMPORTS}
+  (import "wasi:cli/environment@0.2.0" (instance $environment
+    (export "get-arguments" (func (result (list string))))))
+  (core func $start-connect (canon lower (func $tcp "[method]tcp-socket.start-connect")
+    (memory (core memory $mem "memory"))))
+  (core func $finish-connect (canon lower (func $tcp "[method]tcp-socket.finish-connect")
+    (memory (core memory $mem "memory"))))
+  (core func $subscribe (canon lower (func $tcp "[method]tcp-socket.subscribe")))
+  (core func $block (canon lower (func $poll "[method]pollable.block")))
+  (core func $drop-pollable (canon resource.drop $pollable))
+  (core func $read (canon lower (func $streams "[method]input-stream.blocking-read")
+    (memory (core memory $mem "memory")) (realloc (core func $mem "cabi_realloc"))))
+  (core func $get-arguments (canon lower (func $environment "get-arguments")
+    (memory (core memory $mem "memory")) (realloc (core func $mem "cabi_realloc"))))
+  ;; snprintf's object in wasi-libc refers to stdio's file functions;
+  ;; the publisher never calls them (it writes through `net`), so they
+  ;; trap, and the component imports no WASI preview 1.
+  (core module $never
+    (func (export "fd_write") (param i32 i32 i32 i32) (result i32) unreachable)
+    (func (export "fd_seek") (param i32 i64 i32 i32) (result i32) unreachable)
+    (func (export "fd_close") (param i32) (result i32) unreachable))
+  (core instance $never (instantiate $never))
+{MAIN}
+  (core instance $main (instantiate $main
+    (with "env" (instance $mem))
+    (with "wasi_snapshot_preview1" (instance $never))
+    (with "net" (instance
+      (export "instance-network" (func $instance-network))
+      (export "create-tcp-socket" (func $create-tcp-socket))
+      (export "start-connect" (func $start-connect))
+      (export "finish-connect" (func $finish-connect))
+      (export "subscribe" (func $subscribe))
+      (export "block" (func $block))
+      (export "drop-pollable" (func $drop-pollable))
+      (export "write" (func $write))
+      (export "read" (func $read))
+      (export "get-stdout" (func $get-stdout))
+      (export "get-arguments" (func $get-arguments))))))
+  (func $run (result (result)) (canon lift (core func $main "run")))
+  (instance $api (export "run" (func $run)))
+  (export "wasi:cli/run@0.2.0" (instance $api)))"#;
 
 /// In a guest's core module: `$fail`, which says on stdout which step
 /// failed with which `error-code` (its number in `wasi:sockets/network`'s
@@ -463,13 +501,8 @@ mod tests {
         assert!(super::tcp_connect([127, 0, 0, 1], 80).starts_with(b"\0asm"));
         assert!(super::tcp_echo_server(7000).starts_with(b"\0asm"));
         assert!(super::tcp_echo_server_forever(7000).starts_with(b"\0asm"));
-        let packets = super::mqtt_packets("c", "t", &["m".to_string()]);
-        // CONNECT (2 + 13 bytes), PUBLISH (2 + 3 + 1), DISCONNECT (2).
-        assert_eq!(&packets[..2], &[0x10, 13]);
-        assert_eq!(packets.len(), 15 + 6 + 2);
-        assert_eq!(&packets[15..17], &[0x30, 4]);
-        assert_eq!(&packets[21..], &[0xe0, 0]);
-        assert!(super::tcp_send([127, 0, 0, 1], 1883, &packets).starts_with(b"\0asm"));
+        assert!(super::tcp_send([127, 0, 0, 1], 1883, b"bytes").starts_with(b"\0asm"));
+        assert!(super::mqtt_publisher().starts_with(b"\0asm"));
         assert!(super::tcp_connect_flood([127, 0, 0, 2], 1883, 5).starts_with(b"\0asm"));
     }
 }

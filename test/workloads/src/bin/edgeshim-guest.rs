@@ -1,19 +1,17 @@
 //! `edgeshim-guest`: writes one of the network guests to a file, for
 //! scripts (hack/demo.sh) that have no Rust of their own.
 //!
-//!   edgeshim-guest mqtt-publisher --engine wasmtime --to 127.0.0.1:47821 \
-//!       --topic edge/line-3/sensor -o publisher.wasm < messages.txt
+//!   edgeshim-guest mqtt-publisher --engine wasmtime -o publisher.wasm
 //!
-//! The publisher sends one MQTT 3.1.1 PUBLISH per line of stdin (the
-//! sensor module's window aggregates, in the demo).
+//! The publisher (test/workloads/modules/mqtt.c) is run as
+//! `publisher.wasm A.B.C.D PORT SECONDS TOPIC`: it publishes the sensor
+//! module's window aggregates of SECONDS seconds of its synthetic feed.
 
-use std::io::Read;
-use std::net::SocketAddrV4;
 use std::path::PathBuf;
 
 use anyhow::{Context, Result};
 use clap::{Parser, Subcommand, ValueEnum};
-use edgeshim_workloads::{components, wasmedge_sockets};
+use edgeshim_workloads::components;
 
 #[derive(Parser)]
 #[command(
@@ -34,17 +32,10 @@ enum Engine {
 
 #[derive(Subcommand)]
 enum Guest {
-    /// An MQTT publisher: CONNECT, a PUBLISH per line of stdin, DISCONNECT
+    /// The MQTT publisher of the sensor's window aggregates, in C
     MqttPublisher {
         #[arg(long, value_enum)]
         engine: Engine,
-        /// The broker (IPv4)
-        #[arg(long)]
-        to: SocketAddrV4,
-        #[arg(long)]
-        topic: String,
-        #[arg(long, default_value = "edgeshim-sensor")]
-        client_id: String,
         #[arg(short)]
         out: PathBuf,
     },
@@ -52,21 +43,11 @@ enum Guest {
 
 fn main() -> Result<()> {
     match Cli::parse().guest {
-        Guest::MqttPublisher {
-            engine,
-            to,
-            topic,
-            client_id,
-            out,
-        } => {
-            let mut input = String::new();
-            std::io::stdin().read_to_string(&mut input)?;
-            let messages: Vec<String> = input.lines().map(str::to_string).collect();
-            let packets = components::mqtt_packets(&client_id, &topic, &messages);
-            let address = to.ip().octets();
+        Guest::MqttPublisher { engine, out } => {
             let guest = match engine {
-                Engine::Wasmtime => components::tcp_send(address, to.port(), &packets),
-                Engine::Wasmedge => wasmedge_sockets::tcp_send(address, to.port(), &packets),
+                Engine::Wasmtime => components::mqtt_publisher(),
+                Engine::Wasmedge => std::fs::read(edgeshim_workloads::built("mqtt.wasm"))
+                    .context("the built mqtt.wasm")?,
             };
             std::fs::write(&out, guest).with_context(|| out.display().to_string())
         }
