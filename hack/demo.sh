@@ -72,54 +72,6 @@ cat "$work/received.txt"
 echo "+ ctr run --net-host ... mqtt-outside /publisher.wasm 10.20.0.1 1883 15 edge/line-3/sensor   (off the node: refused)"
 ctr run --rm --net-host --runtime io.containerd.wasmtime.v1 docker.io/edgeshim/publisher:latest mqtt-outside \
   /publisher.wasm 10.20.0.1 1883 15 edge/line-3/sensor || true
-echo "+ the decision log's last line ($EDGESHIM_DECISION_LOG)"
-tail -n 1 "$EDGESHIM_DECISION_LOG"
-
-echo
-echo "== a network service under the policy: sensor aggregates to an MQTT broker on the node"
-# Debian's mosquitto on loopback, started here like the private containerd
-# (test/policy lets containers with ids mqtt-... connect to 127.0.0.1:47821
-# and nowhere else).
-cat > "$work/mosquitto.conf" <<CONF
-listener 47821 127.0.0.1
-allow_anonymous true
-persistence false
-user root
-log_dest file $work/broker.log
-log_type all
-CONF
-mosquitto -c "$work/mosquitto.conf" >/dev/null 2>&1 &
-broker=$!
-trap 'kill $broker 2>/dev/null; rm -rf "$work"' EXIT
-for _ in $(seq 100); do mosquitto_pub -h 127.0.0.1 -p 47821 -t probe -m x 2>/dev/null && break; sleep 0.1; done
-clang --target=wasm32-wasi -O2 -Wl,--strip-all -o "$work/sensor.wasm" test/workloads/modules/sensor.c
-target/debug/edgeshim-oci --name docker.io/edgeshim/sensor:latest \
-  --file "$work/sensor.wasm:/sensor.wasm" --entrypoint /sensor.wasm -o "$work/sensor.tar" >/dev/null
-ctr image import "$work/sensor.tar" >/dev/null
-echo "+ ctr run ... sensor /sensor.wasm simulate 15   (three 5-second window aggregates)"
-ctr run --rm --runtime io.containerd.wasmtime.v1 docker.io/edgeshim/sensor:latest sensor /sensor.wasm simulate 15 \
-  | tee "$work/aggregates.txt"
-# The publisher: a WASI 0.2 component, its packets written by hand.
-publisher() { # <broker address> <archive>
-  target/debug/edgeshim-guest mqtt-publisher --engine wasmtime --to "$1" \
-    --topic edge/line-3/sensor -o "$work/publisher.wasm" < "$work/aggregates.txt"
-  target/debug/edgeshim-oci --name docker.io/edgeshim/publisher:latest \
-    --file "$work/publisher.wasm:/publisher.wasm" --entrypoint /publisher.wasm -o "$2" >/dev/null
-  ctr image import "$2" >/dev/null
-}
-publisher 127.0.0.1:47821 "$work/publisher.tar"
-lines=$(wc -l < "$work/aggregates.txt")
-mosquitto_sub -h 127.0.0.1 -p 47821 -t 'edge/#' -v -C "$lines" -W 30 > "$work/received.txt" &
-sub=$!
-for _ in $(seq 100); do grep -q 'Received SUBSCRIBE' "$work/broker.log" 2>/dev/null && break; sleep 0.1; done
-echo "+ ctr run --net-host ... mqtt-publisher   (to the node's broker, 127.0.0.1:47821: allowed)"
-ctr run --rm --net-host --runtime io.containerd.wasmtime.v1 docker.io/edgeshim/publisher:latest mqtt-publisher
-wait $sub || true
-echo "+ mosquitto_sub received:"
-cat "$work/received.txt"
-publisher 10.20.0.1:1883 "$work/outside.tar"
-echo "+ ctr run --net-host ... mqtt-outside   (the same publisher pointed off the node: refused)"
-ctr run --rm --net-host --runtime io.containerd.wasmtime.v1 docker.io/edgeshim/publisher:latest mqtt-outside || true
 echo "+ the decision log's refusal line"
 grep '"action":"connect"' "$EDGESHIM_DECISION_LOG" | grep mqtt-outside | tail -n 1
 

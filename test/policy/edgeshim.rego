@@ -18,6 +18,11 @@ network := {"connect": ["127.0.0.1:47821"]} if {
 	startswith(input.container.id, "mqtt-")
 }
 
+# The name-lookup tests' containers (ids "dns-..."): the test's resolver.
+network := {"connect": ["127.0.0.3:53"]} if {
+	startswith(input.container.id, "dns-")
+}
+
 # CRI containers named "net-echo...": a server on port 7000 of the pod.
 network := {"listen": ["*:7000"]} if {
 	startswith(input.container.name, "net-echo")

@@ -147,6 +147,182 @@ fn test_a_guest_connects_only_where_its_decision_allows() {
     assert_no_leftovers("nonet-default");
 }
 
+/// The C network probe (test/workloads/modules/netprobe.c): a component
+/// on the Wasmtime shim, a module on WasmEdge's sockets.
+fn netprobe() -> Vec<u8> {
+    if on_wasmedge() {
+        std::fs::read(built("netprobe.wasm")).expect("netprobe.wasm")
+    } else {
+        components::netprobe()
+    }
+}
+
+/// Datagrams are held to the same rules as connects: a datagram to the
+/// granted address arrives; one to another address is refused before it
+/// leaves, and logged.
+#[test]
+fn test_a_datagram_goes_only_where_the_decision_allows_connects() {
+    let socket = std::net::UdpSocket::bind(("127.0.0.1", GRANTED_PORT)).expect("the port is free");
+    let port = GRANTED_PORT.to_string();
+    let out = run_guest_with_args(
+        "net-udp",
+        &netprobe(),
+        &["udp", "127.0.0.1", &port, "hello-udp"],
+    );
+    assert!(out.status.success(), "{}{}", stdout(&out), stderr(&out));
+    socket.set_nonblocking(true).expect("non-blocking");
+    let mut buffer = [0u8; 64];
+    let mut received = None;
+    await_condition("the guest's datagram", LIMIT, || {
+        received = socket.recv_from(&mut buffer).ok();
+        received.is_some()
+    });
+    let (len, from) = received.expect("a datagram");
+    assert_eq!(&buffer[..len], b"hello-udp");
+    assert!(from.ip().is_loopback());
+    assert_no_leftovers("net-udp");
+
+    let out = run_guest_with_args(
+        "net-udp-outside",
+        &netprobe(),
+        &["udp", "127.0.0.2", &port, "hello-udp"],
+    );
+    let address = format!("127.0.0.2:{GRANTED_PORT}");
+    assert_refused(out.status.code(), &stderr(&out), "connect", &address);
+    assert!(
+        refusal_logged("net-udp-outside", &address),
+        "{}",
+        decision_log()
+    );
+    assert_no_leftovers("net-udp-outside");
+}
+
+/// A DNS server for the lookup test on 127.0.0.3:53: every A question is
+/// answered with 10.1.2.3, every other with no record (RFC 1035, written
+/// by hand: a header, the question echoed, one answer); it counts the
+/// questions it got. Stopped when dropped.
+struct Resolver {
+    questions: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Resolver {
+    const ADDRESS: &str = "127.0.0.3:53";
+
+    fn start() -> Self {
+        use std::sync::atomic::Ordering;
+        let socket = std::net::UdpSocket::bind(Self::ADDRESS).expect("127.0.0.3:53 is free");
+        socket
+            .set_read_timeout(Some(std::time::Duration::from_millis(50)))
+            .expect("timeout");
+        let questions = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let (counted, stopped) = (questions.clone(), stop.clone());
+        let thread = std::thread::spawn(move || {
+            let mut query = [0u8; 512];
+            while !stopped.load(Ordering::Relaxed) {
+                let Ok((len, from)) = socket.recv_from(&mut query) else {
+                    continue;
+                };
+                counted.fetch_add(1, Ordering::Relaxed);
+                if let Some(reply) = Self::reply(&query[..len]) {
+                    let _ = socket.send_to(&reply, from);
+                }
+            }
+        });
+        Self {
+            questions,
+            stop,
+            thread: Some(thread),
+        }
+    }
+
+    fn reply(query: &[u8]) -> Option<Vec<u8>> {
+        // The question: after the 12-byte header, labels up to a 0, then
+        // QTYPE and QCLASS.
+        let mut end = 12;
+        while *query.get(end)? != 0 {
+            end += 1 + usize::from(query[end]);
+        }
+        let question = query.get(12..end + 5)?;
+        let is_a = question[question.len() - 4..question.len() - 2] == [0, 1];
+        let mut reply = query[..2].to_vec(); // the id
+        reply.extend([0x81, 0x80, 0, 1, 0, u8::from(is_a), 0, 0, 0, 0]);
+        reply.extend(question);
+        if is_a {
+            // A pointer to the name at 12, A, IN, TTL 60, 4 bytes.
+            reply.extend([0xc0, 12, 0, 1, 0, 1, 0, 0, 0, 60, 0, 4, 10, 1, 2, 3]);
+        }
+        Some(reply)
+    }
+
+    fn questions(&self) -> usize {
+        self.questions.load(std::sync::atomic::Ordering::Relaxed)
+    }
+}
+
+impl Drop for Resolver {
+    fn drop(&mut self) {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+/// Runs the probe's lookup of `name` as container `id`, whose
+/// /etc/resolv.conf names the test's resolver.
+fn lookup_from(id: &str, name: &str) -> std::process::Output {
+    let guest = netprobe();
+    run_rm_with_spec(id, &[], &["/netprobe.wasm", "lookup", name], |spec| {
+        let root = std::path::PathBuf::from(spec["root"]["path"].as_str().expect("root"));
+        std::fs::create_dir_all(root.join("etc")).expect("rootfs");
+        std::fs::write(root.join("netprobe.wasm"), &guest).expect("guest");
+        std::fs::write(root.join("etc/resolv.conf"), "nameserver 127.0.0.3\n")
+            .expect("resolv.conf");
+        if let Some(namespaces) = spec["linux"]["namespaces"].as_array_mut() {
+            namespaces.retain(|ns| ns["type"] != "network");
+        }
+    })
+}
+
+/// A name lookup is traffic to the container's resolver: it goes through
+/// where the decision lets the container reach that resolver, and not
+/// where it may only connect elsewhere, with the same answer on both
+/// shims (docs/policy.md).
+#[test]
+fn test_a_name_is_looked_up_only_through_a_resolver_the_decision_allows() {
+    let resolver = Resolver::start();
+    // `dns-...` containers may connect to 127.0.0.3:53.
+    let out = lookup_from("dns-lookup", "sensor.edge.test");
+    assert!(out.status.success(), "{}{}", stdout(&out), stderr(&out));
+    assert_eq!(stdout(&out), "10.1.2.3\n");
+    assert!(resolver.questions() > 0);
+    assert_no_leftovers("dns-lookup");
+
+    // `net-...` containers may connect to 127.0.0.1:47811 only: refused,
+    // and the resolver never asked.
+    let asked = resolver.questions();
+    let out = lookup_from("net-lookup", "sensor.edge.test");
+    assert!(!out.status.success(), "{}", stdout(&out));
+    assert!(!stdout(&out).contains("10.1.2.3"), "{}", stdout(&out));
+    assert_eq!(
+        resolver.questions(),
+        asked,
+        "no question reached the resolver"
+    );
+    if on_wasmedge() {
+        // The guard refused the resolver's own connect, and logged it.
+        assert!(
+            refusal_logged("net-lookup", Resolver::ADDRESS),
+            "{}",
+            decision_log()
+        );
+    }
+    assert_no_leftovers("net-lookup");
+}
+
 /// The port the suite's policy lets `net-...` containers listen on
 /// (127.0.0.1 only).
 const GRANTED_LISTEN_PORT: u16 = 47812;

@@ -16,35 +16,35 @@ fn main() {
             .arg(out.join(format!("{module}.wasm")))
             .arg(modules.join(format!("{module}.c"))));
     }
-    // The MQTT publisher, twice (see modules/mqtt.c): a WASI preview 1
-    // command on WasmEdge's sockets, and the core module of a component
-    // (src/components.rs wraps it) that links no WASI preview 1.
-    run(Command::new("clang")
-        .args([
-            "--target=wasm32-wasi",
-            "-O2",
-            "-DNET_WASMEDGE",
-            "-Wl,--strip-all",
-            "-o",
-        ])
-        .arg(out.join("mqtt.wasm"))
-        .arg(modules.join("mqtt.c"))
-        .arg("-lm"));
-    run(Command::new("clang")
-        .args([
-            "--target=wasm32-wasi",
-            "-O2",
-            "-DNET_WASI_SOCKETS",
-            "-nostartfiles",
-        ])
-        .args(["-Wl,--no-entry", "-Wl,--export=run", "-Wl,--import-memory"])
-        // Four pages for data and stack; the component's fifth is the
-        // host's (components.rs, C_MEMORY).
-        .args(["-Wl,--initial-memory=262144", "-Wl,-z,stack-size=65536"])
-        .args(["-Wl,--strip-all", "-o"])
-        .arg(out.join("mqtt-core.wasm"))
-        .arg(modules.join("mqtt.c"))
-        .arg("-lm"));
+    // The C network guests, twice each (see modules/net.h): a WASI
+    // preview 1 command on WasmEdge's sockets, and the core module of a
+    // component (src/components.rs wraps it) that links no WASI preview 1.
+    for guest in ["mqtt", "netprobe"] {
+        run(Command::new("clang")
+            .args([
+                "--target=wasm32-wasi",
+                "-O2",
+                "-DNET_WASMEDGE",
+                "-Wl,--strip-all",
+                "-o",
+            ])
+            .arg(out.join(format!("{guest}.wasm")))
+            .arg(modules.join(format!("{guest}.c"))));
+        run(Command::new("clang")
+            .args([
+                "--target=wasm32-wasi",
+                "-O2",
+                "-DNET_WASI_SOCKETS",
+                "-nostartfiles",
+            ])
+            .args(["-Wl,--no-entry", "-Wl,--export=run", "-Wl,--import-memory"])
+            // Four pages for data and stack; the component's fifth is the
+            // host's (components.rs, C_MEMORY).
+            .args(["-Wl,--initial-memory=262144", "-Wl,-z,stack-size=65536"])
+            .args(["-Wl,--strip-all", "-o"])
+            .arg(out.join(format!("{guest}-core.wasm")))
+            .arg(modules.join(format!("{guest}.c"))));
+    }
     for native in ["pause", "hog", "echo"] {
         run(Command::new("cc")
             .args(["-static", "-O2", "-s", "-o"])

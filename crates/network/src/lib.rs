@@ -156,14 +156,16 @@ impl NetworkGrant {
         )
     }
 
-    /// Whether names may be looked up: only by a container that may connect
-    /// somewhere (an engine can allow or deny lookups only as a whole, and
-    /// a lookup is itself traffic to the node's resolver).
-    pub fn allows_name_lookup(&self) -> bool {
-        match self {
-            Self::All => true,
-            Self::Rules(rules) => !rules.connect.is_empty(),
-        }
+    /// Whether names may be looked up through `resolvers` (the container's
+    /// name servers, [`resolvers`]): when the container may connect to one
+    /// of them. A lookup is traffic to the resolver, and this is the answer
+    /// the WasmEdge shim's guard gives the resolver's own connects and
+    /// sends, for an engine (Wasmtime) that can allow or deny lookups only
+    /// as a whole.
+    pub fn allows_name_lookup(&self, resolvers: &[SocketAddr]) -> bool {
+        resolvers
+            .iter()
+            .any(|resolver| self.check(Use::Connect, *resolver).allowed)
     }
 
     /// Whether the container may use sockets at all.
@@ -177,3 +179,34 @@ impl NetworkGrant {
 
 #[cfg(test)]
 mod tests;
+
+/// The name servers a resolver reads from `resolv_conf` (the text of a
+/// container's `/etc/resolv.conf`, or `None` when it has none), on port 53:
+/// its `nameserver` lines, at most three as glibc reads them
+/// (`MAXNS`), or the local host's server when there are none, as glibc
+/// falls back. resolv(5) is a line format with no library here; read by
+/// hand.
+pub fn resolvers(resolv_conf: Option<&str>) -> Vec<SocketAddr> {
+    let mut servers: Vec<SocketAddr> = resolv_conf
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|line| {
+            let mut words = line.split_whitespace();
+            match (words.next(), words.next()) {
+                (Some("nameserver"), Some(address)) => {
+                    // A scoped IPv6 address (`fe80::1%eth0`) is read
+                    // without its scope.
+                    let address = address.split('%').next().unwrap_or(address);
+                    address.parse::<std::net::IpAddr>().ok()
+                }
+                _ => None,
+            }
+        })
+        .take(3)
+        .map(|ip| SocketAddr::new(ip, 53))
+        .collect();
+    if servers.is_empty() {
+        servers.push(SocketAddr::from(([127, 0, 0, 1], 53)));
+    }
+    servers
+}

@@ -58,7 +58,7 @@ fn test_defaults_and_the_gate_off() {
     let deny = NetworkGrant::from_decision(None, NetworkDefault::Deny);
     assert!(!deny.check(Use::Connect, addr("127.0.0.1:80")).allowed);
     assert!(!deny.check(Use::Listen, addr("0.0.0.0:80")).allowed);
-    assert!(!deny.allows_name_lookup());
+    assert!(!deny.allows_name_lookup(&resolvers(None)));
     assert!(!deny.allows_any());
     let all = NetworkGrant::from_decision(None, NetworkDefault::Allow);
     assert_eq!(all, NetworkGrant::All);
@@ -70,7 +70,7 @@ fn test_defaults_and_the_gate_off() {
     };
     let granted = NetworkGrant::from_decision(Some(section), NetworkDefault::Allow);
     assert!(!granted.check(Use::Connect, addr("1.1.1.1:80")).allowed);
-    assert!(granted.allows_name_lookup());
+    assert!(granted.allows_name_lookup(&resolvers(Some("nameserver 9.9.9.9\n"))));
 }
 
 #[test]
@@ -127,4 +127,33 @@ fn test_a_bind_to_port_0_is_a_clients_and_needs_a_grant() {
     assert!(!server.check(Use::Listen, addr("10.0.0.1:0")).allowed);
     let nothing = NetworkGrant::from_decision(None, NetworkDefault::Deny);
     assert!(!nothing.check(Use::Listen, addr("0.0.0.0:0")).allowed);
+}
+
+#[test]
+fn test_lookups_follow_the_resolvers_the_container_may_reach() {
+    let conf = "# comment\nsearch example\nnameserver 10.0.0.2\nnameserver fe80::1%eth0\n\
+                nameserver bogus\nnameserver 10.0.0.3\nnameserver 10.0.0.4\nnameserver 10.0.0.5\n";
+    assert_eq!(
+        resolvers(Some(conf)),
+        vec![
+            addr("10.0.0.2:53"),
+            addr("[fe80::1]:53"),
+            addr("10.0.0.3:53")
+        ],
+        "at most three, unreadable ones skipped"
+    );
+    assert_eq!(resolvers(None), vec![addr("127.0.0.1:53")]);
+    assert_eq!(resolvers(Some("search x\n")), vec![addr("127.0.0.1:53")]);
+    let grant = |rule: &str| {
+        NetworkGrant::Rules(NetworkRules {
+            connect: vec![rule.parse().expect("rule")],
+            listen: vec![],
+        })
+    };
+    // A connect rule elsewhere is not a lookup: the resolver must be
+    // reachable, as the WasmEdge guard judges the resolver's own traffic.
+    assert!(!grant("10.1.0.0/16:1883").allows_name_lookup(&resolvers(Some(conf))));
+    assert!(grant("10.0.0.3:53").allows_name_lookup(&resolvers(Some(conf))));
+    assert!(!grant("10.0.0.3:53").allows_name_lookup(&resolvers(None)));
+    assert!(NetworkGrant::All.allows_name_lookup(&resolvers(None)));
 }

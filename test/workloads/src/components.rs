@@ -132,6 +132,8 @@ const SOCKET_IMPORTS: &str = r#"
     (export "ipv4-address" (type $v4e (eq $v4)))
     (type $v6 (tuple u16 u16 u16 u16 u16 u16 u16 u16))
     (export "ipv6-address" (type $v6e (eq $v6)))
+    (type $ia (variant (case "ipv4" $v4e) (case "ipv6" $v6e)))
+    (export "ip-address" (type (eq $ia)))
     (type $sa4 (record (field "port" u16) (field "address" $v4e)))
     (export "ipv4-socket-address" (type $sa4e (eq $sa4)))
     (type $sa6 (record (field "port" u16) (field "flow-info" u32) (field "address" $v6e)
@@ -143,6 +145,7 @@ const SOCKET_IMPORTS: &str = r#"
   (alias export $net "error-code" (type $error-code))
   (alias export $net "ip-address-family" (type $family))
   (alias export $net "ip-socket-address" (type $address))
+  (alias export $net "ip-address" (type $ip-address))
   (import "wasi:sockets/instance-network@0.2.0" (instance $inet
     (alias outer $C $network (type $n))
     (export "network" (type $ne (eq $n)))
@@ -222,27 +225,93 @@ const C_MEMORY: &str = r#"
       (if (i32.gt_u (global.get $next) (i32.const 327680)) (then unreachable))
       (local.get $at)))"#;
 
-/// The MQTT publisher (modules/mqtt.c, built by build.rs as the core
-/// module `mqtt-core.wasm`) as a `wasi:cli/command` component: the C
-/// module is printed as text (wasmprinter) into a component that lowers
-/// the `wasi:sockets`, `wasi:io` and `wasi:cli` functions it imports from
-/// `net`. Run as `mqtt.wasm A.B.C.D PORT SECONDS TOPIC`.
+/// The MQTT publisher (modules/mqtt.c) as a `wasi:cli/command` component,
+/// run as `mqtt.wasm A.B.C.D PORT SECONDS TOPIC`.
 pub fn mqtt_publisher() -> Vec<u8> {
-    let core = std::fs::read(crate::built("mqtt-core.wasm")).expect("mqtt-core.wasm");
-    let text = wasmprinter::print_bytes(&core).expect("the C module as text");
+    c_component("mqtt-core.wasm")
+}
+
+/// The network probe (modules/netprobe.c) as a `wasi:cli/command`
+/// component: `netprobe.wasm udp A.B.C.D PORT MESSAGE` sends a datagram,
+/// `netprobe.wasm lookup NAME` resolves a name.
+pub fn netprobe() -> Vec<u8> {
+    c_component("netprobe-core.wasm")
+}
+
+/// A C guest (modules/net.h's NET_WASI_SOCKETS build, made by build.rs as
+/// the core module `core`) as a component: the core module is printed as
+/// text (wasmprinter) into a component that lowers the `wasi:sockets`,
+/// `wasi:io` and `wasi:cli` functions it imports from `net`.
+fn c_component(core: &str) -> Vec<u8> {
+    let bytes = std::fs::read(crate::built(core)).unwrap_or_else(|e| panic!("{core}: {e}"));
+    let text = wasmprinter::print_bytes(&bytes).expect("the C module as text");
     let main = text.replacen("(module", "(core module $main", 1);
-    let component = MQTT_TEMPLATE
+    let component = C_TEMPLATE
         .replace("{IMPORTS}", SOCKET_IMPORTS)
         .replace("{MEMORY}", C_MEMORY)
         .replace("{MAIN}", &main);
-    wat::parse_str(component).expect("the publisher component")
+    wat::parse_str(component).unwrap_or_else(|e| panic!("the component around {core}: {e}"))
 }
 
-/// The component around the C publisher (see [`mqtt_publisher`]).
-const MQTT_TEMPLATE: &str = r#"(component $C
+/// The component around a C guest (see [`c_component`]): every function
+/// net.h may import, lowered; a guest imports those it calls.
+const C_TEMPLATE: &str = r#"(component $C
 {IMPORTS}
   (import "wasi:cli/environment@0.2.0" (instance $environment
     (export "get-arguments" (func (result (list string))))))
+  (import "wasi:sockets/udp@0.2.0" (instance $udp
+    (alias outer $C $network (type $n))
+    (export "network" (type $ne (eq $n)))
+    (alias outer $C $error-code (type $e))
+    (export "error-code" (type $ee (eq $e)))
+    (alias outer $C $address (type $a))
+    (export "ip-socket-address" (type $ae (eq $a)))
+    (alias outer $C $pollable (type $p))
+    (export "pollable" (type $pe (eq $p)))
+    (type $og (record (field "data" (list u8)) (field "remote-address" (option $ae))))
+    (export "outgoing-datagram" (type $oge (eq $og)))
+    (export "udp-socket" (type $sock (sub resource)))
+    (export "incoming-datagram-stream" (type $ids (sub resource)))
+    (export "outgoing-datagram-stream" (type $ods (sub resource)))
+    (export "[method]udp-socket.start-bind" (func (param "self" (borrow $sock))
+      (param "network" (borrow $ne)) (param "local-address" $ae) (result (result (error $ee)))))
+    (export "[method]udp-socket.finish-bind" (func (param "self" (borrow $sock))
+      (result (result (error $ee)))))
+    (export "[method]udp-socket.stream" (func (param "self" (borrow $sock))
+      (param "remote-address" (option $ae))
+      (result (result (tuple (own $ids) (own $ods)) (error $ee)))))
+    (export "[method]outgoing-datagram-stream.check-send" (func (param "self" (borrow $ods))
+      (result (result u64 (error $ee)))))
+    (export "[method]outgoing-datagram-stream.send" (func (param "self" (borrow $ods))
+      (param "datagrams" (list $oge)) (result (result u64 (error $ee)))))
+    (export "[method]outgoing-datagram-stream.subscribe" (func (param "self" (borrow $ods))
+      (result (own $pe))))))
+  (alias export $udp "udp-socket" (type $udp-socket))
+  (import "wasi:sockets/udp-create-socket@0.2.0" (instance $udp-create
+    (alias outer $C $error-code (type $e))
+    (export "error-code" (type $ee (eq $e)))
+    (alias outer $C $family (type $f))
+    (export "ip-address-family" (type $fe (eq $f)))
+    (alias outer $C $udp-socket (type $s))
+    (export "udp-socket" (type $se (eq $s)))
+    (export "create-udp-socket" (func (param "address-family" $fe)
+      (result (result (own $se) (error $ee)))))))
+  (import "wasi:sockets/ip-name-lookup@0.2.0" (instance $lookup
+    (alias outer $C $network (type $n))
+    (export "network" (type $ne (eq $n)))
+    (alias outer $C $error-code (type $e))
+    (export "error-code" (type $ee (eq $e)))
+    (alias outer $C $ip-address (type $i))
+    (export "ip-address" (type $ie (eq $i)))
+    (alias outer $C $pollable (type $p))
+    (export "pollable" (type $pe (eq $p)))
+    (export "resolve-address-stream" (type $ras (sub resource)))
+    (export "resolve-addresses" (func (param "network" (borrow $ne)) (param "name" string)
+      (result (result (own $ras) (error $ee)))))
+    (export "[method]resolve-address-stream.resolve-next-address" (func
+      (param "self" (borrow $ras)) (result (result (option $ie) (error $ee)))))
+    (export "[method]resolve-address-stream.subscribe" (func (param "self" (borrow $ras))
+      (result (own $pe))))))
   (core func $start-connect (canon lower (func $tcp "[method]tcp-socket.start-connect")
     (memory (core memory $mem "memory"))))
   (core func $finish-connect (canon lower (func $tcp "[method]tcp-socket.finish-connect")
@@ -254,9 +323,30 @@ const MQTT_TEMPLATE: &str = r#"(component $C
     (memory (core memory $mem "memory")) (realloc (core func $mem "cabi_realloc"))))
   (core func $get-arguments (canon lower (func $environment "get-arguments")
     (memory (core memory $mem "memory")) (realloc (core func $mem "cabi_realloc"))))
-  ;; snprintf's object in wasi-libc refers to stdio's file functions;
-  ;; the publisher never calls them (it writes through `net`), so they
-  ;; trap, and the component imports no WASI preview 1.
+  (core func $create-udp-socket (canon lower (func $udp-create "create-udp-socket")
+    (memory (core memory $mem "memory"))))
+  (core func $udp-start-bind (canon lower (func $udp "[method]udp-socket.start-bind")
+    (memory (core memory $mem "memory"))))
+  (core func $udp-finish-bind (canon lower (func $udp "[method]udp-socket.finish-bind")
+    (memory (core memory $mem "memory"))))
+  (core func $udp-stream (canon lower (func $udp "[method]udp-socket.stream")
+    (memory (core memory $mem "memory"))))
+  (core func $udp-check-send (canon lower
+    (func $udp "[method]outgoing-datagram-stream.check-send") (memory (core memory $mem "memory"))))
+  (core func $udp-send (canon lower (func $udp "[method]outgoing-datagram-stream.send")
+    (memory (core memory $mem "memory")) (realloc (core func $mem "cabi_realloc"))))
+  (core func $udp-subscribe (canon lower
+    (func $udp "[method]outgoing-datagram-stream.subscribe")))
+  (core func $resolve-addresses (canon lower (func $lookup "resolve-addresses")
+    (memory (core memory $mem "memory")) (realloc (core func $mem "cabi_realloc"))))
+  (core func $resolve-next-address (canon lower
+    (func $lookup "[method]resolve-address-stream.resolve-next-address")
+    (memory (core memory $mem "memory"))))
+  (core func $resolve-subscribe (canon lower
+    (func $lookup "[method]resolve-address-stream.subscribe")))
+  ;; wasi-libc's snprintf object refers to stdio's file functions; the
+  ;; guests never call them (they write through `net`), so they trap, and
+  ;; the component imports no WASI preview 1.
   (core module $never
     (func (export "fd_write") (param i32 i32 i32 i32) (result i32) unreachable)
     (func (export "fd_seek") (param i32 i64 i32 i32) (result i32) unreachable)
@@ -277,7 +367,17 @@ const MQTT_TEMPLATE: &str = r#"(component $C
       (export "write" (func $write))
       (export "read" (func $read))
       (export "get-stdout" (func $get-stdout))
-      (export "get-arguments" (func $get-arguments))))))
+      (export "get-arguments" (func $get-arguments))
+      (export "create-udp-socket" (func $create-udp-socket))
+      (export "udp-start-bind" (func $udp-start-bind))
+      (export "udp-finish-bind" (func $udp-finish-bind))
+      (export "udp-stream" (func $udp-stream))
+      (export "udp-check-send" (func $udp-check-send))
+      (export "udp-send" (func $udp-send))
+      (export "udp-subscribe" (func $udp-subscribe))
+      (export "resolve-addresses" (func $resolve-addresses))
+      (export "resolve-next-address" (func $resolve-next-address))
+      (export "resolve-subscribe" (func $resolve-subscribe))))))
   (func $run (result (result)) (canon lift (core func $main "run")))
   (instance $api (export "run" (func $run)))
   (export "wasi:cli/run@0.2.0" (instance $api)))"#;
@@ -503,6 +603,7 @@ mod tests {
         assert!(super::tcp_echo_server_forever(7000).starts_with(b"\0asm"));
         assert!(super::tcp_send([127, 0, 0, 1], 1883, b"bytes").starts_with(b"\0asm"));
         assert!(super::mqtt_publisher().starts_with(b"\0asm"));
+        assert!(super::netprobe().starts_with(b"\0asm"));
         assert!(super::tcp_connect_flood([127, 0, 0, 2], 1883, 5).starts_with(b"\0asm"));
     }
 }

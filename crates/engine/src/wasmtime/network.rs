@@ -1,6 +1,8 @@
 //! A container's sockets held to its [`NetworkGrant`]: wasmtime-wasi asks
 //! before every bind, listen, connect and datagram send (its
-//! `socket_addr_check`), and a refusal reaches the module as EACCES.
+//! `socket_addr_check`), and a refusal reaches the module as EACCES. Name
+//! lookups are allowed when the container may reach one of its resolvers
+//! (wasmtime-wasi can allow them only as a whole).
 //! Refusals are said on the container's stderr and handed to the shim's
 //! report channel, rate-limited ([`RateLimit::for_refusals`]), so that a
 //! connect flood can fill neither log.
@@ -25,10 +27,14 @@ pub fn apply(builder: &mut WasiCtxBuilder, checked: Checked) {
     // Sockets may be made; what they may do is checked address by address
     // (a socket that can neither bind nor connect reaches nothing), so that
     // every refusal is said, also where the grant allows nothing.
+    // Lookups run the resolver here, in the container's process, against
+    // the container's own resolv.conf (`/` is the container's by now).
+    let resolv_conf = std::fs::read_to_string("/etc/resolv.conf").ok();
+    let resolvers = edgeshim_network::resolvers(resolv_conf.as_deref());
     builder
         .allow_tcp(true)
         .allow_udp(true)
-        .allow_ip_name_lookup(checked.grant.allows_name_lookup());
+        .allow_ip_name_lookup(checked.grant.allows_name_lookup(&resolvers));
     let checked = Arc::new(checked);
     let limit = Arc::new(Mutex::new(RateLimit::for_refusals()));
     builder.socket_addr_check(move |address, usage| {

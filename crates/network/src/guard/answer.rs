@@ -48,6 +48,12 @@ impl Answer {
 /// pointer, then a 32-bit length).
 const MSGHDR_NAME_BYTES: usize = 12;
 
+/// A `struct mmsghdr` (x86_64: a 56-byte `msghdr`, a 32-bit `msg_len`,
+/// padding), and the most of them one `sendmmsg` sends (the kernel's
+/// `UIO_MAXIOV`; it caps `vlen` there).
+const MMSGHDR_BYTES: usize = 64;
+const SENDMMSG_MAX: usize = 1024;
+
 /// The answer to syscall `nr` with `args`, made by `target` under `grant`.
 pub fn answer(nr: i64, args: &[u64; 6], grant: &NetworkGrant, target: &dyn Target) -> Answer {
     let fd = i32::try_from(args[0]).unwrap_or(-1);
@@ -74,21 +80,39 @@ pub fn answer(nr: i64, args: &[u64; 6], grant: &NetworkGrant, target: &dyn Targe
             judge(Use::Connect, a, grant.check(Use::Connect, a))
         }),
         libc::SYS_sendmsg => match target.read(args[1], MSGHDR_NAME_BYTES) {
-            Ok(header) => {
-                let name = u64::from_ne_bytes(header[..8].try_into().unwrap_or_default());
-                let len = u32::from_ne_bytes(header[8..12].try_into().unwrap_or_default());
-                if name == 0 {
-                    return Answer::Continue;
-                }
-                to_address(target, name, u64::from(len), UnspecMeans::Ipv4, |a| {
-                    judge(Use::Connect, a, grant.check(Use::Connect, a))
-                })
-            }
+            Ok(header) => message_to(target, grant, &header),
             Err(e) => Answer::from_io(&e),
         },
+        // Each message's own address is judged, and the batch goes on only
+        // when every one may (glibc's resolver sends its A and AAAA
+        // queries in one `sendmmsg`, on a socket it connected first).
+        libc::SYS_sendmmsg => {
+            let count = usize::try_from(args[2]).unwrap_or(0).min(SENDMMSG_MAX);
+            match target.read(args[1], count * MMSGHDR_BYTES) {
+                Ok(headers) => headers
+                    .chunks_exact(MMSGHDR_BYTES)
+                    .map(|header| message_to(target, grant, header))
+                    .find(|answer| *answer != Answer::Continue)
+                    .unwrap_or(Answer::Continue),
+                Err(e) => Answer::from_io(&e),
+            }
+        }
         // The filter traps nothing else; anything else is refused.
         _ => Answer::error(libc::EACCES),
     }
+}
+
+/// The answer for one message, from the start of its `msghdr`: without a
+/// name it goes to the socket's peer (judged at connect).
+fn message_to(target: &dyn Target, grant: &NetworkGrant, header: &[u8]) -> Answer {
+    let name = u64::from_ne_bytes(header[..8].try_into().unwrap_or_default());
+    let len = u32::from_ne_bytes(header[8..12].try_into().unwrap_or_default());
+    if name == 0 {
+        return Answer::Continue;
+    }
+    to_address(target, name, u64::from(len), UnspecMeans::Ipv4, |a| {
+        judge(Use::Connect, a, grant.check(Use::Connect, a))
+    })
 }
 
 /// The answer for a call that sends to (or connects to) the address at

@@ -26,16 +26,13 @@ pub enum GuardError {
 }
 
 /// Calls whose address the shim judges.
-const JUDGED: [&str; 5] = ["connect", "bind", "listen", "sendto", "sendmsg"];
+const JUDGED: [&str; 6] = ["connect", "bind", "listen", "sendto", "sendmsg", "sendmmsg"];
 
-/// Calls refused outright while guarded: the batched send nothing in a
-/// Wasm runtime's sockets uses (its addresses would go unjudged), and
-/// every way to a second thread or process, or to io_uring, whose calls
-/// seccomp never sees. With one thread, blocked in the call the shim is
+/// Calls refused outright while guarded: every way to a second thread or
+/// process, or to io_uring, whose calls seccomp never sees. With one thread, blocked in the call the shim is
 /// judging, nothing can change the address between the shim's read and
 /// the kernel's (the notification time-of-check race).
-const REFUSED: [(&str, i32); 6] = [
-    ("sendmmsg", libc::EACCES),
+const REFUSED: [(&str, i32); 5] = [
     ("clone", libc::EPERM),
     ("clone3", libc::EPERM),
     ("fork", libc::EPERM),

@@ -114,6 +114,52 @@ fn test_sends_are_judged_by_their_destination() {
     );
 }
 
+/// `sendmmsg`: two `mmsghdr`s at 0x4000 naming `first` and `second`
+/// (0 for none).
+fn batch(caller: &mut Fake, first: u64, second: u64) {
+    let mut headers = Vec::new();
+    for name in [first, second] {
+        let mut header = name.to_ne_bytes().to_vec();
+        header.extend(if name == 0 { 0u32 } else { 16u32 }.to_ne_bytes());
+        header.resize(MMSGHDR_BYTES, 0);
+        headers.extend(header);
+    }
+    caller.memory.insert(0x4000, headers);
+}
+
+#[test]
+fn test_a_batched_send_goes_on_only_when_every_message_may() {
+    let grant = grant(&["10.0.0.0/8:53"], &[]);
+    let mut caller = caller_with("8.8.8.8:53");
+    caller.memory.insert(0x5000, sockaddr_in("10.0.0.2:53"));
+    let call = |caller: &Fake, vlen: u64| {
+        answer(
+            libc::SYS_sendmmsg,
+            &[3, 0x4000, vlen, 0, 0, 0],
+            &grant,
+            caller,
+        )
+    };
+    // A connected socket's batch (the resolver's A and AAAA queries).
+    batch(&mut caller, 0, 0);
+    assert_eq!(call(&caller, 2), Answer::Continue);
+    batch(&mut caller, 0x5000, 0x5000);
+    assert_eq!(call(&caller, 2), Answer::Continue);
+    // One message to a refused address refuses the batch, named.
+    batch(&mut caller, 0x5000, ADDR);
+    assert_eq!(call(&caller, 2), refused(Use::Connect, "8.8.8.8:53"));
+    // Only `vlen` messages are read: the first alone is allowed.
+    assert_eq!(call(&caller, 1), Answer::Continue);
+    // A batch the caller's memory does not hold: EFAULT, as the kernel.
+    assert_eq!(
+        call(&caller, 3),
+        Answer::Refuse {
+            errno: libc::EFAULT,
+            refusal: None
+        }
+    );
+}
+
 #[test]
 fn test_bind_and_listen_are_judged_against_listen_rules() {
     let grant = grant(&[], &["*:1883"]);
