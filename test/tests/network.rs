@@ -197,6 +197,85 @@ fn test_a_datagram_goes_only_where_the_decision_allows_connects() {
     assert_no_leftovers("net-udp-outside");
 }
 
+/// Serves one HTTP/1.1 request on 127.0.0.1:`port` with `hello edge`;
+/// the thread's result is the request's head as it arrived.
+fn http_server_once(port: u16) -> std::thread::JoinHandle<String> {
+    let listener = TcpListener::bind(("127.0.0.1", port)).expect("the port is free");
+    std::thread::spawn(move || {
+        let Ok((mut stream, _)) = listener.accept() else {
+            return String::new();
+        };
+        let mut head = Vec::new();
+        let mut byte = [0u8; 1];
+        while !head.ends_with(b"\r\n\r\n") && stream.read(&mut byte).unwrap_or(0) == 1 {
+            head.push(byte[0]);
+        }
+        let _ = stream.write_all(
+            b"HTTP/1.1 200 OK\r\nContent-Length: 11\r\nConnection: close\r\n\r\nhello edge\n",
+        );
+        String::from_utf8_lossy(&head).into_owned()
+    })
+}
+
+/// `wasi:http` requests are held to the decision like sockets: a GET to
+/// the granted address is answered; one to another address never leaves
+/// (`destination-IP-prohibited`, case 4 of wasi:http's `error-code`) and
+/// is logged. WasmEdge 0.14 has no `wasi:http`: its module says so.
+#[test]
+fn test_a_wasi_http_request_goes_only_where_the_decision_allows() {
+    let authority = format!("127.0.0.1:{GRANTED_PORT}");
+    if on_wasmedge() {
+        let out = run_guest_with_args(
+            "net-http-wasmedge",
+            &netprobe(),
+            &["http", "http", &authority, "/"],
+        );
+        assert_eq!(out.status.code(), Some(95), "{}", stderr(&out));
+        assert!(stdout(&out).contains("needs a WASI 0.2 component"));
+        assert_no_leftovers("net-http-wasmedge");
+        return;
+    }
+    let server = http_server_once(GRANTED_PORT);
+    let out = run_guest_with_args(
+        "net-http",
+        &netprobe(),
+        &["http", "http", &authority, "/reading?window=5"],
+    );
+    assert!(out.status.success(), "{}{}", stdout(&out), stderr(&out));
+    assert_eq!(stdout(&out), "status 200\nhello edge\n\n");
+    let head = server.join().expect("the server");
+    assert!(
+        head.starts_with("GET /reading?window=5 HTTP/1.1\r\n"),
+        "{head}"
+    );
+    assert!(
+        head.to_ascii_lowercase()
+            .contains(&format!("host: {authority}")),
+        "{head}"
+    );
+    assert_no_leftovers("net-http");
+
+    let outside = format!("127.0.0.2:{GRANTED_PORT}");
+    let out = run_guest_with_args(
+        "net-http-outside",
+        &netprobe(),
+        &["http", "http", &outside, "/"],
+    );
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert!(
+        stdout(&out).contains("http response failed: error-code 4"),
+        "{}",
+        stdout(&out)
+    );
+    assert_refused(out.status.code(), &stderr(&out), "connect", &outside);
+    assert!(
+        refusal_logged("net-http-outside", &outside),
+        "{}",
+        decision_log()
+    );
+    assert_no_leftovers("net-http-outside");
+}
+
 /// A DNS server for the lookup test on 127.0.0.3:53: every A question is
 /// answered with 10.1.2.3, every other with no record (RFC 1035, written
 /// by hand: a header, the question echoed, one answer); it counts the

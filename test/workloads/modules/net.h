@@ -132,6 +132,14 @@ static inline void out(const char *line, int len) {
     fflush(stdout);
 }
 
+// wasi:http is WASI 0.2's; WasmEdge 0.14's modules have no such thing.
+static inline int net_http_get(int tls, const char *authority, const char *path) {
+    (void)tls, (void)authority, (void)path;
+    const char *text = "http: wasi:http needs a WASI 0.2 component (the Wasmtime shim)";
+    out(text, strlen(text));
+    return 95; // ENOTSUP
+}
+
 #elif defined(NET_WASI_SOCKETS)
 
 #define IMPORT(name) __attribute__((import_module("net"), import_name(name)))
@@ -170,6 +178,24 @@ IMPORT("resolve-addresses")
 void resolve_addresses(int32_t network, const char *name, int32_t len, void *ret);
 IMPORT("resolve-next-address") void resolve_next_address(int32_t stream, void *ret);
 IMPORT("resolve-subscribe") int32_t resolve_subscribe(int32_t stream);
+// wasi:http (types, outgoing-handler). An option<string> flattens to
+// {is_some, pointer, length}; an option<scheme> to {is_some, case,
+// pointer, length} (case 0 HTTP, 1 HTTPS).
+IMPORT("http-fields") int32_t http_fields(void);
+IMPORT("http-outgoing-request") int32_t http_outgoing_request(int32_t headers);
+IMPORT("http-set-scheme")
+int32_t http_set_scheme(int32_t request, int32_t some, int32_t scheme, const char *other,
+                        int32_t len);
+IMPORT("http-set-authority")
+int32_t http_set_authority(int32_t request, int32_t some, const char *authority, int32_t len);
+IMPORT("http-set-path")
+int32_t http_set_path(int32_t request, int32_t some, const char *path, int32_t len);
+IMPORT("http-handle") void http_handle(int32_t request, int32_t some, int32_t options, void *ret);
+IMPORT("http-future-subscribe") int32_t http_future_subscribe(int32_t future);
+IMPORT("http-future-get") void http_future_get(int32_t future, void *ret);
+IMPORT("http-status") int32_t http_status(int32_t response);
+IMPORT("http-consume") void http_consume(int32_t response, void *ret);
+IMPORT("http-body-stream") void http_body_stream(int32_t body, void *ret);
 
 // A `result<T, error-code>` of 32-bit values as the canonical ABI lays it
 // out, and one of a u64 (`check-send`, `send`: aligned to 8).
@@ -300,6 +326,59 @@ static inline int net_lookup(const char *name, uint8_t (*ips)[4], int max, int *
         if (!next[2]) return 0;
         if (next[4] == 0 && *found < max) memcpy(ips[(*found)++], next + 6, 4);
     }
+}
+
+// GET http(s)://authority/path: says `status N` and the body, on stdout.
+// wasi:http's error-code is 8-aligned (it holds option<u64>), so results
+// holding one put their payload at 8: `handle`'s result at 0 with the
+// future's handle (or the error's case) at 8; `get`'s
+// option<result<result<incoming-response, error-code>>> nests the option
+// at 0, the outer result at 8, the inner at 16 and its payload at 24.
+static inline int net_http_get(int tls, const char *authority, const char *path) {
+    int32_t request = http_outgoing_request(http_fields());
+    if (http_set_scheme(request, 1, tls ? 1 : 0, 0, 0)) return fail("set-scheme", 0);
+    if (http_set_authority(request, 1, authority, strlen(authority)))
+        return fail("set-authority", 0);
+    if (http_set_path(request, 1, path, strlen(path))) return fail("set-path", 0);
+    uint8_t handled[48] __attribute__((aligned(8))) = {0};
+    http_handle(request, 0, 0, handled);
+    if (handled[0]) return fail("http handle", handled[8]);
+    int32_t future;
+    memcpy(&future, handled + 8, 4);
+    uint8_t got[64] __attribute__((aligned(8)));
+    for (;;) {
+        memset(got, 0, sizeof got);
+        http_future_get(future, got);
+        if (got[0]) break;
+        wait_for(http_future_subscribe(future));
+    }
+    if (got[8]) return fail("http response", 0);
+    if (got[16]) return fail("http response", got[24]);
+    int32_t response;
+    memcpy(&response, got + 24, 4);
+    char line[32];
+    int len = snprintf(line, sizeof line, "status %d", (int)http_status(response));
+    out(line, len);
+    struct result r;
+    http_consume(response, &r);
+    if (r.is_err) return fail("consume", 0);
+    int32_t body = r.value[0];
+    http_body_stream(body, &r);
+    if (r.is_err) return fail("body stream", 0);
+    int32_t stream = r.value[0];
+    static char text[4096];
+    int length = 0;
+    for (;;) {
+        blocking_read(stream, sizeof text - length, &r);
+        if (r.is_err) break; // closed: the body is all here
+        int32_t n = r.value[1];
+        if (n > (int)sizeof text - length) n = sizeof text - length;
+        memcpy(text + length, (const void *)(uintptr_t)r.value[0], n);
+        length += n;
+        if (length == (int)sizeof text) break;
+    }
+    out(text, length);
+    return 0;
 }
 
 #else

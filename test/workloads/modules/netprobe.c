@@ -3,6 +3,10 @@
 //   netprobe udp A.B.C.D PORT MESSAGE   sends MESSAGE as one datagram
 //   netprobe lookup NAME                resolves NAME; prints its IPv4
 //                                       addresses, one a line
+//   netprobe http http|https AUTHORITY PATH
+//                                       GET over wasi:http (components
+//                                       only); says `status N`, then the
+//                                       body
 //
 // Exit status 0 when the call went through; otherwise, as net.h says, the
 // errno (WasmEdge) or 1 after the failed step on stdout (a component).
@@ -14,7 +18,8 @@
 #include "net.h"
 
 static int usage(void) {
-    const char *text = "usage: netprobe udp A.B.C.D PORT MESSAGE | netprobe lookup NAME";
+    const char *text =
+        "usage: netprobe udp A.B.C.D PORT MESSAGE | lookup NAME | http SCHEME AUTHORITY PATH";
     out(text, strlen(text));
     return 64;
 }
@@ -37,6 +42,9 @@ static int guest_main(int argc, char **argv) {
             out(line, len);
         }
         return found > 0 ? 0 : 65;
+    }
+    if (argc == 5 && !strcmp(argv[1], "http")) {
+        return net_http_get(!strcmp(argv[2], "https"), argv[3], argv[4]);
     }
     return usage();
 }

@@ -233,7 +233,8 @@ pub fn mqtt_publisher() -> Vec<u8> {
 
 /// The network probe (modules/netprobe.c) as a `wasi:cli/command`
 /// component: `netprobe.wasm udp A.B.C.D PORT MESSAGE` sends a datagram,
-/// `netprobe.wasm lookup NAME` resolves a name.
+/// `netprobe.wasm lookup NAME` resolves a name, `netprobe.wasm http
+/// SCHEME AUTHORITY PATH` GETs over `wasi:http`.
 pub fn netprobe() -> Vec<u8> {
     c_component("netprobe-core.wasm")
 }
@@ -254,7 +255,11 @@ fn c_component(core: &str) -> Vec<u8> {
 }
 
 /// The component around a C guest (see [`c_component`]): every function
-/// net.h may import, lowered; a guest imports those it calls.
+/// net.h may import, lowered (`wasi:sockets`, `wasi:http`'s types and
+/// outgoing handler, `wasi:io`, `wasi:cli`); a guest imports those it
+/// calls. The `wasi:http` types are wasmtime-wasi-http's, reduced to the
+/// functions net.h calls (`error-code` whole: a variant is matched case by
+/// case).
 const C_TEMPLATE: &str = r#"(component $C
 {IMPORTS}
   (import "wasi:cli/environment@0.2.0" (instance $environment
@@ -312,6 +317,103 @@ const C_TEMPLATE: &str = r#"(component $C
       (param "self" (borrow $ras)) (result (result (option $ie) (error $ee)))))
     (export "[method]resolve-address-stream.subscribe" (func (param "self" (borrow $ras))
       (result (own $pe))))))
+  (import "wasi:http/types@0.2.0" (instance $http
+    (alias outer $C $input (type $i))
+    (export "input-stream" (type $ie (eq $i)))
+    (alias outer $C $pollable (type $p))
+    (export "pollable" (type $pe (eq $p)))
+    (type $dns (record (field "rcode" (option string)) (field "info-code" (option u16))))
+    (export "DNS-error-payload" (type $dnse (eq $dns)))
+    (type $tls (record (field "alert-id" (option u8)) (field "alert-message" (option string))))
+    (export "TLS-alert-received-payload" (type $tlse (eq $tls)))
+    (type $fsp (record (field "field-name" (option string)) (field "field-size" (option u32))))
+    (export "field-size-payload" (type $fspe (eq $fsp)))
+    (type $ec (variant
+      (case "DNS-timeout") (case "DNS-error" $dnse) (case "destination-not-found")
+      (case "destination-unavailable") (case "destination-IP-prohibited")
+      (case "destination-IP-unroutable") (case "connection-refused")
+      (case "connection-terminated") (case "connection-timeout")
+      (case "connection-read-timeout") (case "connection-write-timeout")
+      (case "connection-limit-reached") (case "TLS-protocol-error")
+      (case "TLS-certificate-error") (case "TLS-alert-received" $tlse)
+      (case "HTTP-request-denied") (case "HTTP-request-length-required")
+      (case "HTTP-request-body-size" (option u64)) (case "HTTP-request-method-invalid")
+      (case "HTTP-request-URI-invalid") (case "HTTP-request-URI-too-long")
+      (case "HTTP-request-header-section-size" (option u32))
+      (case "HTTP-request-header-size" (option $fspe))
+      (case "HTTP-request-trailer-section-size" (option u32))
+      (case "HTTP-request-trailer-size" $fspe) (case "HTTP-response-incomplete")
+      (case "HTTP-response-header-section-size" (option u32))
+      (case "HTTP-response-header-size" $fspe) (case "HTTP-response-body-size" (option u64))
+      (case "HTTP-response-trailer-section-size" (option u32))
+      (case "HTTP-response-trailer-size" $fspe)
+      (case "HTTP-response-transfer-coding" (option string))
+      (case "HTTP-response-content-coding" (option string)) (case "HTTP-response-timeout")
+      (case "HTTP-upgrade-failed") (case "HTTP-protocol-error") (case "loop-detected")
+      (case "configuration-error") (case "internal-error" (option string))))
+    (export "error-code" (type $ece (eq $ec)))
+    (type $sc (variant (case "HTTP") (case "HTTPS") (case "other" string)))
+    (export "scheme" (type $sce (eq $sc)))
+    (export "fields" (type $fields (sub resource)))
+    (export "outgoing-request" (type $req (sub resource)))
+    (export "request-options" (type $opts (sub resource)))
+    (export "future-incoming-response" (type $fut (sub resource)))
+    (export "incoming-response" (type $res (sub resource)))
+    (export "incoming-body" (type $body (sub resource)))
+    (export "[constructor]fields" (func (result (own $fields))))
+    (export "[constructor]outgoing-request" (func (param "headers" (own $fields))
+      (result (own $req))))
+    (export "[method]outgoing-request.set-scheme" (func (param "self" (borrow $req))
+      (param "scheme" (option $sce)) (result (result))))
+    (export "[method]outgoing-request.set-authority" (func (param "self" (borrow $req))
+      (param "authority" (option string)) (result (result))))
+    (export "[method]outgoing-request.set-path-with-query" (func (param "self" (borrow $req))
+      (param "path-with-query" (option string)) (result (result))))
+    (export "[method]future-incoming-response.subscribe" (func (param "self" (borrow $fut))
+      (result (own $pe))))
+    (export "[method]future-incoming-response.get" (func (param "self" (borrow $fut))
+      (result (option (result (result (own $res) (error $ece)))))))
+    (export "[method]incoming-response.status" (func (param "self" (borrow $res)) (result u16)))
+    (export "[method]incoming-response.consume" (func (param "self" (borrow $res))
+      (result (result (own $body)))))
+    (export "[method]incoming-body.stream" (func (param "self" (borrow $body))
+      (result (result (own $ie)))))))
+  (alias export $http "outgoing-request" (type $outgoing-request))
+  (alias export $http "request-options" (type $request-options))
+  (alias export $http "future-incoming-response" (type $future-incoming-response))
+  (alias export $http "error-code" (type $http-error-code))
+  (import "wasi:http/outgoing-handler@0.2.0" (instance $outgoing
+    (alias outer $C $outgoing-request (type $r))
+    (export "outgoing-request" (type $re (eq $r)))
+    (alias outer $C $request-options (type $o))
+    (export "request-options" (type $oe (eq $o)))
+    (alias outer $C $future-incoming-response (type $f))
+    (export "future-incoming-response" (type $fe (eq $f)))
+    (alias outer $C $http-error-code (type $e))
+    (export "error-code" (type $ee (eq $e)))
+    (export "handle" (func (param "request" (own $re)) (param "options" (option (own $oe)))
+      (result (result (own $fe) (error $ee)))))))
+  (core func $http-fields (canon lower (func $http "[constructor]fields")))
+  (core func $http-outgoing-request (canon lower (func $http "[constructor]outgoing-request")))
+  (core func $http-set-scheme (canon lower (func $http "[method]outgoing-request.set-scheme")
+    (memory (core memory $mem "memory")) (realloc (core func $mem "cabi_realloc"))))
+  (core func $http-set-authority (canon lower
+    (func $http "[method]outgoing-request.set-authority")
+    (memory (core memory $mem "memory")) (realloc (core func $mem "cabi_realloc"))))
+  (core func $http-set-path (canon lower
+    (func $http "[method]outgoing-request.set-path-with-query")
+    (memory (core memory $mem "memory")) (realloc (core func $mem "cabi_realloc"))))
+  (core func $http-handle (canon lower (func $outgoing "handle")
+    (memory (core memory $mem "memory")) (realloc (core func $mem "cabi_realloc"))))
+  (core func $http-future-subscribe (canon lower
+    (func $http "[method]future-incoming-response.subscribe")))
+  (core func $http-future-get (canon lower (func $http "[method]future-incoming-response.get")
+    (memory (core memory $mem "memory")) (realloc (core func $mem "cabi_realloc"))))
+  (core func $http-status (canon lower (func $http "[method]incoming-response.status")))
+  (core func $http-consume (canon lower (func $http "[method]incoming-response.consume")
+    (memory (core memory $mem "memory"))))
+  (core func $http-body-stream (canon lower (func $http "[method]incoming-body.stream")
+    (memory (core memory $mem "memory"))))
   (core func $start-connect (canon lower (func $tcp "[method]tcp-socket.start-connect")
     (memory (core memory $mem "memory"))))
   (core func $finish-connect (canon lower (func $tcp "[method]tcp-socket.finish-connect")
@@ -377,7 +479,18 @@ const C_TEMPLATE: &str = r#"(component $C
       (export "udp-subscribe" (func $udp-subscribe))
       (export "resolve-addresses" (func $resolve-addresses))
       (export "resolve-next-address" (func $resolve-next-address))
-      (export "resolve-subscribe" (func $resolve-subscribe))))))
+      (export "resolve-subscribe" (func $resolve-subscribe))
+      (export "http-fields" (func $http-fields))
+      (export "http-outgoing-request" (func $http-outgoing-request))
+      (export "http-set-scheme" (func $http-set-scheme))
+      (export "http-set-authority" (func $http-set-authority))
+      (export "http-set-path" (func $http-set-path))
+      (export "http-handle" (func $http-handle))
+      (export "http-future-subscribe" (func $http-future-subscribe))
+      (export "http-future-get" (func $http-future-get))
+      (export "http-status" (func $http-status))
+      (export "http-consume" (func $http-consume))
+      (export "http-body-stream" (func $http-body-stream))))))
   (func $run (result (result)) (canon lift (core func $main "run")))
   (instance $api (export "run" (func $run)))
   (export "wasi:cli/run@0.2.0" (instance $api)))"#;

@@ -7,6 +7,7 @@
 //! `wasmtime-wasi`, told apart by the binary's header.
 
 mod compile;
+mod http;
 mod limits;
 mod network;
 mod run;
@@ -179,14 +180,14 @@ impl Engine for WasmtimeEngine {
         network: &NetworkGrant,
         report: Option<crate::ReportRefusal>,
     ) -> Result<i32> {
-        let network = network::Checked {
+        let egress = std::sync::Arc::new(network::Egress::new(network::Checked {
             grant: network.clone(),
             report,
-        };
+        }));
         match prepared {
-            Prepared::Module(pre) => run::run_module(&self.engine, pre, view, network),
+            Prepared::Module(pre) => run::run_module(&self.engine, pre, view, egress),
             Prepared::Component { pre, command } => {
-                run::run_component(&self.engine, pre, command.as_ref(), view, network)
+                run::run_component(&self.engine, pre, command.as_ref(), view, egress)
             }
         }
     }
@@ -201,6 +202,9 @@ impl WasmtimeEngine {
         let mut linker = wasmtime::component::Linker::new(&self.engine);
         wasmtime_wasi::p2::add_to_linker_sync(&mut linker)
             .map_err(|e| EngineError::Setup(format!("WASI 0.2 linker: {e}")))?;
+        // wasi:http's outgoing handler and types (http.rs sends requests).
+        wasmtime_wasi_http::p2::add_only_http_to_linker_sync(&mut linker)
+            .map_err(|e| EngineError::Setup(format!("wasi:http linker: {e}")))?;
         Ok(self.component_linker.get_or_init(|| linker))
     }
 

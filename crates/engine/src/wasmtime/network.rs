@@ -2,7 +2,8 @@
 //! before every bind, listen, connect and datagram send (its
 //! `socket_addr_check`), and a refusal reaches the module as EACCES. Name
 //! lookups are allowed when the container may reach one of its resolvers
-//! (wasmtime-wasi can allow them only as a whole).
+//! (wasmtime-wasi can allow them only as a whole). `wasi:http` requests
+//! are checked by the same [`Egress`] (http.rs).
 //! Refusals are said on the container's stderr and handed to the shim's
 //! report channel, rate-limited ([`RateLimit::for_refusals`]), so that a
 //! connect flood can fill neither log.
@@ -21,24 +22,53 @@ pub struct Checked {
     pub report: Option<ReportRefusal>,
 }
 
-/// Applies `checked` to the context being built.
-pub fn apply(builder: &mut WasiCtxBuilder, checked: Checked) {
+/// A container's grant as the engine checks it: every use of an address by
+/// its sockets and its `wasi:http` requests, refusals said and reported
+/// within one rate limit.
+pub struct Egress {
+    checked: Checked,
+    limit: Mutex<RateLimit>,
+    /// Whether names may be looked up (see `NetworkGrant::allows_name_lookup`).
+    lookups: bool,
+}
+
+impl Egress {
+    /// `checked`, with the resolvers of the container's own resolv.conf
+    /// (read here: this runs in the container's process, `/` is its own).
+    pub fn new(checked: Checked) -> Self {
+        let resolv_conf = std::fs::read_to_string("/etc/resolv.conf").ok();
+        let resolvers = edgeshim_network::resolvers(resolv_conf.as_deref());
+        Self {
+            lookups: checked.grant.allows_name_lookup(&resolvers),
+            checked,
+            limit: Mutex::new(RateLimit::for_refusals()),
+        }
+    }
+
+    /// Whether names may be looked up.
+    pub fn allows_name_lookup(&self) -> bool {
+        self.lookups
+    }
+
+    /// Whether `address` may be used as `usage`; a refusal is said on
+    /// stderr and reported.
+    pub fn allows(&self, address: SocketAddr, usage: SocketAddrUse) -> bool {
+        decide(&self.checked, &self.limit, address, usage)
+    }
+}
+
+/// Applies `egress` to the context being built.
+pub fn apply(builder: &mut WasiCtxBuilder, egress: Arc<Egress>) {
     // wasmtime-wasi refuses TCP and UDP sockets unless told otherwise.
     // Sockets may be made; what they may do is checked address by address
     // (a socket that can neither bind nor connect reaches nothing), so that
     // every refusal is said, also where the grant allows nothing.
-    // Lookups run the resolver here, in the container's process, against
-    // the container's own resolv.conf (`/` is the container's by now).
-    let resolv_conf = std::fs::read_to_string("/etc/resolv.conf").ok();
-    let resolvers = edgeshim_network::resolvers(resolv_conf.as_deref());
     builder
         .allow_tcp(true)
         .allow_udp(true)
-        .allow_ip_name_lookup(checked.grant.allows_name_lookup(&resolvers));
-    let checked = Arc::new(checked);
-    let limit = Arc::new(Mutex::new(RateLimit::for_refusals()));
+        .allow_ip_name_lookup(egress.allows_name_lookup());
     builder.socket_addr_check(move |address, usage| {
-        let allowed = decide(&checked, &limit, address, usage);
+        let allowed = egress.allows(address, usage);
         Box::pin(async move { allowed })
     });
 }

@@ -9,7 +9,12 @@ use wasmtime_wasi::p2::bindings::sync::CommandPre;
 use wasmtime_wasi::{FsPerms, I32Exit, WasiCtx, WasiCtxBuilder, WasiCtxView};
 
 use super::limits::MemoryCap;
-use super::network::Checked;
+use std::sync::Arc;
+
+use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
+
+use super::http::EgressHooks;
+use super::network::Egress;
 use crate::{EngineError, Result, TRAP_EXIT_CODE, WasiView};
 
 /// What a store holds for one container running a module.
@@ -23,6 +28,18 @@ pub struct ComponentState {
     ctx: WasiCtx,
     table: ResourceTable,
     limits: MemoryCap,
+    http: WasiHttpCtx,
+    http_hooks: EgressHooks,
+}
+
+impl WasiHttpView for ComponentState {
+    fn http(&mut self) -> WasiHttpCtxView<'_> {
+        WasiHttpCtxView {
+            ctx: &mut self.http,
+            table: &mut self.table,
+            hooks: &mut self.http_hooks,
+        }
+    }
 }
 
 impl wasmtime_wasi::WasiView for ComponentState {
@@ -55,12 +72,12 @@ pub fn run_module(
     engine: &wasmtime::Engine,
     prepared: &InstancePre<ContainerState>,
     view: &WasiView,
-    network: Checked,
+    egress: Arc<Egress>,
 ) -> Result<i32> {
     let io_runtime = io_runtime()?;
     let _entered = io_runtime.enter();
     let state = ContainerState {
-        wasi: wasi_builder(view, network)?.build_p1(),
+        wasi: wasi_builder(view, egress)?.build_p1(),
         limits: MemoryCap::new(view.memory_limit),
     };
     let mut store = Store::new(engine, state);
@@ -82,14 +99,16 @@ pub fn run_component(
     prepared: &ComponentPre<ComponentState>,
     command: Option<&CommandPre<ComponentState>>,
     view: &WasiView,
-    network: Checked,
+    egress: Arc<Egress>,
 ) -> Result<i32> {
     let io_runtime = io_runtime()?;
     let _entered = io_runtime.enter();
     let state = ComponentState {
-        ctx: wasi_builder(view, network)?.build(),
+        ctx: wasi_builder(view, egress.clone())?.build(),
         table: ResourceTable::new(),
         limits: MemoryCap::new(view.memory_limit),
+        http: WasiHttpCtx::new(),
+        http_hooks: EgressHooks { egress },
     };
     let mut store = Store::new(engine, state);
     store.limiter(|state| &mut state.limits);
@@ -128,7 +147,7 @@ fn exit_status(ran: wasmtime::Result<i32>) -> Result<i32> {
     }
 }
 
-fn wasi_builder(view: &WasiView, network: Checked) -> Result<WasiCtxBuilder> {
+fn wasi_builder(view: &WasiView, egress: Arc<Egress>) -> Result<WasiCtxBuilder> {
     let mut builder = WasiCtxBuilder::new();
     builder
         .args(&view.args)
@@ -148,6 +167,6 @@ fn wasi_builder(view: &WasiView, network: Checked) -> Result<WasiCtxBuilder> {
                 reason: format!("{e:#}"),
             })?;
     }
-    super::network::apply(&mut builder, network);
+    super::network::apply(&mut builder, egress);
     Ok(builder)
 }
