@@ -26,6 +26,10 @@ use crate::eval::{LoadedPolicy, WasmHost};
 use crate::last_good::{LastGood, LastGoodCopy};
 use crate::{Decision, DecisionInput, Gate, NetworkDefault, NetworkGrant, PolicySource};
 
+/// The least time a new policy gets for each recent input at load (a
+/// reload is rare; a slow answer there is not a malformed one).
+const REPLAY_BUDGET: Duration = Duration::from_millis(500);
+
 /// How stale the view of the policy files may get.
 pub const RECHECK_EVERY: Duration = Duration::from_millis(250);
 
@@ -48,7 +52,13 @@ struct GateState {
     next_check: Option<Instant>,
     /// No config file, and none ever loaded on this node: the gate is off.
     never_configured: bool,
+    /// The inputs of the latest decisions ([`RECENT_INPUTS`]), which a new
+    /// policy must answer well before it replaces this one.
+    recent: std::collections::VecDeque<serde_json::Value>,
 }
+
+/// How many recent inputs a new policy is tried on at load.
+const RECENT_INPUTS: usize = 8;
 
 /// What identifies a file's version without reading it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -205,6 +215,22 @@ impl GateState {
                 Ok((source, policy))
             }),
         };
+        // A policy whose answer to an input this gate decided lately does
+        // not read as a decision (a network section that does not parse,
+        // say) fails its load like a syntax error: the last good serves on.
+        let loaded = loaded.and_then(|(source, mut policy)| {
+            let budget = Duration::from_millis(config.budget_ms).max(REPLAY_BUDGET);
+            for input in &self.recent {
+                policy.answers_well(input, budget).map_err(|e| {
+                    format!(
+                        "policy {}: its decision for container {} is malformed: {e}",
+                        config.policy.as_deref().unwrap_or(Path::new("")).display(),
+                        input["container"]["id"].as_str().unwrap_or("?"),
+                    )
+                })?;
+            }
+            Ok((source, policy))
+        });
         match loaded {
             Ok((source, policy)) => {
                 log::info!(
@@ -399,7 +425,14 @@ impl GateState {
                 Duration::ZERO,
             ),
             Some(policy) => match input_value(input, config.max_input_bytes) {
-                Ok(value) => policy.decide(&value, budget),
+                Ok(value) => {
+                    let decided = policy.decide(&value, budget);
+                    if self.recent.len() == RECENT_INPUTS {
+                        self.recent.pop_front();
+                    }
+                    self.recent.push_back(value);
+                    decided
+                }
                 Err(e) => (Err(e), Duration::ZERO),
             },
         };

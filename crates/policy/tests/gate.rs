@@ -774,6 +774,44 @@ decision := {"allow": true, "reasons": set(), "network": {"connect": ["10.20.0.0
     assert!(!decision.network.allows_any(), "the default still holds");
 }
 
+/// A new policy whose network section does not parse, for an input the
+/// gate decided lately, fails its load like a syntax error: the last good
+/// keeps serving, grant and all; a good one is taken up after it.
+#[test]
+fn test_a_reloaded_policy_with_a_network_section_that_does_not_parse_keeps_the_last_good() {
+    let good = r#"package edgeshim
+decision := {"allow": true, "reasons": set(), "network": {"connect": ["10.20.0.0/16:1883"]}}
+"#;
+    let setup = Setup::new("", Some(good));
+    let gate = setup.gate();
+    let wasm = input(ContainerKind::Wasm);
+    let first = gate.decide(&wasm);
+    assert!(first.allow, "{first:?}");
+    let granted: std::net::SocketAddr = "10.20.1.1:1883".parse().expect("address");
+    let connect = edgeshim_network::Use::Connect;
+    assert!(first.network.check(connect, granted).allowed);
+
+    setup.write_policy(&good.replace("1883", "99999"));
+    let seen_after = Instant::now() + 2 * edgeshim_policy::RECHECK_EVERY;
+    while Instant::now() < seen_after {
+        let decision = gate.decide(&wasm);
+        assert!(decision.allow, "{decision:?}");
+        assert_eq!(decision.revision, first.revision);
+        assert!(decision.network.check(connect, granted).allowed);
+    }
+
+    setup.write_policy(&good.replace("1883", "8883"));
+    await_decision(&gate, &wasm, |d| d.revision != first.revision);
+    let taken = gate.decide(&wasm);
+    assert!(!taken.network.check(connect, granted).allowed);
+    assert!(
+        taken
+            .network
+            .check(connect, "10.20.1.1:8883".parse().expect("address"))
+            .allowed
+    );
+}
+
 #[test]
 fn test_the_example_library_lets_a_data_local_pod_connect_only_to_its_brokers() {
     use std::net::SocketAddr;
