@@ -506,6 +506,46 @@ fn test_a_connect_flood_is_refused_each_time_logged_within_the_limit_and_the_shi
     remove_pod(&mut cri, &pod_id, &[&next]);
 }
 
+/// The same flood under the spec's pids and memory limits (through `ctr`:
+/// CRI sets no pids limit per container): the limits hold the engine's
+/// threads and memory, every connect is refused, and the log stays
+/// bounded.
+#[test]
+fn test_a_connect_flood_under_pids_and_memory_limits_is_refused_within_them() {
+    const TIMES: u32 = 1000;
+    let guest = tcp_connect_flood([127, 0, 0, 2], GRANTED_PORT, TIMES);
+    // Its own id on each engine: the decision log outlives a run.
+    let id = format!("net-flood-limited-{}", engine().name);
+    let started = std::time::Instant::now();
+    let out = run_rm_with_spec(&id, &[], &["/flood.wasm"], |spec| {
+        let root = std::path::PathBuf::from(spec["root"]["path"].as_str().expect("root"));
+        std::fs::create_dir_all(&root).expect("rootfs");
+        std::fs::write(root.join("flood.wasm"), &guest).expect("guest");
+        if let Some(namespaces) = spec["linux"]["namespaces"].as_array_mut() {
+            namespaces.retain(|ns| ns["type"] != "network");
+        }
+        spec["linux"]["resources"]["pids"] = serde_json::json!({ "limit": 4 });
+        spec["linux"]["resources"]["memory"] = serde_json::json!({ "limit": 48 << 20 });
+    });
+    assert!(
+        out.status.success(),
+        "each connect refused: {}",
+        stderr(&out)
+    );
+    let windows = started.elapsed().as_secs() / 10 + 1;
+    let address = format!("127.0.0.2:{GRANTED_PORT}");
+    let lines = decision_log()
+        .lines()
+        .filter(|l| l.contains(&format!("\"container\":\"{id}\"")) && l.contains(&address))
+        .count();
+    assert!(lines >= 1, "{}", decision_log());
+    assert!(
+        u64::try_from(lines).expect("count") <= 10 * windows,
+        "{lines} lines in {windows} windows"
+    );
+    assert_no_leftovers(&id);
+}
+
 /// Whether the decision log has the line for container `id` refused a
 /// connect to `address` by no rule.
 fn refusal_logged(id: &str, address: &str) -> bool {

@@ -2,7 +2,8 @@
 //! 0.4.1, unpacked by `hack/install-runwasi-modules.sh`) on edgeshim's
 //! shims through a real containerd: what runs on runwasi runs here, with
 //! the same output and exit status, and what an engine cannot run is
-//! refused at create by name. The crate's two Rust guests
+//! refused at create by name; and a module importing what no engine
+//! provides is refused at create, by name. The crate's two Rust guests
 //! (`has_default_devices`, `seccomp`) need a Rust wasm32 target to build
 //! and are not here; the suite's own modules cover what they test (see
 //! `test_module_reaches_no_kernel_interface_and_default_devices_work` in
@@ -127,5 +128,40 @@ fn test_runwasi_components_run_on_wasmtime_and_are_refused_by_name_on_wasmedge()
         let err = stderr(&out);
         assert!(err.contains("container runwasi-thunk-none"), "{err}");
         assert!(err.contains("not a wasi:cli/command"), "{err}");
+    }
+}
+
+/// A module importing a function neither engine provides (here a socket
+/// call under another module name, and a WASI function that does not
+/// exist) is refused at create, naming the container and the import, and
+/// leaves nothing behind.
+#[test]
+fn test_a_module_importing_what_no_engine_provides_is_refused_by_name() {
+    for (id, import) in [
+        (
+            "import-unknown-module",
+            r#""wasi_unstable_sockets" "sock_open""#,
+        ),
+        (
+            "import-unknown-function",
+            r#""wasi_snapshot_preview1" "sock_teleport""#,
+        ),
+    ] {
+        let module = wat::parse_str(format!(
+            r#"(module (import {import} (func (param i32) (result i32)))
+                 (memory (export "memory") 1) (func (export "_start")))"#
+        ))
+        .expect("wat");
+        let out = run_rm_with_spec(id, &[], &["/app.wasm"], |spec| {
+            let root = PathBuf::from(spec["root"]["path"].as_str().expect("root"));
+            std::fs::create_dir_all(&root).expect("rootfs");
+            std::fs::write(root.join("app.wasm"), &module).expect("module");
+        });
+        assert!(!out.status.success(), "{id}");
+        let err = stderr(&out);
+        assert!(err.contains(&format!("container {id}")), "{err}");
+        let name = import.split('"').nth(3).expect("the function's name");
+        assert!(err.contains(name), "{id}: {err}");
+        assert_no_leftovers(id);
     }
 }
