@@ -221,6 +221,13 @@ fn test_load_check_failing_on_reload_keeps_the_last_good_policy() {
     let wasm = input(ContainerKind::Wasm);
     let good = gate.decide(&wasm);
     assert!(good.allow, "{good:?}");
+    // A pass is kept by content, so that new shims do not run it again.
+    let passes = || {
+        std::fs::read_dir(setup.path("cache/policy-check-passed"))
+            .map(|dir| dir.filter(|e| e.is_ok()).count())
+            .unwrap_or(0)
+    };
+    assert_eq!(passes(), 1);
 
     // Data that fails the check: refused, the last good one keeps serving.
     let staged = setup.path("staged.json");
@@ -233,6 +240,8 @@ fn test_load_check_failing_on_reload_keeps_the_last_good_policy() {
         assert_eq!(decision.revision, good.revision);
     }
 
+    assert_eq!(passes(), 1, "a refusal is not kept");
+
     // A policy that passes its check again is taken up.
     std::fs::write(setup.path("policy/data.json"), r#"{"bad": false}"#).expect("data");
     setup.write_policy(&format!(
@@ -240,6 +249,7 @@ fn test_load_check_failing_on_reload_keeps_the_last_good_policy() {
     ));
     await_decision(&gate, &wasm, |d| d.revision != good.revision);
     assert!(gate.decide(&wasm).allow);
+    assert_eq!(passes(), 2);
 }
 
 #[test]

@@ -23,6 +23,9 @@ use crate::source::{PolicyCode, PolicySource};
 /// decision's).
 const CHECK_BUDGET: Duration = Duration::from_secs(1);
 
+/// The cache folder of load checks passed, by policy content and check.
+const CHECK_VERDICTS: &str = "policy-check-passed";
+
 /// Runs one evaluation within `budget` (wall clock).
 pub(crate) trait Evaluate: Send {
     fn evaluate(
@@ -177,18 +180,31 @@ impl LoadedPolicy {
     ) -> Result<Self, String> {
         let in_policy = |e: String| format!("policy {}: {e}", path.display());
         if let Some(check) = check {
-            let mut checker =
-                Self::compile(wasm_host, source, check, cache_dir).map_err(in_policy)?;
-            let problems = checker
-                .evaluator
-                .evaluate(&serde_json::json!({}), CHECK_BUDGET)
-                .and_then(|value| read_check_output(&value))
-                .map_err(|e| in_policy(format!("check {check}: {e}")))?;
-            if !problems.is_empty() {
-                return Err(in_policy(format!(
-                    "check {check} refused it: {}",
-                    problems.join("; ")
-                )));
+            // The check's input is fixed (`{}`), so its verdict on the same
+            // content is too: a pass is kept in the cache and not run again
+            // by every new shim (it sat on each pod's first start).
+            let verdicts = ModuleCache::new(cache_dir, CHECK_VERDICTS);
+            let key = edgeshim_cache::content_hash(
+                format!("{}\0{check}", source.content_hash).as_bytes(),
+            );
+            if verdicts.open_verified(&key).is_none() {
+                let mut checker =
+                    Self::compile(wasm_host, source, check, cache_dir).map_err(in_policy)?;
+                let problems = checker
+                    .evaluator
+                    .evaluate(&serde_json::json!({}), CHECK_BUDGET)
+                    .and_then(|value| read_check_output(&value))
+                    .map_err(|e| in_policy(format!("check {check}: {e}")))?;
+                if !problems.is_empty() {
+                    return Err(in_policy(format!(
+                        "check {check} refused it: {}",
+                        problems.join("; ")
+                    )));
+                }
+                // Best effort: without it the check runs again next time.
+                if let Err(e) = verdicts.store(&key, b"passed") {
+                    log::debug!("cannot keep the check's verdict: {e}");
+                }
             }
         }
         Self::compile(wasm_host, source, entrypoint, cache_dir).map_err(in_policy)
