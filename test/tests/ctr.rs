@@ -897,3 +897,86 @@ fn test_a_spec_just_under_each_limit_runs_and_just_over_is_refused_by_name() {
         assert_no_leftovers(id);
     }
 }
+
+/// Whether the node's cache holds a compiled entry for the module whose
+/// sha256 is `hash` (in any engine's folder).
+fn compiled_in_cache(hash: &str) -> bool {
+    std::fs::read_dir(cache_dir())
+        .into_iter()
+        .flatten()
+        .flatten()
+        .any(|engine| {
+            engine
+                .path()
+                .join(format!("{hash}.d"))
+                .join("sha256")
+                .exists()
+        })
+}
+
+/// A module's first start never waits for an ahead-of-time compile on the
+/// WasmEdge shim: it runs in the interpreter while a helper compiles it,
+/// and the cache holds its native code for the starts after (Wasmtime's
+/// Cranelift compiles before the first start, in milliseconds).
+#[test]
+fn test_a_new_module_starts_before_its_native_code_and_is_cached_for_later_starts() {
+    let line = format!("fresh module of test process {}\n", std::process::id());
+    let escaped: String = line.bytes().map(|b| format!("\\{b:02x}")).collect();
+    let bytes = wat::parse_str(format!(
+        r#"(module
+          (import "wasi_snapshot_preview1" "fd_write" (func $w (param i32 i32 i32 i32) (result i32)))
+          (memory (export "memory") 1)
+          (data (i32.const 16) "{escaped}")
+          (func (export "_start")
+            (i32.store (i32.const 0) (i32.const 16))
+            (i32.store (i32.const 4) (i32.const {len}))
+            (drop (call $w (i32.const 1) (i32.const 0) (i32.const 1) (i32.const 8)))))"#,
+        len = line.len()
+    ))
+    .expect("wat");
+    let hash = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(&bytes));
+    let run = |id: &str| {
+        run_rm_with_spec(id, &[], &["/fresh.wasm"], |spec| {
+            let root = std::path::PathBuf::from(spec["root"]["path"].as_str().expect("root"));
+            std::fs::create_dir_all(&root).expect("rootfs");
+            std::fs::write(root.join("fresh.wasm"), &bytes).expect("module");
+        })
+    };
+    let out = run("fresh-first");
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(stdout(&out), line);
+    if engine() == WASMEDGE {
+        let said = containerd_log().lines().any(|l| {
+            l.contains(&hash) && l.contains("starts in the interpreter while it is compiled")
+        });
+        assert!(said, "no line says {hash} started interpreted");
+        await_condition("the background compile's cache entry", LIMIT, || {
+            compiled_in_cache(&hash)
+        });
+    } else {
+        assert!(compiled_in_cache(&hash), "compiled before the first start");
+    }
+    let out = run("fresh-second");
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(stdout(&out), line);
+    for id in ["fresh-first", "fresh-second"] {
+        assert_no_leftovers(id);
+    }
+    // The helper's input is gone once it is done.
+    let pending = std::fs::read_dir(cache_dir())
+        .into_iter()
+        .flatten()
+        .flatten()
+        .flat_map(|engine| {
+            std::fs::read_dir(engine.path())
+                .into_iter()
+                .flatten()
+                .flatten()
+        })
+        .any(|e| {
+            e.file_name()
+                .to_string_lossy()
+                .contains(&format!(".pending-{hash}"))
+        });
+    assert!(!pending, "the background compile's input was left behind");
+}

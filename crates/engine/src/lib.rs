@@ -67,8 +67,14 @@ pub struct EngineConfig {
     pub cache_dir: Option<PathBuf>,
     /// Never start a thread (the launcher, which clones containers, must
     /// stay single-threaded): a compile, if one is needed, runs on the
-    /// caller's thread.
+    /// caller's thread, or (WasmEdge) does not run: the module is
+    /// interpreted until the shim's compile is in the cache.
     pub single_threaded: bool,
+    /// Where an engine has an interpreter (WasmEdge): a module not yet
+    /// compiled starts at once in it, while a helper process compiles it
+    /// ahead of time for the starts that follow, instead of its first start
+    /// waiting for the compile.
+    pub compile_in_background: bool,
 }
 
 impl EngineConfig {
@@ -83,6 +89,7 @@ impl EngineConfig {
         Self {
             cache_dir: Some(dir),
             single_threaded: false,
+            compile_in_background: true,
         }
     }
 }
@@ -121,6 +128,13 @@ pub trait Engine: Send + Sync + Sized + 'static {
     /// its grant is not everything, and the engine has no hook of its own
     /// where an address is used.
     fn needs_guard(&self, prepared: &Self::Prepared, network: &NetworkGrant) -> bool;
+
+    /// A better preparation of the module `prepared` was made from, when
+    /// one is ready now (WasmEdge: its native code, compiled in the
+    /// background since `prepared` was interpreted); `None` otherwise.
+    fn refresh(&self, _prepared: &Self::Prepared, _sha256: &str) -> Option<Self::Prepared> {
+        None
+    }
 
     /// Instantiates and runs the module (`_start`, or `view.entry_export`)
     /// or the component (`wasi:cli/run`), with sockets as `network` allows,

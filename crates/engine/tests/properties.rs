@@ -107,6 +107,7 @@ fn wasmtime() -> &'static edgeshim_engine::WasmtimeEngine {
         edgeshim_engine::WasmtimeEngine::new(EngineConfig {
             cache_dir: None,
             single_threaded: false,
+            compile_in_background: false,
         })
         .expect("engine")
     })
@@ -130,6 +131,7 @@ fn wasmedge() -> &'static edgeshim_engine::WasmEdgeEngine {
         edgeshim_engine::WasmEdgeEngine::new(EngineConfig {
             cache_dir: None,
             single_threaded: false,
+            compile_in_background: false,
         })
         .expect("engine")
     })

@@ -98,8 +98,19 @@ impl<E: Engine> PayloadFactory for WasmPayloads<E> {
         let description: PayloadDescription = serde_json::from_value(description.clone())
             .map_err(|e| format!("bad payload description: {e}"))?;
         let engine = self.engine()?;
-        let prepared = match self.modules.get(&description.sha256) {
-            Some(prepared) => prepared.clone(),
+        let known = self.modules.get(&description.sha256).cloned();
+        let prepared = match known {
+            // Interpreted until the shim's background compile is cached
+            // (WasmEdge): each start looks again.
+            Some(prepared) => match engine.refresh(&prepared, &description.sha256) {
+                Some(better) => {
+                    let better = Arc::new(better);
+                    self.modules
+                        .insert(description.sha256.clone(), better.clone());
+                    better
+                }
+                None => prepared,
+            },
             None => {
                 let Some(fd) = fd else {
                     return Ok(None);

@@ -45,6 +45,13 @@ static COMPILING: std::sync::Mutex<()> = std::sync::Mutex::new(());
 /// `<shim> --edgeshim-aot-compile <module.wasm> <out.so>`.
 pub const COMPILE_HELPER_ARG: &str = "--edgeshim-aot-compile";
 
+/// First argument that makes the shim binary a background compile:
+/// `<shim> --edgeshim-aot-compile-into-cache <cache root> <sha256>
+/// <module.wasm>`: it compiles the module into the cache entry itself and
+/// removes `<module.wasm>`, so the compile outlives a shim that exits
+/// first (a short-lived pod's).
+pub const BACKGROUND_COMPILE_ARG: &str = "--edgeshim-aot-compile-into-cache";
+
 /// The library's name in a cache entry (the compiler adds `.so` to the
 /// stem it is given).
 const LIBRARY_FILE: &str = "module.so";
@@ -65,6 +72,8 @@ pub struct AotCache {
     /// Every library this process handed to WasmEdge, kept open (see the
     /// module docs).
     loaded: std::sync::Mutex<Vec<File>>,
+    /// Modules this process started a background compile of: once each.
+    background: std::sync::Mutex<std::collections::HashSet<String>>,
 }
 
 /// Why a module has no native code.
@@ -87,7 +96,84 @@ impl AotCache {
             compiler,
             cache: ModuleCache::new(root, &super::engine_tag()).with_artifact_name(LIBRARY_FILE),
             loaded: std::sync::Mutex::new(Vec::new()),
+            background: std::sync::Mutex::new(std::collections::HashSet::new()),
         }
+    }
+
+    /// The module's native code, if the cache has it now; never compiles.
+    pub fn cached(&self, hash: &str, config: &Config) -> Option<Module> {
+        self.load_cached(hash, config)
+    }
+
+    /// Starts a compile of `wasm` into the cache in a helper process of its
+    /// own and returns at once; at most once per module in this process,
+    /// and not at all when the entry is there. The helper is not waited
+    /// for: containerd-shim's reaper collects it, and the next prepare
+    /// finds its entry. `Err` says why it could not start (the module then
+    /// only runs interpreted here).
+    pub fn compile_in_background(&self, hash: &str, wasm: &[u8]) -> Result<(), String> {
+        let Compiler::Helper(helper) = &self.compiler else {
+            return Err("no helper process to compile in".into());
+        };
+        let first = self
+            .background
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .insert(hash.to_string());
+        if !first {
+            return Ok(());
+        }
+        // The module's bytes for the helper, in the cache's own folder
+        // (root's alone); the helper removes them.
+        let input = self
+            .cache
+            .dir()
+            .join(format!(".pending-{hash}-{}.wasm", std::process::id()));
+        std::fs::create_dir_all(self.cache.dir())
+            .and_then(|()| std::fs::write(&input, wasm))
+            .map_err(|e| {
+                let _ = std::fs::remove_file(&input);
+                format!("cannot write module cache {}: {e}", input.display())
+            })?;
+        let root = self.cache.dir().parent().unwrap_or(self.cache.dir());
+        Command::new(helper)
+            .arg(BACKGROUND_COMPILE_ARG)
+            .arg(root)
+            .arg(hash)
+            .arg(&input)
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .map(drop)
+            .map_err(|e| {
+                let _ = std::fs::remove_file(&input);
+                format!(
+                    "cannot start the background compile {}: {e}",
+                    helper.display()
+                )
+            })
+    }
+
+    /// The background compile's own work (in the helper): compiles the
+    /// module at `input` into the cache entry for `hash`, unless another
+    /// compile got there first, then removes `input`.
+    fn compile_into_cache(
+        &self,
+        hash: &str,
+        input: &Path,
+    ) -> std::result::Result<(), AotUnavailable> {
+        let done = (|| {
+            let _turn = self.cache.compile_turn(hash);
+            if self.cache.open_verified(hash).is_some() {
+                return Ok(());
+            }
+            let wasm = std::fs::read(input)?;
+            self.cache
+                .store_with(hash, |out: &Path| self.compile_into(&wasm, out))
+                .map(drop)
+        })();
+        let _ = std::fs::remove_file(input);
+        done
     }
 
     /// The module's native code from the cache, compiled first if needed:
@@ -226,6 +312,9 @@ pub fn compile_file(wasm: &Path, out: &Path) -> std::result::Result<(), AotUnava
 /// exit status; otherwise `None`.
 pub fn compile_helper_main() -> Option<i32> {
     let args: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    if args.get(1).and_then(|a| a.to_str()) == Some(BACKGROUND_COMPILE_ARG) {
+        return Some(background_compile_main(&args[2..]));
+    }
     if args.get(1).and_then(|a| a.to_str()) != Some(COMPILE_HELPER_ARG) {
         return None;
     }
@@ -241,4 +330,26 @@ pub fn compile_helper_main() -> Option<i32> {
     };
     helper::report(&outcome);
     Some(status)
+}
+
+/// The background compile's `main` (see [`BACKGROUND_COMPILE_ARG`]): its
+/// outcome goes to stderr (the shim's, which containerd logs).
+fn background_compile_main(args: &[std::ffi::OsString]) -> i32 {
+    let [root, hash, input] = args else {
+        eprintln!("usage: {BACKGROUND_COMPILE_ARG} CACHE_ROOT SHA256 MODULE.wasm");
+        return 2;
+    };
+    let hash = hash.to_string_lossy();
+    let cache = AotCache::new(Path::new(root), Compiler::InProcess);
+    match cache.compile_into_cache(&hash, Path::new(input)) {
+        Ok(()) => 0,
+        Err(AotUnavailable::NoCompiler(reason)) => {
+            eprintln!("edgeshim: module {hash}: {reason}; it runs in WasmEdge's interpreter");
+            3
+        }
+        Err(AotUnavailable::Failed(e)) => {
+            eprintln!("edgeshim: module {hash} runs in the interpreter: {e}");
+            1
+        }
+    }
 }

@@ -2,9 +2,13 @@
 //!
 //! `prepare` (in the shim) validates the module, checks that it is a WASI
 //! command whose imports WASI provides, and, where the library has its
-//! LLVM compiler, compiles it ahead of time into native code cached on disk
-//! ([`aot`]); the cached code is what later starts load. Without a compiler
-//! the module runs in WasmEdge's interpreter, and the shim says so once.
+//! LLVM compiler, has it compiled ahead of time into native code cached on
+//! disk ([`aot`]); the cached code is what later starts load. A module not
+//! yet compiled starts at once in WasmEdge's interpreter while a helper
+//! process compiles it in the background (`compile_in_background`), so a
+//! first start never waits for LLVM (21 s for a 1.3 MB module at O2); the
+//! starts after the compile run native code. Without a compiler every
+//! module runs in the interpreter, and the shim says so once.
 //!
 //! `run` (in the container process) builds a WASI module from the
 //! [`WasiView`], instantiates and calls `_start`; see [`run`].
@@ -25,6 +29,19 @@ use crate::{Engine, EngineConfig, EngineError, NetworkGrant, Result, WasiView};
 use self::aot::{AotCache, AotUnavailable};
 pub use self::aot::{COMPILE_HELPER_ARG, Compiler, compile_helper_main};
 
+/// What a module missing from the native-code cache gets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Compile {
+    /// Compiled before `prepare` returns (tools, tests).
+    Now,
+    /// Interpreted now; a helper process compiles it for later starts
+    /// (the shim).
+    Background,
+    /// Interpreted until the cache has it; never compiled here (the
+    /// launcher, which must not start threads or wait on LLVM).
+    Never,
+}
+
 /// Import module name of WASI preview 1.
 const WASI_MODULE: &str = "wasi_snapshot_preview1";
 
@@ -33,6 +50,11 @@ pub struct WasmEdgeEngine {
     /// Native-code cache; `None` when the cache is disabled (then modules
     /// are interpreted).
     aot: Option<AotCache>,
+    /// What a module missing from the cache gets.
+    compile: Compile,
+    /// Modules prepared for the interpreter while their native code is not
+    /// in the cache (yet): [`Engine::refresh`] looks for it.
+    interpreted: Mutex<HashSet<String>>,
     /// Set once the library turned out to have no compiler.
     interpret_only: AtomicBool,
     /// Function names WASI provides, to refuse a module with other imports
@@ -56,8 +78,9 @@ impl Engine for WasmEdgeEngine {
     }
 
     fn prepare(&self, module: &[u8], sha256: &str) -> Result<Module> {
-        if let Some(prepared) = self.lock_prepared().get(sha256) {
-            return Ok(prepared.clone());
+        let known = self.lock_prepared().get(sha256).cloned();
+        if let Some(prepared) = known {
+            return Ok(self.refresh(&prepared, sha256).unwrap_or(prepared));
         }
         if crate::is_component(module) {
             return Err(EngineError::InvalidModule(
@@ -73,8 +96,8 @@ impl Engine for WasmEdgeEngine {
             .map_err(|e| EngineError::InvalidModule(e.to_string()))?;
         self.check_command(&validated)?;
         let loaded = match &self.aot {
-            Some(aot) if !self.interpret_only.load(Ordering::Relaxed) => {
-                match aot.load_or_compile(sha256, module, &config) {
+            Some(aot) if !self.interpret_only.load(Ordering::Relaxed) => match self.compile {
+                Compile::Now => match aot.load_or_compile(sha256, module, &config) {
                     Ok(native) => native,
                     Err(AotUnavailable::NoCompiler(reason)) => {
                         log::warn!("{reason}; modules run in WasmEdge's interpreter");
@@ -85,8 +108,26 @@ impl Engine for WasmEdgeEngine {
                         log::warn!("module {sha256} runs in the interpreter: {e}");
                         validated
                     }
-                }
-            }
+                },
+                Compile::Background | Compile::Never => match aot.cached(sha256, &config) {
+                    Some(native) => native,
+                    None => {
+                        if self.compile == Compile::Background {
+                            match aot.compile_in_background(sha256, module) {
+                                Ok(()) => log::info!(
+                                    "module {sha256} starts in the interpreter while it is \
+                                     compiled ahead of time in the background"
+                                ),
+                                Err(e) => {
+                                    log::warn!("module {sha256} runs in the interpreter: {e}")
+                                }
+                            }
+                        }
+                        self.lock_interpreted().insert(sha256.to_string());
+                        validated
+                    }
+                },
+            },
             _ => validated,
         };
         self.lock_prepared()
@@ -117,6 +158,22 @@ impl Engine for WasmEdgeEngine {
             })
     }
 
+    /// The module's native code, once the background compile put it in the
+    /// cache, for a module prepared for the interpreter.
+    fn refresh(&self, _prepared: &Module, sha256: &str) -> Option<Module> {
+        if !self.lock_interpreted().contains(sha256) {
+            return None;
+        }
+        let native = self
+            .aot
+            .as_ref()?
+            .cached(sha256, &base_config(None).ok()?)?;
+        self.lock_interpreted().remove(sha256);
+        self.lock_prepared()
+            .insert(sha256.to_string(), native.clone());
+        Some(native)
+    }
+
     fn run(
         &self,
         prepared: &Module,
@@ -144,8 +201,17 @@ impl WasmEdgeEngine {
             .into_iter()
             .collect();
         let aot = config.cache_dir.map(|dir| AotCache::new(&dir, compiler));
+        let compile = if config.single_threaded {
+            Compile::Never
+        } else if config.compile_in_background {
+            Compile::Background
+        } else {
+            Compile::Now
+        };
         Ok(Self {
             aot,
+            compile,
+            interpreted: Mutex::new(HashSet::new()),
             interpret_only: AtomicBool::new(false),
             wasi_functions,
             prepared: Mutex::new(HashMap::new()),
@@ -156,6 +222,12 @@ impl WasmEdgeEngine {
         // A poisoned map only means another create panicked mid-insert; the
         // entries themselves are immutable, so keep using it.
         self.prepared
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    fn lock_interpreted(&self) -> std::sync::MutexGuard<'_, HashSet<String>> {
+        self.interpreted
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }

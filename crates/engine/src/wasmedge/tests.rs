@@ -11,6 +11,7 @@ fn engine(cache: Option<&std::path::Path>) -> WasmEdgeEngine {
         EngineConfig {
             cache_dir: cache.map(std::path::Path::to_path_buf),
             single_threaded: false,
+            compile_in_background: false,
         },
         Compiler::InProcess,
     )
@@ -132,4 +133,71 @@ fn test_corrupt_or_foreign_cache_entry_is_rebuilt_not_loaded() {
     std::fs::remove_file(aot.cache().digest_path(&hash)).expect("digest");
     prepare(&engine(Some(root.path())), &bytes).expect("rebuilt again");
     assert!(aot.cache().digest_path(&hash).exists());
+}
+
+/// The launcher never compiles: a module missing from the cache is
+/// interpreted there, and taken up as native code once the shim's compile
+/// put it in the cache.
+#[test]
+fn test_an_interpreted_module_is_refreshed_once_its_native_code_is_cached() {
+    let root = tempfile::tempdir().expect("tempdir");
+    let bytes = wat::parse_str(COMMAND).expect("wat");
+    let hash = content_hash(&bytes);
+    let launcher = WasmEdgeEngine::with_compiler(
+        EngineConfig {
+            cache_dir: Some(root.path().to_path_buf()),
+            single_threaded: true,
+            compile_in_background: true,
+        },
+        Compiler::InProcess,
+    )
+    .expect("engine");
+    let interpreted = prepare(&launcher, &bytes).expect("interpreted");
+    let aot = launcher.aot.as_ref().expect("a cache");
+    assert!(
+        !aot.cache().artifact_path(&hash).exists(),
+        "the launcher compiled"
+    );
+    assert!(
+        launcher.refresh(&interpreted, &hash).is_none(),
+        "nothing cached yet"
+    );
+
+    let shim = engine(Some(root.path()));
+    prepare(&shim, &bytes).expect("compiled");
+    if shim.interpret_only.load(Ordering::Relaxed) {
+        panic!("this libwasmedge has no AOT compiler: the AOT tests need one built with LLVM");
+    }
+    assert!(
+        launcher.refresh(&interpreted, &hash).is_some(),
+        "native now"
+    );
+    assert!(
+        launcher.refresh(&interpreted, &hash).is_none(),
+        "taken up once"
+    );
+}
+
+/// Without a helper process (tests, tools), a background compile cannot
+/// start: the module is interpreted, and says why.
+#[test]
+fn test_a_background_compile_needs_a_helper_and_the_module_runs_meanwhile() {
+    let root = tempfile::tempdir().expect("tempdir");
+    let bytes = wat::parse_str(COMMAND).expect("wat");
+    let engine = WasmEdgeEngine::with_compiler(
+        EngineConfig {
+            cache_dir: Some(root.path().to_path_buf()),
+            single_threaded: false,
+            compile_in_background: true,
+        },
+        Compiler::InProcess,
+    )
+    .expect("engine");
+    let aot = engine.aot.as_ref().expect("a cache");
+    let err = aot
+        .compile_in_background(&content_hash(&bytes), &bytes)
+        .expect_err("no helper");
+    assert!(err.contains("no helper"), "{err}");
+    prepare(&engine, &bytes).expect("interpreted meanwhile");
+    assert!(engine.lock_interpreted().contains(&content_hash(&bytes)));
 }

@@ -24,6 +24,7 @@ fn engine(cache: Option<&std::path::Path>) -> WasmtimeEngine {
     WasmtimeEngine::new(EngineConfig {
         cache_dir: cache.map(std::path::Path::to_path_buf),
         single_threaded: false,
+        compile_in_background: false,
     })
     .expect("engine")
 }
