@@ -914,10 +914,10 @@ fn compiled_in_cache(hash: &str) -> bool {
         })
 }
 
-/// A module's first start never waits for an ahead-of-time compile on the
-/// WasmEdge shim: it runs in the interpreter while a helper compiles it,
-/// and the cache holds its native code for the starts after (Wasmtime's
-/// Cranelift compiles before the first start, in milliseconds).
+/// A module's first start never waits for an O2 compile on the WasmEdge
+/// shim: it runs on O0 code while a helper compiles it at O2, and the
+/// cache holds the O2 code for the starts after (Wasmtime's Cranelift
+/// compiles before the first start, in milliseconds).
 #[test]
 fn test_a_new_module_starts_before_its_native_code_and_is_cached_for_later_starts() {
     let line = format!("fresh module of test process {}\n", std::process::id());
@@ -947,7 +947,7 @@ fn test_a_new_module_starts_before_its_native_code_and_is_cached_for_later_start
     assert_eq!(stdout(&out), line);
     if engine() == WASMEDGE {
         let said = containerd_log().lines().any(|l| {
-            l.contains(&hash) && l.contains("starts in the interpreter while it is compiled")
+            l.contains(&hash) && l.contains("while it is compiled at O2 in the background")
         });
         assert!(said, "no line says {hash} started interpreted");
         await_condition("the background compile's cache entry", LIMIT, || {

@@ -4,11 +4,11 @@
 //! command whose imports WASI provides, and, where the library has its
 //! LLVM compiler, has it compiled ahead of time into native code cached on
 //! disk ([`aot`]); the cached code is what later starts load. A module not
-//! yet compiled starts at once in WasmEdge's interpreter while a helper
-//! process compiles it in the background (`compile_in_background`), so a
-//! first start never waits for LLVM (21 s for a 1.3 MB module at O2); the
-//! starts after the compile run native code. Without a compiler every
-//! module runs in the interpreter, and the shim says so once.
+//! yet compiled is compiled at O0 for its first start (a tenth of O2's
+//! time, code a little slower) while a helper process compiles it at O2 in
+//! the background (`compile_in_background`) for the starts after. Without
+//! a compiler every module runs in the interpreter, and the shim says so
+//! once.
 //!
 //! `run` (in the container process) builds a WASI module from the
 //! [`WasiView`], instantiates and calls `_start`; see [`run`].
@@ -26,19 +26,19 @@ use wasmedge_sdk::{AsInstance, Module};
 
 use crate::{Engine, EngineConfig, EngineError, NetworkGrant, Result, WasiView};
 
-use self::aot::{AotCache, AotUnavailable};
+use self::aot::{AotCache, AotUnavailable, Level};
 pub use self::aot::{COMPILE_HELPER_ARG, Compiler, compile_helper_main};
 
 /// What a module missing from the native-code cache gets.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Compile {
-    /// Compiled before `prepare` returns (tools, tests).
+    /// Compiled at O2 before `prepare` returns (tools, tests).
     Now,
-    /// Interpreted now; a helper process compiles it for later starts
-    /// (the shim).
+    /// Compiled at O0 now (a tenth of O2's time), and at O2 by a helper
+    /// process in the background for the starts after (the shim).
     Background,
-    /// Interpreted until the cache has it; never compiled here (the
-    /// launcher, which must not start threads or wait on LLVM).
+    /// Never compiled here (the launcher, which must not start threads or
+    /// wait on LLVM): O2 code if cached, else O0's, else the interpreter.
     Never,
 }
 
@@ -52,9 +52,9 @@ pub struct WasmEdgeEngine {
     aot: Option<AotCache>,
     /// What a module missing from the cache gets.
     compile: Compile,
-    /// Modules prepared for the interpreter while their native code is not
-    /// in the cache (yet): [`Engine::refresh`] looks for it.
-    interpreted: Mutex<HashSet<String>>,
+    /// Modules prepared for the interpreter or at O0 while their O2 code is
+    /// not in the cache (yet): [`Engine::refresh`] looks for it.
+    provisional: Mutex<HashSet<String>>,
     /// Set once the library turned out to have no compiler.
     interpret_only: AtomicBool,
     /// Function names WASI provides, to refuse a module with other imports
@@ -109,30 +109,46 @@ impl Engine for WasmEdgeEngine {
                         validated
                     }
                 },
-                Compile::Background | Compile::Never => match aot.cached(sha256, &config) {
+                Compile::Background => match aot.cached(sha256, Level::Full, &config) {
                     Some(native) => native,
                     None => {
-                        if self.compile == Compile::Background {
-                            match aot.compile_in_background(sha256, module) {
-                                Ok(()) => log::info!(
-                                    "module {sha256} starts in the interpreter while it is \
-                                     compiled ahead of time in the background"
-                                ),
-                                Err(e) => {
-                                    log::warn!("module {sha256} runs in the interpreter: {e}")
-                                }
+                        self.lock_provisional().insert(sha256.to_string());
+                        let quick = match aot.quick(sha256, module, &config) {
+                            Ok(native) => native,
+                            Err(AotUnavailable::NoCompiler(reason)) => {
+                                log::warn!("{reason}; modules run in WasmEdge's interpreter");
+                                self.interpret_only.store(true, Ordering::Relaxed);
+                                return self.keep(sha256, validated);
                             }
+                            Err(AotUnavailable::Failed(e)) => {
+                                log::warn!(
+                                    "module {sha256}: no quick compile ({e}); it starts in the interpreter"
+                                );
+                                validated
+                            }
+                        };
+                        match aot.compile_in_background(sha256, module) {
+                            Ok(()) => log::info!(
+                                "module {sha256} starts on quickly compiled code (O0) while it \
+                                 is compiled at O2 in the background"
+                            ),
+                            Err(e) => log::warn!("module {sha256} stays at O0 here: {e}"),
                         }
-                        self.lock_interpreted().insert(sha256.to_string());
-                        validated
+                        quick
+                    }
+                },
+                Compile::Never => match aot.cached(sha256, Level::Full, &config) {
+                    Some(native) => native,
+                    None => {
+                        self.lock_provisional().insert(sha256.to_string());
+                        aot.cached(sha256, Level::Quick, &config)
+                            .unwrap_or(validated)
                     }
                 },
             },
             _ => validated,
         };
-        self.lock_prepared()
-            .insert(sha256.to_string(), loaded.clone());
-        Ok(loaded)
+        self.keep(sha256, loaded)
     }
 
     fn check_runnable(
@@ -158,17 +174,15 @@ impl Engine for WasmEdgeEngine {
             })
     }
 
-    /// The module's native code, once the background compile put it in the
-    /// cache, for a module prepared for the interpreter.
+    /// The module's O2 code, once the background compile put it in the
+    /// cache, for a module prepared interpreted or at O0.
     fn refresh(&self, _prepared: &Module, sha256: &str) -> Option<Module> {
-        if !self.lock_interpreted().contains(sha256) {
+        if !self.lock_provisional().contains(sha256) {
             return None;
         }
-        let native = self
-            .aot
-            .as_ref()?
-            .cached(sha256, &base_config(None).ok()?)?;
-        self.lock_interpreted().remove(sha256);
+        let config = base_config(None).ok()?;
+        let native = self.aot.as_ref()?.cached(sha256, Level::Full, &config)?;
+        self.lock_provisional().remove(sha256);
         self.lock_prepared()
             .insert(sha256.to_string(), native.clone());
         Some(native)
@@ -211,7 +225,7 @@ impl WasmEdgeEngine {
         Ok(Self {
             aot,
             compile,
-            interpreted: Mutex::new(HashSet::new()),
+            provisional: Mutex::new(HashSet::new()),
             interpret_only: AtomicBool::new(false),
             wasi_functions,
             prepared: Mutex::new(HashMap::new()),
@@ -226,8 +240,15 @@ impl WasmEdgeEngine {
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
-    fn lock_interpreted(&self) -> std::sync::MutexGuard<'_, HashSet<String>> {
-        self.interpreted
+    /// Remembers `prepared` for `sha256` and hands it back.
+    fn keep(&self, sha256: &str, prepared: Module) -> Result<Module> {
+        self.lock_prepared()
+            .insert(sha256.to_string(), prepared.clone());
+        Ok(prepared)
+    }
+
+    fn lock_provisional(&self) -> std::sync::MutexGuard<'_, HashSet<String>> {
+        self.provisional
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }

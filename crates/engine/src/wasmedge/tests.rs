@@ -136,8 +136,8 @@ fn test_corrupt_or_foreign_cache_entry_is_rebuilt_not_loaded() {
 }
 
 /// The launcher never compiles: a module missing from the cache is
-/// interpreted there, and taken up as native code once the shim's compile
-/// put it in the cache.
+/// interpreted there, and taken up as O2 code once the shim's compile put
+/// it in the cache.
 #[test]
 fn test_an_interpreted_module_is_refreshed_once_its_native_code_is_cached() {
     let root = tempfile::tempdir().expect("tempdir");
@@ -178,10 +178,11 @@ fn test_an_interpreted_module_is_refreshed_once_its_native_code_is_cached() {
     );
 }
 
-/// Without a helper process (tests, tools), a background compile cannot
-/// start: the module is interpreted, and says why.
+/// A first start gets O0 code at once; the O2 compile needs a helper
+/// process (tests and tools have none: it says so, and the module stays at
+/// O0 there).
 #[test]
-fn test_a_background_compile_needs_a_helper_and_the_module_runs_meanwhile() {
+fn test_a_first_start_gets_quick_code_and_the_o2_compile_needs_a_helper() {
     let root = tempfile::tempdir().expect("tempdir");
     let bytes = wat::parse_str(COMMAND).expect("wat");
     let engine = WasmEdgeEngine::with_compiler(
@@ -198,6 +199,18 @@ fn test_a_background_compile_needs_a_helper_and_the_module_runs_meanwhile() {
         .compile_in_background(&content_hash(&bytes), &bytes)
         .expect_err("no helper");
     assert!(err.contains("no helper"), "{err}");
-    prepare(&engine, &bytes).expect("interpreted meanwhile");
-    assert!(engine.lock_interpreted().contains(&content_hash(&bytes)));
+    let hash = content_hash(&bytes);
+    prepare(&engine, &bytes).expect("quick code");
+    if engine.interpret_only.load(Ordering::Relaxed) {
+        panic!("this libwasmedge has no AOT compiler: the AOT tests need one built with LLVM");
+    }
+    assert!(engine.lock_provisional().contains(&hash));
+    assert!(
+        aot.cache().artifact_path(&format!("{hash}-o0")).exists(),
+        "O0 entry"
+    );
+    assert!(
+        !aot.cache().artifact_path(&hash).exists(),
+        "no O2 entry here"
+    );
 }
