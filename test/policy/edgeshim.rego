@@ -18,6 +18,12 @@ network := {"connect": ["127.0.0.1:47821"]} if {
 	startswith(input.container.id, "mqtt-")
 }
 
+# The wasi:http test's containers (ids "http-..."): its server's port only
+# (a port of its own: the suite's tests run side by side).
+network := {"connect": ["127.0.0.1:47815"]} if {
+	startswith(input.container.id, "http-")
+}
+
 # The name-lookup tests' containers (ids "dns-..."): the test's resolver.
 network := {"connect": ["127.0.0.3:53"]} if {
 	startswith(input.container.id, "dns-")
