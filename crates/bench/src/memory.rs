@@ -56,7 +56,9 @@ pub fn await_idle_launchers(limit: std::time::Duration) -> usize {
     }
 }
 
-/// Processes started as a shim's launcher (`--edgeshim-launcher`).
+/// Processes started as a shim's launcher (`--edgeshim-launcher`). The
+/// Wasm containers cloned from a launcher carry its command line too; they
+/// are told apart by the name libcontainer gives its init (`youki:...`).
 fn launchers() -> usize {
     let Ok(entries) = std::fs::read_dir("/proc") else {
         return 0;
@@ -66,6 +68,7 @@ fn launchers() -> usize {
         .filter(|e| {
             std::fs::read(e.path().join("cmdline"))
                 .is_ok_and(|c| c.split(|b| *b == 0).any(|w| w == b"--edgeshim-launcher"))
+                && std::fs::read(e.path().join("comm")).is_ok_and(|c| !c.starts_with(b"youki"))
         })
         .count()
 }
