@@ -181,6 +181,21 @@ impl AotCache {
         if !first {
             return Ok(());
         }
+        // A bounded queue: each waiting helper is a process, and a pod
+        // starting many new modules at once must not start as many.
+        let waiting = std::fs::read_dir(self.cache.dir())
+            .map(|dir| {
+                dir.flatten()
+                    .filter(|e| e.file_name().to_string_lossy().starts_with(".pending-"))
+                    .count()
+            })
+            .unwrap_or(0);
+        if waiting >= MAX_WAITING_COMPILES {
+            return Err(format!(
+                "{waiting} background compiles already wait on this node; it is compiled at O2 \
+                 when a later start finds the queue shorter"
+            ));
+        }
         // The module's bytes for the helper, in the cache's own folder
         // (root's alone); the helper removes them.
         let input = self
@@ -221,6 +236,7 @@ impl AotCache {
         input: &Path,
     ) -> std::result::Result<(), AotUnavailable> {
         let done = (|| {
+            let _node_turn = node_compile_turn(self.cache.dir())?;
             let _turn = self.cache.compile_turn(hash);
             if self.cache.open_verified(hash).is_some() {
                 return Ok(());
@@ -422,6 +438,30 @@ pub fn compile_helper_main() -> Option<i32> {
     };
     helper::report(&outcome);
     Some(status)
+}
+
+/// How many background compiles may wait on a node at once (their module
+/// files, `.pending-*`, in the cache folder); past that, a module stays at
+/// O0 until a later start finds the queue shorter.
+const MAX_WAITING_COMPILES: usize = 4;
+
+/// The node's one background O2 compile at a time (an exclusive `flock` on
+/// a file in the cache folder, released when the helper exits): LLVM at O2
+/// takes both cores and hundreds of MB, and a burst of new modules must
+/// not run that many at once next to the node's containers. Written with
+/// libc: one call, which no crate here wraps more simply.
+fn node_compile_turn(cache_dir: &Path) -> std::io::Result<File> {
+    let lock = File::options()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(cache_dir.join(".background-compile.lock"))?;
+    // SAFETY: flock on a descriptor this function owns; it blocks until the
+    // lock is ours, and the kernel releases it when the file is closed.
+    if unsafe { libc::flock(lock.as_raw_fd(), libc::LOCK_EX) } != 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    Ok(lock)
 }
 
 /// The background compile's `main` (see [`BACKGROUND_COMPILE_ARG`]): its

@@ -214,3 +214,34 @@ fn test_a_first_start_gets_quick_code_and_the_o2_compile_needs_a_helper() {
         "no O2 entry here"
     );
 }
+
+/// Background compiles wait in a bounded queue on the node: past four
+/// waiting, a module stays at O0 and no helper is started for it.
+#[test]
+fn test_background_compiles_wait_in_a_bounded_queue() {
+    let root = tempfile::tempdir().expect("tempdir");
+    // A helper that must never run here.
+    let aot = AotCache::new(root.path(), Compiler::Helper("/nonexistent/helper".into()));
+    std::fs::create_dir_all(aot.cache().dir()).expect("cache folder");
+    for i in 0..4 {
+        std::fs::write(
+            aot.cache().dir().join(format!(".pending-other-{i}.wasm")),
+            b"",
+        )
+        .expect("a waiting compile");
+    }
+    let bytes = wat::parse_str(COMMAND).expect("wat");
+    let err = aot
+        .compile_in_background(&content_hash(&bytes), &bytes)
+        .expect_err("the queue is full");
+    assert!(err.contains("4 background compiles already wait"), "{err}");
+    let pending = std::fs::read_dir(aot.cache().dir())
+        .expect("cache folder")
+        .flatten()
+        .filter(|e| e.file_name().to_string_lossy().starts_with(".pending-"))
+        .count();
+    assert_eq!(
+        pending, 4,
+        "no input written for a compile that does not start"
+    );
+}
