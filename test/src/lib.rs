@@ -602,3 +602,21 @@ pub fn workspace_binary(name: &str) -> PathBuf {
         .expect("target dir")
         .join(name)
 }
+
+/// A module of its own (so with its own hash, never in any cache) that
+/// prints `line` and exits 0: for tests of a module's first start.
+pub fn module_printing(line: &str) -> Vec<u8> {
+    let escaped: String = line.bytes().map(|b| format!("\\{b:02x}")).collect();
+    wat::parse_str(format!(
+        r#"(module
+          (import "wasi_snapshot_preview1" "fd_write" (func $w (param i32 i32 i32 i32) (result i32)))
+          (memory (export "memory") 1)
+          (data (i32.const 16) "{escaped}")
+          (func (export "_start")
+            (i32.store (i32.const 0) (i32.const 16))
+            (i32.store (i32.const 4) (i32.const {len}))
+            (drop (call $w (i32.const 1) (i32.const 0) (i32.const 1) (i32.const 8)))))"#,
+        len = line.len()
+    ))
+    .expect("the module's text")
+}

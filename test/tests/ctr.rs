@@ -921,19 +921,7 @@ fn compiled_in_cache(hash: &str) -> bool {
 #[test]
 fn test_a_new_module_starts_before_its_native_code_and_is_cached_for_later_starts() {
     let line = format!("fresh module of test process {}\n", std::process::id());
-    let escaped: String = line.bytes().map(|b| format!("\\{b:02x}")).collect();
-    let bytes = wat::parse_str(format!(
-        r#"(module
-          (import "wasi_snapshot_preview1" "fd_write" (func $w (param i32 i32 i32 i32) (result i32)))
-          (memory (export "memory") 1)
-          (data (i32.const 16) "{escaped}")
-          (func (export "_start")
-            (i32.store (i32.const 0) (i32.const 16))
-            (i32.store (i32.const 4) (i32.const {len}))
-            (drop (call $w (i32.const 1) (i32.const 0) (i32.const 1) (i32.const 8)))))"#,
-        len = line.len()
-    ))
-    .expect("wat");
+    let bytes = module_printing(&line);
     let hash = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(&bytes));
     let run = |id: &str| {
         run_rm_with_spec(id, &[], &["/fresh.wasm"], |spec| {

@@ -67,19 +67,7 @@ fn test_a_full_cache_filesystem_costs_a_compile_not_a_start() {
         "started on a full disk, test process {}\n",
         std::process::id()
     );
-    let escaped: String = line.bytes().map(|b| format!("\\{b:02x}")).collect();
-    let wat = format!(
-        r#"(module
-          (import "wasi_snapshot_preview1" "fd_write" (func $w (param i32 i32 i32 i32) (result i32)))
-          (memory (export "memory") 1)
-          (data (i32.const 16) "{escaped}")
-          (func (export "_start")
-            (i32.store (i32.const 0) (i32.const 16))
-            (i32.store (i32.const 4) (i32.const {len}))
-            (drop (call $w (i32.const 1) (i32.const 0) (i32.const 1) (i32.const 8)))))"#,
-        len = line.len()
-    );
-    let bytes = wat::parse_str(&wat).expect("wat");
+    let bytes = module_printing(&line);
     let hash = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(&bytes));
     std::fs::write(&module, bytes).expect("module");
     let out = run_rm_with_spec(
