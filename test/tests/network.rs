@@ -356,6 +356,9 @@ impl Drop for Resolver {
 
 /// Runs the probe's lookup of `name` as container `id`, whose
 /// /etc/resolv.conf names the test's resolver.
+/// The image also ships an NSS module and a nsswitch.conf naming it first
+/// (`hosts: evil files dns`): glibc would load it, native code of the
+/// image's, if the launcher left `hosts` to the image.
 fn lookup_from(id: &str, name: &str) -> std::process::Output {
     let guest = netprobe();
     run_rm_with_spec(id, &[], &["/netprobe.wasm", "lookup", name], |spec| {
@@ -364,6 +367,16 @@ fn lookup_from(id: &str, name: &str) -> std::process::Output {
         std::fs::write(root.join("netprobe.wasm"), &guest).expect("guest");
         std::fs::write(root.join("etc/resolv.conf"), "nameserver 127.0.0.3\n")
             .expect("resolv.conf");
+        std::fs::write(root.join("etc/nsswitch.conf"), "hosts: evil files dns\n")
+            .expect("nsswitch.conf");
+        for lib in ["lib/x86_64-linux-gnu", "lib", "usr/lib"] {
+            std::fs::create_dir_all(root.join(lib)).expect("lib folder");
+            std::fs::copy(
+                built("libnss_evil.so.2"),
+                root.join(lib).join("libnss_evil.so.2"),
+            )
+            .expect("the image's NSS module");
+        }
         if let Some(namespaces) = spec["linux"]["namespaces"].as_array_mut() {
             namespaces.retain(|ns| ns["type"] != "network");
         }
@@ -382,6 +395,11 @@ fn test_a_name_is_looked_up_only_through_a_resolver_the_decision_allows() {
     assert!(out.status.success(), "{}{}", stdout(&out), stderr(&out));
     assert_eq!(stdout(&out), "10.1.2.3\n");
     assert!(resolver.questions() > 0);
+    assert!(
+        !stderr(&out).contains("nss-module-loaded"),
+        "the image's NSS module ran: {}",
+        stderr(&out)
+    );
     assert_no_leftovers("dns-lookup");
 
     // `net-...` containers may connect to 127.0.0.1:47811 only: refused,

@@ -51,6 +51,11 @@ fn main() {
             .arg(out.join(native))
             .arg(modules.join(format!("{native}.c"))));
     }
+    // An NSS module an image might ship (see modules/nss_evil.c).
+    run(Command::new("cc")
+        .args(["-shared", "-fPIC", "-O2", "-o"])
+        .arg(out.join("libnss_evil.so.2"))
+        .arg(modules.join("nss_evil.c")));
     let source = modules.join("spin.wat");
     let bytes =
         wat::parse_file(&source).unwrap_or_else(|e| panic!("compile {}: {e}", source.display()));

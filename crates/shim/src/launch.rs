@@ -150,7 +150,35 @@ pub(crate) fn launcher_main<E: Engine>() -> Option<i32> {
     // Set-up failures in libcontainer's processes (cloned from here) are
     // reported through `log`: to containerd's log, as the shim's are.
     crate::logging::init(false, "warn");
+    builtin_name_lookups_only();
     Some(edgeshim_isolation::launcher::serve(
         &mut WasmPayloads::<E>::default(),
     ))
+}
+
+unsafe extern "C" {
+    /// glibc's override of `/etc/nsswitch.conf` for one database (exported
+    /// since glibc 2.2.5; the libc crate does not declare it).
+    fn __nss_configure_lookup(
+        db: *const libc::c_char,
+        service_line: *const libc::c_char,
+    ) -> libc::c_int;
+}
+
+/// Name lookups in a Wasm container (wasmtime-wasi's `resolve-addresses`,
+/// `wasi:http`, WasmEdge's `sock_getaddrinfo`) run glibc's resolver in the
+/// container process, whose `/` is the image's. Left to the image's
+/// `/etc/nsswitch.conf`, glibc would load `libnss_<service>.so` from the
+/// image: native code of the image's choosing, outside the Wasm sandbox.
+/// So the `hosts` database is fixed to glibc's built-in `files` and `dns`
+/// (built in since 2.34: nothing is loaded), for every container cloned
+/// from this launcher. Native containers exec their own program, which
+/// reads the image's configuration as under runc.
+fn builtin_name_lookups_only() {
+    // SAFETY: both arguments are NUL-terminated constants; the launcher is
+    // single-threaded here, before any lookup.
+    let status = unsafe { __nss_configure_lookup(c"hosts".as_ptr(), c"files dns".as_ptr()) };
+    if status != 0 {
+        log::error!("cannot fix name lookups to glibc's built-in services");
+    }
 }
