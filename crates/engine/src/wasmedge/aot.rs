@@ -183,13 +183,7 @@ impl AotCache {
         }
         // A bounded queue: each waiting helper is a process, and a pod
         // starting many new modules at once must not start as many.
-        let waiting = std::fs::read_dir(self.cache.dir())
-            .map(|dir| {
-                dir.flatten()
-                    .filter(|e| e.file_name().to_string_lossy().starts_with(".pending-"))
-                    .count()
-            })
-            .unwrap_or(0);
+        let waiting = self.waiting_compiles();
         if waiting >= MAX_WAITING_COMPILES {
             return Err(format!(
                 "{waiting} background compiles already wait on this node; it is compiled at O2 \
@@ -225,6 +219,31 @@ impl AotCache {
                     helper.display()
                 )
             })
+    }
+
+    /// The background compiles waiting on the node (their inputs); an input
+    /// older than an hour is a helper that died (killed, the node
+    /// rebooted): it is removed, and no longer holds a place.
+    fn waiting_compiles(&self) -> usize {
+        let stale = std::time::Duration::from_secs(3600);
+        let Ok(dir) = std::fs::read_dir(self.cache.dir()) else {
+            return 0;
+        };
+        dir.flatten()
+            .filter(|e| e.file_name().to_string_lossy().starts_with(".pending-"))
+            .filter(|e| {
+                let age = e
+                    .metadata()
+                    .and_then(|m| m.modified())
+                    .ok()
+                    .and_then(|t| t.elapsed().ok());
+                if age.is_some_and(|age| age > stale) {
+                    let _ = std::fs::remove_file(e.path());
+                    return false;
+                }
+                true
+            })
+            .count()
     }
 
     /// The background compile's own work (in the helper): compiles the

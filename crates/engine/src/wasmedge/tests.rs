@@ -230,10 +230,21 @@ fn test_background_compiles_wait_in_a_bounded_queue() {
         )
         .expect("a waiting compile");
     }
+    // A helper that died long ago left its input: removed, it holds no place.
+    let stale = aot.cache().dir().join(".pending-dead-1.wasm");
+    std::fs::write(&stale, b"").expect("a dead helper's input");
+    std::fs::File::options()
+        .write(true)
+        .open(&stale)
+        .and_then(|f| {
+            f.set_modified(std::time::SystemTime::now() - std::time::Duration::from_secs(7200))
+        })
+        .expect("age it");
     let bytes = wat::parse_str(COMMAND).expect("wat");
     let err = aot
         .compile_in_background(&content_hash(&bytes), &bytes)
         .expect_err("the queue is full");
+    assert!(!stale.exists(), "a dead helper's input is removed");
     assert!(err.contains("4 background compiles already wait"), "{err}");
     let pending = std::fs::read_dir(aot.cache().dir())
         .expect("cache folder")
