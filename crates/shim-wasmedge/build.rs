@@ -5,10 +5,17 @@
 //! `$WASMEDGE_DIR/lib64` or `/lib`, as wasmedge-sys searches). A library
 //! in the loader's default paths (/usr/local/lib after `ldconfig`) needs
 //! none.
+//!
+//! Like the Wasmtime shim, it is linked as a position-dependent executable
+//! (docs/design.md, "Where a pod's memory goes"): its own read-only data
+//! then need no relocation, so the shim, its launcher and every container
+//! share them from the file. libwasmedge, a shared library, still relocates
+//! its own.
 
 use std::path::Path;
 
 fn main() {
+    println!("cargo:rustc-link-arg-bins=-no-pie");
     for var in ["WASMEDGE_DIR", "WASMEDGE_LIB_DIR", "WASMEDGE_RPATH"] {
         println!("cargo:rerun-if-env-changed={var}");
     }
