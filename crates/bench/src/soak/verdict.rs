@@ -55,14 +55,17 @@ pub fn flatness(what: &str, values: &[u64]) -> Flatness {
 
 /// `values` of a count its owner moves for its own reasons (the Go
 /// runtime's OS threads in containerd, parked and woken as goroutines
-/// block): it passes when the later half of the run never goes above the
-/// highest of the earlier half, as a leak would.
+/// block): it passes when the run ends no higher than the highest of its
+/// earlier half. A leak keeps what it took, so it ends higher; a thread
+/// the Go runtime starts for a moment in the later half and parks again
+/// does not (a CI run failed on 11, 11, 11, 12, 11 when any later sample
+/// above the ceiling failed it).
 pub fn no_upward_trend(what: &str, values: &[u64]) -> Flatness {
-    let (early, late) = values.split_at(values.len().div_ceil(2));
+    let (early, _) = values.split_at(values.len().div_ceil(2));
     let ceiling = early.iter().copied().max().unwrap_or_default();
     Flatness {
         exact: false,
-        flat: late.iter().all(|v| *v <= ceiling),
+        flat: values.last().is_none_or(|last| *last <= ceiling),
         ..flatness(what, values)
     }
 }
@@ -133,7 +136,9 @@ mod tests {
     #[test]
     fn test_a_count_that_comes_and_goes_has_no_trend_and_one_that_climbs_has() {
         assert!(no_upward_trend("t", &[11, 13, 12, 11, 13, 12]).flat);
+        assert!(no_upward_trend("t", &[11, 11, 11, 12, 11]).flat);
         assert!(!no_upward_trend("t", &[11, 12, 12, 13, 14, 15]).flat);
+        assert!(!no_upward_trend("t", &[11, 11, 11, 11, 12]).flat);
         assert!(!no_upward_trend("t", &[11, 12, 12, 13, 14, 15]).exact);
     }
 
