@@ -147,13 +147,17 @@ pub(crate) fn launcher_main<E: Engine>() -> Option<i32> {
     if std::env::args_os().nth(1).as_deref() != Some(std::ffi::OsStr::new(LAUNCHER_ARG)) {
         return None;
     }
+    Some(serve::<E>())
+}
+
+/// The launcher's loop, in a launcher exec'd with [`LAUNCHER_ARG`] or forked
+/// from the zygote; returns its exit status.
+pub(crate) fn serve<E: Engine>() -> i32 {
     // Set-up failures in libcontainer's processes (cloned from here) are
     // reported through `log`: to containerd's log, as the shim's are.
     crate::logging::init(false, "warn");
     builtin_name_lookups_only();
-    Some(edgeshim_isolation::launcher::serve(
-        &mut WasmPayloads::<E>::default(),
-    ))
+    edgeshim_isolation::launcher::serve(&mut WasmPayloads::<E>::default())
 }
 
 unsafe extern "C" {

@@ -43,6 +43,9 @@ pub fn run<E: edgeshim_engine::Engine>(
     if let Some(status) = launch::launcher_main::<E>() {
         std::process::exit(status);
     }
+    if serving() {
+        start_zygote::<E>();
+    }
     service::set_policy_wasm_host(policy_wasm_host);
     containerd_shim::run::<EdgeShim<E>>(runtime_id, None);
 }
@@ -60,5 +63,30 @@ fn limit_malloc_arenas() {
         unsafe {
             libc::mallopt(libc::M_ARENA_MAX, 1);
         }
+    }
+}
+
+/// Whether this process is the serving shim (neither `start` nor `delete`).
+fn serving() -> bool {
+    let args: Vec<std::ffi::OsString> = std::env::args_os().skip(1).collect();
+    containerd_shim::parse(&args).is_ok_and(|flags| flags.action.is_empty())
+}
+
+/// Forks the zygote the launchers are made from (see
+/// `edgeshim_isolation::launcher::zygote`), before anything starts a thread.
+/// It must be the subreaper's descendant marked as such: a process forked
+/// before its parent becomes a subreaper does not send its orphans there,
+/// and the containers' exits must reach this shim. Without a zygote the
+/// shim execs its launchers, as before.
+fn start_zygote<E: edgeshim_engine::Engine>() {
+    // SAFETY: prctl sets a flag of this process.
+    if unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1) } != 0 {
+        return;
+    }
+    // SAFETY: nothing has started a thread yet: `run` is the shim's first
+    // code after main, and the arena setting and argument parsing above
+    // start none.
+    if let Err(e) = unsafe { edgeshim_isolation::launcher::zygote::start(launch::serve::<E>) } {
+        eprintln!("edgeshim: no zygote ({e}); launchers will be exec'd");
     }
 }

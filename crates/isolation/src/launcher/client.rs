@@ -174,8 +174,30 @@ impl Launcher {
 
     fn start(&self) -> std::io::Result<Connection> {
         let (ours, theirs) = UnixStream::pair()?;
-        let their_fd = theirs.as_raw_fd();
         let payload_fd = self.payload_fd.as_ref().map(AsRawFd::as_raw_fd);
+        // Forked from the zygote where there is one (it shares the pages the
+        // shim relocated at its start); exec'd otherwise.
+        let pid = match super::zygote::get() {
+            Some(zygote) => match zygote.fork_launcher(&theirs, payload_fd) {
+                Ok(pid) => pid,
+                Err(e) => {
+                    log::warn!("the zygote cannot make a launcher ({e}); starting one by exec");
+                    self.exec(&theirs, payload_fd)?
+                }
+            },
+            None => self.exec(&theirs, payload_fd)?,
+        };
+        drop(theirs);
+        Ok(Connection {
+            sock: ours,
+            pid,
+            exited: pidfd_open(pid)?,
+        })
+    }
+
+    /// Runs `program --edgeshim-launcher` with `theirs` at LAUNCHER_FD.
+    fn exec(&self, theirs: &UnixStream, payload_fd: Option<RawFd>) -> std::io::Result<u32> {
+        let their_fd = theirs.as_raw_fd();
         let mut command = Command::new(&self.program);
         command
             .arg(LAUNCHER_ARG)
@@ -205,14 +227,7 @@ impl Launcher {
         }
         // The child is reaped by the shim's reaper (it reaps every child);
         // dropping the handle neither waits nor kills.
-        let child = command.spawn()?;
-        drop(theirs);
-        let pid = child.id();
-        Ok(Connection {
-            sock: ours,
-            pid,
-            exited: pidfd_open(pid)?,
-        })
+        Ok(command.spawn()?.id())
     }
 }
 

@@ -5,20 +5,23 @@
 //! it, and a child of a multi-threaded process may find a lock held forever
 //! by a thread that does not exist in the child (a create hung so, in
 //! `std::process::exit` of the intermediate process, once in a few thousand
-//! starts). The launcher is exec'd fresh from the shim's own binary and never
-//! starts a thread, and checks that it has exactly one before every clone,
+//! starts). The launcher is forked from the shim's single-threaded zygote
+//! (or exec'd fresh from the shim's own binary) and never starts a thread,
+//! and checks that it has exactly one before every clone,
 //! so no lock can be held at a clone: the hang cannot recur by construction.
 //! It also makes the clone cheap (a small address space to copy) and keeps
 //! libcontainer's intermediate processes out of the shim's reaper.
 //!
-//! Shim side: [`Launcher`] spawns it (`/proc/self/exe` with
-//! [`LAUNCHER_ARG`]) and sends it [`LaunchRequest`]s. Launcher side:
+//! Shim side: [`Launcher`] has the shim's [`zygote`] fork it (or, without
+//! one, execs `/proc/self/exe` with [`LAUNCHER_ARG`]) and sends it
+//! [`LaunchRequest`]s. Launcher side:
 //! [`serve`], with a [`PayloadFactory`] that turns a request's payload
 //! description into the Wasm payload the container process runs.
 
 mod client;
 mod server;
 mod wire;
+pub mod zygote;
 
 use std::path::PathBuf;
 
