@@ -395,6 +395,38 @@ pub fn process_alive(pid: u32) -> bool {
         .unwrap_or(false)
 }
 
+/// The zygote (`--edgeshim-zygote`) of the shim started for container `id`.
+pub fn zygote_pid_for(id: &str) -> Option<u32> {
+    let shim = shim_pid_for(id)?;
+    let entries = std::fs::read_dir("/proc").ok()?;
+    entries.flatten().find_map(|e| {
+        let pid: u32 = e.file_name().to_str()?.parse().ok()?;
+        let cmdline = std::fs::read(e.path().join("cmdline")).ok()?;
+        let zygote = cmdline
+            .split(|b| *b == 0)
+            .any(|w| w == b"--edgeshim-zygote");
+        let stat = std::fs::read_to_string(e.path().join("stat")).ok()?;
+        let parent: u32 = stat.rsplit_once(") ")?.1.split(' ').nth(1)?.parse().ok()?;
+        (zygote && parent == shim).then_some(pid)
+    })
+}
+
+/// What each open descriptor of `pid` points at, by number.
+pub fn descriptors(pid: u32) -> std::collections::BTreeMap<u32, String> {
+    std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .map(|entries| {
+            entries
+                .flatten()
+                .filter_map(|e| {
+                    let fd = e.file_name().to_str()?.parse().ok()?;
+                    let target = std::fs::read_link(e.path()).ok()?;
+                    Some((fd, target.to_string_lossy().into_owned()))
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
 /// The launcher of the shim started for container `id`.
 pub fn launcher_pid_for(id: &str) -> Option<u32> {
     let shim = shim_pid_for(id)?;

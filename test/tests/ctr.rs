@@ -446,6 +446,74 @@ fn test_a_killed_launcher_is_replaced_and_an_idle_one_is_stopped() {
     }
 }
 
+fn comm(pid: u32) -> String {
+    std::fs::read_to_string(format!("/proc/{pid}/comm"))
+        .unwrap_or_default()
+        .trim()
+        .to_string()
+}
+
+#[test]
+fn test_a_shims_zygote_holds_only_its_socket_forks_its_launchers_and_ends_with_it() {
+    let pod = "--annotation=io.kubernetes.cri.sandbox-id=zygote-pod";
+    let out = run_detached("zygote-pod", PAUSE_IMAGE, &[pod], &[]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let zygote = zygote_pid_for("zygote-pod").expect("the pod shim's zygote");
+    // Nothing of the shim's: /dev/null for stdio, its socket, no more.
+    let fds = descriptors(zygote);
+    assert_eq!(
+        fds.keys().copied().collect::<Vec<_>>(),
+        [0, 1, 2, 3],
+        "{fds:?}"
+    );
+    assert!(fds.range(0..3).all(|(_, t)| t == "/dev/null"), "{fds:?}");
+    assert!(fds[&3].starts_with("socket:"), "{fds:?}");
+    // The launcher is the shim's child (found as such), forked from the
+    // zygote: an exec'd one would be named after the executable.
+    let launcher = launcher_pid_for("zygote-pod").expect("the pod shim's launcher");
+    assert_eq!(comm(launcher), "edgeshim-launch");
+    let out = run_rm("zygote-pod-hello", PROBE_IMAGE, &[pod], &[]);
+    assert_eq!(stdout(&out), "hello from wasm\n", "{}", stderr(&out));
+    kill_and_remove("zygote-pod");
+    for id in ["zygote-pod", "zygote-pod-hello"] {
+        assert_no_leftovers(id);
+    }
+    await_condition("the zygote to end with its shim", LIMIT, || {
+        !process_alive(zygote)
+    });
+    await_condition("the launcher to end with its shim", LIMIT, || {
+        !process_alive(launcher)
+    });
+}
+
+#[test]
+fn test_with_its_zygote_killed_a_shim_execs_its_launchers_and_containers_still_start() {
+    let pod = "--annotation=io.kubernetes.cri.sandbox-id=no-zygote-pod";
+    let out = run_detached("no-zygote-pod", PAUSE_IMAGE, &[pod], &[]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let zygote = zygote_pid_for("no-zygote-pod").expect("the pod shim's zygote");
+    let first = launcher_pid_for("no-zygote-pod").expect("the pod shim's launcher");
+    for pid in [zygote, first] {
+        let killed = std::process::Command::new("kill")
+            .args(["-9", &pid.to_string()])
+            .status()
+            .expect("kill");
+        assert!(killed.success());
+        await_condition("the killed process to be reaped", LIMIT, || {
+            !Path::new(&format!("/proc/{pid}")).exists()
+        });
+    }
+    let out = run_rm("no-zygote-pod-hello", PROBE_IMAGE, &[pod], &[]);
+    assert_eq!(stdout(&out), "hello from wasm\n", "{}", stderr(&out));
+    let launcher = launcher_pid_for("no-zygote-pod").expect("a new launcher");
+    assert_eq!(comm(launcher), "exe", "an exec'd launcher");
+    assert_eq!(task_status("no-zygote-pod").as_deref(), Some("RUNNING"));
+    kill_and_remove("no-zygote-pod");
+    for id in ["no-zygote-pod", "no-zygote-pod-hello"] {
+        assert_no_leftovers(id);
+    }
+}
+
 /// The shim's peak resident memory (VmHWM), in KiB.
 fn peak_rss_kib(pid: u32) -> u64 {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("status");
