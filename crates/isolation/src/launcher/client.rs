@@ -173,26 +173,25 @@ impl Launcher {
     }
 
     fn start(&self) -> std::io::Result<Connection> {
-        let (ours, theirs) = UnixStream::pair()?;
         let payload_fd = self.payload_fd.as_ref().map(AsRawFd::as_raw_fd);
         // Forked from the zygote where there is one (it shares the pages the
         // shim relocated at its start); exec'd otherwise.
-        let pid = match super::zygote::get() {
-            Some(zygote) => match zygote.fork_launcher(&theirs, payload_fd) {
-                Ok(pid) => pid,
+        if let Some(zygote) = super::zygote::get() {
+            let (ours, theirs) = UnixStream::pair()?;
+            match zygote.fork_launcher(&theirs, payload_fd) {
+                Ok(pid) => return connection(ours, pid),
+                // A fresh socket for the exec'd one: a zygote that answers
+                // late may still fork a launcher on this one, which then
+                // finds the shim's end closed and exits.
                 Err(e) => {
-                    log::warn!("the zygote cannot make a launcher ({e}); starting one by exec");
-                    self.exec(&theirs, payload_fd)?
+                    log::warn!("the zygote cannot make a launcher ({e}); starting one by exec")
                 }
-            },
-            None => self.exec(&theirs, payload_fd)?,
-        };
+            }
+        }
+        let (ours, theirs) = UnixStream::pair()?;
+        let pid = self.exec(&theirs, payload_fd)?;
         drop(theirs);
-        Ok(Connection {
-            sock: ours,
-            pid,
-            exited: pidfd_open(pid)?,
-        })
+        connection(ours, pid)
     }
 
     /// Runs `program --edgeshim-launcher` with `theirs` at LAUNCHER_FD.
@@ -237,6 +236,14 @@ impl Drop for Launcher {
             stop(connection);
         }
     }
+}
+
+fn connection(sock: UnixStream, pid: u32) -> std::io::Result<Connection> {
+    Ok(Connection {
+        sock,
+        pid,
+        exited: pidfd_open(pid)?,
+    })
 }
 
 /// A descriptor that becomes readable when process `pid` exits (valid
