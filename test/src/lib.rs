@@ -366,6 +366,11 @@ pub fn shim_pid_for(id: &str) -> Option<u32> {
 
 /// Every shim launcher process (`--edgeshim-launcher`), with its parent pid.
 pub fn launcher_pids() -> Vec<(u32, u32)> {
+    marked_pids("--edgeshim-launcher")
+}
+
+/// Every process with `word` in its command line, with its parent pid.
+fn marked_pids(word: &str) -> Vec<(u32, u32)> {
     let Ok(entries) = std::fs::read_dir("/proc") else {
         return Vec::new();
     };
@@ -374,12 +379,10 @@ pub fn launcher_pids() -> Vec<(u32, u32)> {
         .filter_map(|e| {
             let pid: u32 = e.file_name().to_str()?.parse().ok()?;
             let cmdline = std::fs::read(e.path().join("cmdline")).ok()?;
-            let launcher = cmdline
-                .split(|b| *b == 0)
-                .any(|w| w == b"--edgeshim-launcher");
+            let marked = cmdline.split(|b| *b == 0).any(|w| w == word.as_bytes());
             let stat = std::fs::read_to_string(e.path().join("stat")).ok()?;
             let parent = stat.rsplit_once(") ")?.1.split(' ').nth(1)?.parse().ok()?;
-            launcher.then_some((pid, parent))
+            marked.then_some((pid, parent))
         })
         .collect()
 }
@@ -398,17 +401,9 @@ pub fn process_alive(pid: u32) -> bool {
 /// The zygote (`--edgeshim-zygote`) of the shim started for container `id`.
 pub fn zygote_pid_for(id: &str) -> Option<u32> {
     let shim = shim_pid_for(id)?;
-    let entries = std::fs::read_dir("/proc").ok()?;
-    entries.flatten().find_map(|e| {
-        let pid: u32 = e.file_name().to_str()?.parse().ok()?;
-        let cmdline = std::fs::read(e.path().join("cmdline")).ok()?;
-        let zygote = cmdline
-            .split(|b| *b == 0)
-            .any(|w| w == b"--edgeshim-zygote");
-        let stat = std::fs::read_to_string(e.path().join("stat")).ok()?;
-        let parent: u32 = stat.rsplit_once(") ")?.1.split(' ').nth(1)?.parse().ok()?;
-        (zygote && parent == shim).then_some(pid)
-    })
+    marked_pids("--edgeshim-zygote")
+        .into_iter()
+        .find_map(|(pid, parent)| (parent == shim).then_some(pid))
 }
 
 /// What each open descriptor of `pid` points at, by number.
