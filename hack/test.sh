@@ -6,6 +6,9 @@ repo=$(cd "$(dirname "$0")/.." && pwd)
 cd "$repo"
 
 hack/install-deps.sh
+# A full run builds every test binary once: incremental state would only
+# take disk (gigabytes of it) on CI's fresh clones.
+export CARGO_INCREMENTAL=${CARGO_INCREMENTAL:-0}
 cargo build --workspace --locked
 # The node installer's image (a static installer and the shims), which
 # test/tests/installer.rs runs against a scratch root.
