@@ -9,7 +9,7 @@ decision := {"allow": count(deny) == 0, "reasons": deny} if not network
 
 # The network tests' containers (ids "net-..."): one node-local address;
 # every other container gets policy.toml's network_default (deny).
-network := {"connect": ["127.0.0.1:47811"], "listen": ["127.0.0.1:47812"]} if {
+network := {"connect": ["127.0.0.1:27811"], "listen": ["127.0.0.1:27812"]} if {
 	startswith(input.container.id, "net-")
 }
 

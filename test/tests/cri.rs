@@ -350,3 +350,63 @@ fn walk_names(dir: &Path) -> Vec<String> {
     }
     names
 }
+
+/// A pod's shim holds the same threads whatever number of containers its
+/// pod runs. containerd 1.6 opens a ttrpc connection per task, and each
+/// running task has a Wait outstanding for its life: the shim serves them
+/// as tasks on one runtime thread (ttrpc's sync server held six to eight
+/// threads per connection, a thread per Wait among them), and the threads
+/// that run requests end once idle.
+#[test]
+fn test_a_pod_shim_holds_no_thread_per_container() {
+    let logs = tempfile::tempdir().expect("log dir");
+    let pod = pod("threads-pod", "uid-threads-1", true, logs.path());
+    let mut cri = cri();
+    let pod_id = cri.run_pod(&pod, handler()).expect("RunPodSandbox");
+    let shim = shim_pid_for(&pod_id).expect("the pod's shim");
+    let mut sleepers = Vec::new();
+    let mut threads_by_containers = Vec::new();
+    for n in 1..=4 {
+        let name = format!("sleeper-{n}");
+        let spec = container(&name, &["sleep", "3600"]);
+        let id = cri
+            .create_container(&pod_id, &spec.to_cri(), &pod)
+            .expect("CreateContainer");
+        cri.start_container(&id).expect("StartContainer");
+        await_condition("the sleeper to print", LIMIT, || {
+            std::fs::read_to_string(logs.path().join(format!("{name}.log")))
+                .is_ok_and(|l| l.contains("sleeping"))
+        });
+        sleepers.push(id);
+        // Idle: no request in flight.
+        await_condition("the shim's request threads to end", LIMIT, || {
+            !thread_names(shim).iter().any(|t| t == "shim-request")
+        });
+        threads_by_containers.push(thread_names(shim));
+    }
+    let one = &threads_by_containers[0];
+    let four = &threads_by_containers[3];
+    assert_eq!(one, four, "threads with 1 and with 4 containers");
+    assert!(
+        !four.iter().any(|t| t == "client_handler"),
+        "ttrpc's sync server threads: {four:?}"
+    );
+    for id in &sleepers {
+        cri.stop_container(id, 10).expect("StopContainer");
+    }
+    let ids: Vec<&String> = sleepers.iter().collect();
+    remove_pod(&mut cri, &pod_id, &ids);
+}
+
+/// The names of process `pid`'s threads, sorted.
+fn thread_names(pid: u32) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(format!("/proc/{pid}/task"))
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|t| std::fs::read_to_string(t.path().join("comm")).ok())
+        .map(|comm| comm.trim().to_string())
+        .collect();
+    names.sort();
+    names
+}

@@ -7,7 +7,7 @@
 //! using WasmEdge's socket extension on the WasmEdge shim (held to the
 //! grant by the shim's seccomp guard: the module sees EACCES).
 //! The suite's policy (test/policy) grants containers with ids `net-...`
-//! connects to 127.0.0.1:47811 only. Each refusal also reaches the decision
+//! connects to 127.0.0.1:27811 only. Each refusal also reaches the decision
 //! log, written by the shim for the container whose process reported it.
 
 use std::io::{Read, Write};
@@ -77,8 +77,11 @@ fn assert_refused(status: Option<i32>, output: &str, usage: &str, address: &str)
     }
 }
 
-/// The address the suite's policy grants `net-...` containers.
-const GRANTED_PORT: u16 = 47811;
+/// The address the suite's policy grants `net-...` containers. Below the
+/// kernel's ephemeral range (32768-60999): a port in it can be taken at
+/// any moment as the local end of some other test's connection, as 47812
+/// once was when a test bound it.
+const GRANTED_PORT: u16 = 27811;
 
 /// Runs the connect component to 127.0.0.1:`port` as container `id`, on
 /// the host's network (no network namespace of its own).
@@ -402,7 +405,7 @@ fn test_a_name_is_looked_up_only_through_a_resolver_the_decision_allows() {
     );
     assert_no_leftovers("dns-lookup");
 
-    // `net-...` containers may connect to 127.0.0.1:47811 only: refused,
+    // `net-...` containers may connect to 127.0.0.1:27811 only: refused,
     // and the resolver never asked.
     let asked = resolver.questions();
     let out = lookup_from("net-lookup", "sensor.edge.test");
@@ -425,8 +428,8 @@ fn test_a_name_is_looked_up_only_through_a_resolver_the_decision_allows() {
 }
 
 /// The port the suite's policy lets `net-...` containers listen on
-/// (127.0.0.1 only).
-const GRANTED_LISTEN_PORT: u16 = 47812;
+/// (127.0.0.1 only; below the ephemeral range, as [`GRANTED_PORT`]).
+const GRANTED_LISTEN_PORT: u16 = 27812;
 
 #[test]
 fn test_a_bind_to_a_port_already_taken_fails_as_in_use_not_as_refused() {

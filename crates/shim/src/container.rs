@@ -39,6 +39,9 @@ pub struct ContainerRecord {
     pub network: Option<NetworkGrant>,
     inner: Mutex<Inner>,
     exited: Condvar,
+    /// The same wake-up for Wait requests, which wait on the shim's one
+    /// runtime thread rather than holding a thread each.
+    exited_async: tokio::sync::Notify,
 }
 
 pub struct Inner {
@@ -74,6 +77,7 @@ impl ContainerRecord {
                 process,
             }),
             exited: Condvar::new(),
+            exited_async: tokio::sync::Notify::new(),
         }
     }
 
@@ -97,7 +101,23 @@ impl ContainerRecord {
         });
         inner.status = Status::Stopped;
         self.exited.notify_all();
+        self.exited_async.notify_waiters();
         exit
+    }
+
+    /// Resolves once the process has exited, without holding a thread.
+    pub async fn exited(&self) -> Exit {
+        loop {
+            let notified = self.exited_async.notified();
+            let mut notified = std::pin::pin!(notified);
+            // Registered before the check, so an exit recorded between the
+            // check and the await still wakes this waiter.
+            notified.as_mut().enable();
+            if let Some(exit) = self.lock().exit {
+                return exit;
+            }
+            notified.await;
+        }
     }
 
     /// Blocks until the process has exited.

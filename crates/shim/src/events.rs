@@ -14,7 +14,10 @@ use std::time::{Duration, Instant};
 use containerd_shim::Context;
 use containerd_shim::event::Event;
 use containerd_shim::protos::protobuf::MessageDyn;
-use containerd_shim::publisher::RemotePublisher;
+use containerd_shim::protos::shim::event::Envelope;
+use containerd_shim::protos::shim::events::ForwardRequest;
+use containerd_shim::protos::shim_async::{Client, EventsClient};
+use containerd_shim::util::{connect, convert_to_any, timestamp};
 
 /// An event for containerd, with its topic.
 pub type TaskEvent = Box<dyn Event + Send>;
@@ -50,28 +53,50 @@ impl Default for Retry {
 }
 
 /// containerd's event service over ttrpc; reconnects after a failure (a
-/// restarted containerd listens on a new connection).
+/// restarted containerd listens on a new connection). The client is ttrpc's
+/// async one, driven from the event thread through the shim's runtime
+/// (whose one thread drives its socket): a sync client would add two
+/// threads of its own.
 struct Containerd {
-    publisher: Option<RemotePublisher>,
+    runtime: tokio::runtime::Handle,
+    client: Option<EventsClient>,
     address: String,
     namespace: String,
 }
 
+impl Containerd {
+    async fn forward(&mut self, topic: &str, event: Box<dyn MessageDyn>) -> Result<(), String> {
+        let client = match self.client.take() {
+            Some(client) => client,
+            None => {
+                let fd = connect(&self.address)
+                    .map_err(|e| format!("cannot reach containerd at {}: {e}", self.address))?;
+                // SAFETY: `fd` is the connected socket `connect` just made,
+                // owned by nothing else; the client takes it.
+                EventsClient::new(unsafe { Client::from_raw_unix_socket_fd(fd) })
+            }
+        };
+        let mut envelope = Envelope::new();
+        envelope.set_topic(topic.to_string());
+        envelope.set_namespace(self.namespace.clone());
+        envelope.set_timestamp(timestamp().map_err(|e| e.to_string())?);
+        envelope.set_event(convert_to_any(event).map_err(|e| e.to_string())?);
+        let mut request = ForwardRequest::new();
+        request.set_envelope(envelope);
+        client
+            .forward(Context::default(), &request)
+            .await
+            .map_err(|e| e.to_string())?;
+        // Kept only after a send that worked; a failed one reconnects.
+        self.client = Some(client);
+        Ok(())
+    }
+}
+
 impl Publish for Containerd {
     fn publish(&mut self, topic: &str, event: Box<dyn MessageDyn>) -> Result<(), String> {
-        if self.publisher.is_none() {
-            let publisher = RemotePublisher::new(&self.address)
-                .map_err(|e| format!("cannot reach containerd at {}: {e}", self.address))?;
-            self.publisher = Some(publisher);
-        }
-        let Some(publisher) = &self.publisher else {
-            return Err("no connection".into());
-        };
-        let sent = publisher.publish(Context::default(), topic, &self.namespace, event);
-        sent.map_err(|e| {
-            self.publisher = None;
-            e.to_string()
-        })
+        let runtime = self.runtime.clone();
+        runtime.block_on(self.forward(topic, event))
     }
 }
 
@@ -88,11 +113,13 @@ pub struct ContainerdEvents {
 }
 
 impl ContainerdEvents {
-    pub fn new(publisher: RemotePublisher, namespace: String) -> Self {
+    /// Events to containerd, sent through the runtime the caller runs on.
+    pub fn new(namespace: String) -> Self {
         // The address containerd gave the shim for its event service.
         let address = std::env::var("TTRPC_ADDRESS").unwrap_or_default();
         let target = Containerd {
-            publisher: Some(publisher),
+            runtime: tokio::runtime::Handle::current(),
+            client: None,
             address,
             namespace,
         };

@@ -8,7 +8,9 @@
 use std::sync::{Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
-use containerd_shim::monitor::monitor_subscribe;
+// The async monitor: the library's SIGCHLD handler reports to it (the
+// top-level `monitor` module is the sync library's, which nothing feeds).
+use containerd_shim::asynchronous::monitor::{Subscription, monitor_subscribe};
 use containerd_shim::monitor::{Subject, Topic};
 
 /// How long an exit no container claims is kept: a container's process can
@@ -54,24 +56,29 @@ impl UnclaimedExits {
     }
 }
 
-/// Starts the thread that hands every exit to `on_exit(pid, status)`.
-pub fn watch(on_exit: impl Fn(u32, i32) + Send + 'static) -> std::io::Result<()> {
-    let subscription = monitor_subscribe(Topic::Pid)
-        .map_err(|e| std::io::Error::other(format!("subscribe to exits: {e}")))?;
-    std::thread::Builder::new()
-        .name("exits".into())
-        .spawn(move || {
-            for event in subscription.rx.iter() {
-                let Subject::Pid(pid) = event.subject else {
-                    continue;
-                };
-                let Ok(pid) = u32::try_from(pid) else {
-                    continue;
-                };
-                on_exit(pid, event.exit_code);
-            }
-        })?;
-    Ok(())
+/// Subscribes to the exits the shim library reaps. Made before the task
+/// service serves anything, so that no exit goes unseen.
+pub async fn subscribe() -> std::io::Result<Subscription> {
+    monitor_subscribe(Topic::Pid)
+        .await
+        .map_err(|e| std::io::Error::other(format!("subscribe to exits: {e}")))
+}
+
+/// Hands every exit of `subscription` to `on_exit(pid, status)`, as a task
+/// on the shim's runtime (no thread of its own): `on_exit` only records
+/// the exit and queues its event.
+pub fn watch(mut subscription: Subscription, on_exit: impl Fn(u32, i32) + Send + 'static) {
+    tokio::spawn(async move {
+        while let Some(event) = subscription.rx.recv().await {
+            let Subject::Pid(pid) = event.subject else {
+                continue;
+            };
+            let Ok(pid) = u32::try_from(pid) else {
+                continue;
+            };
+            on_exit(pid, event.exit_code);
+        }
+    });
 }
 
 #[cfg(test)]

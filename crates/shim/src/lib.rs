@@ -47,7 +47,32 @@ pub fn run<E: edgeshim_engine::Engine>(
         start_zygote::<E>();
     }
     service::set_policy_wasm_host(policy_wasm_host);
-    containerd_shim::run::<EdgeShim<E>>(runtime_id, None);
+    match shim_runtime() {
+        Ok(runtime) => runtime.block_on(containerd_shim::run::<EdgeShim<E>>(runtime_id, None)),
+        Err(e) => {
+            eprintln!("{runtime_id}: cannot start the shim's runtime: {e}");
+            std::process::exit(1);
+        }
+    }
+}
+
+/// How long a blocking-pool thread with no request lives on: a pod's
+/// requests come in bursts (create, start, then nothing for its life).
+const REQUEST_THREAD_IDLE: std::time::Duration = std::time::Duration::from_secs(2);
+/// At most this many requests run their blocking part at once; more wait
+/// their turn (containers are made one at a time by the launcher anyway).
+const REQUEST_THREADS_MAX: usize = 16;
+
+/// The shim's tokio runtime: one thread, which serves ttrpc and awaits
+/// Waits and exits, and a blocking pool that holds threads only while
+/// requests run.
+fn shim_runtime() -> std::io::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .thread_name("shim-request")
+        .thread_keep_alive(REQUEST_THREAD_IDLE)
+        .max_blocking_threads(REQUEST_THREADS_MAX)
+        .build()
 }
 
 /// glibc gives each thread that allocates an arena of its own (up to eight

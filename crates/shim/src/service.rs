@@ -6,9 +6,10 @@ use std::marker::PhantomData;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, OnceLock};
 
+use async_trait::async_trait;
 use containerd_shim::api::DeleteResponse;
 use containerd_shim::publisher::RemotePublisher;
-use containerd_shim::util::write_address;
+use containerd_shim::util::write_str_to_file;
 use containerd_shim::{Config, ExitSignal, Flags, Shim, StartOpts};
 use edgeshim_bundle::{Bundle, SANDBOX_ID_ANNOTATION};
 use edgeshim_engine::Engine;
@@ -16,7 +17,7 @@ use edgeshim_isolation::IsolatedContainer;
 
 use crate::events::ContainerdEvents;
 use crate::rootfs;
-use crate::task::TaskService;
+use crate::task::{TaskApi, TaskService};
 
 /// Where container state (libcontainer's) lives: `<root>/<namespace>/<id>`.
 pub const STATE_ROOT: &str = "/run/edgeshim";
@@ -64,10 +65,11 @@ fn grouping(id: &str) -> String {
         .unwrap_or_else(|| id.to_string())
 }
 
+#[async_trait]
 impl<E: Engine> Shim for EdgeShim<E> {
-    type T = TaskService<E>;
+    type T = TaskApi<E>;
 
-    fn new(_runtime_id: &str, args: &Flags, config: &mut Config) -> Self {
+    async fn new(_runtime_id: &str, args: &Flags, config: &mut Config) -> Self {
         // The server (no action) logs through edgeshim's own logger:
         // one write a line, other crates at warn (see logging.rs).
         if args.action.is_empty() {
@@ -87,26 +89,23 @@ impl<E: Engine> Shim for EdgeShim<E> {
 
     /// One shim per pod: containers of a pod carry the sandbox id annotation
     /// and share its socket; any other container gets a shim of its own.
-    fn start_shim(&mut self, opts: StartOpts) -> containerd_shim::Result<String> {
+    async fn start_shim(&mut self, opts: StartOpts) -> containerd_shim::Result<String> {
         let grouping = grouping(&opts.id);
-        // A pod's shim already serving: reuse it without spawning. (Spawning
-        // a second one that finds the socket taken and exits makes the
-        // library's start path livelock on the child's SIGCHLD while it
-        // tears its signal handlers down.)
+        // A pod's shim already serving: reuse it without spawning a second
+        // one that would find the socket taken.
         let address = containerd_shim::socket_address(&opts.address, &opts.namespace, &grouping);
         let path = address.trim_start_matches("unix://");
-        if std::os::unix::net::UnixStream::connect(path).is_ok() {
-            write_address(&address)?;
-            return Ok(address);
+        if std::os::unix::net::UnixStream::connect(path).is_err() {
+            // Returns once the new shim serves (it closes its stdout then).
+            containerd_shim::spawn(opts, &grouping, Vec::new()).await?;
         }
-        let (_pid, address) = containerd_shim::spawn(opts, &grouping, Vec::new())?;
-        write_address(&address)?;
+        write_str_to_file("address", &address).await?;
         Ok(address)
     }
 
     /// Called after a shim died: kill and remove what it left (process,
     /// cgroup, state, rootfs mount).
-    fn delete_shim(&mut self) -> containerd_shim::Result<DeleteResponse> {
+    async fn delete_shim(&mut self) -> containerd_shim::Result<DeleteResponse> {
         let root = state_root(&self.namespace);
         match IsolatedContainer::load(&root, &self.id) {
             Ok(mut container) => {
@@ -136,14 +135,17 @@ impl<E: Engine> Shim for EdgeShim<E> {
         })
     }
 
-    fn wait(&mut self) {
-        self.exit.wait();
+    async fn wait(&mut self) {
+        self.exit.wait().await;
         // containerd asks a shim to shut down right after the Delete whose
         // TaskDelete is still queued: send what is queued before exiting.
-        if let Some(events) = self.events.get()
-            && !events.flush(EVENTS_FLUSH_LIMIT)
-        {
-            log::warn!("exiting with events containerd did not take");
+        // On the blocking pool: the event thread's sends need this runtime
+        // thread free to drive their socket.
+        if let Some(events) = self.events.get().cloned() {
+            let flushed = tokio::task::spawn_blocking(move || events.flush(EVENTS_FLUSH_LIMIT));
+            if !flushed.await.unwrap_or(false) {
+                log::warn!("exiting with events containerd did not take");
+            }
         }
         // The library removes the socket named in `<cwd>/address`, but a pod
         // shim's cwd is its first container's bundle, which containerd may
@@ -157,10 +159,22 @@ impl<E: Engine> Shim for EdgeShim<E> {
         }
     }
 
-    fn create_task_service(&self, publisher: RemotePublisher) -> Self::T {
-        let events = Arc::new(ContainerdEvents::new(publisher, self.namespace.clone()));
+    async fn create_task_service(&self, publisher: RemotePublisher) -> Self::T {
+        // The library's publisher queues an event and answers before it is
+        // sent, and retries out of order: the shim sends its own, in order
+        // (events.rs). Dropping it ends its queue task.
+        drop(publisher);
+        let events = Arc::new(ContainerdEvents::new(self.namespace.clone()));
         let _ = self.events.set(events.clone());
-        TaskService::new(
+        let exits = match crate::exits::subscribe().await {
+            Ok(exits) => exits,
+            Err(e) => {
+                // Nothing could be reported as exited: better no shim.
+                log::error!("{e}");
+                std::process::exit(1);
+            }
+        };
+        TaskApi::new(TaskService::new(
             self.id.clone(),
             state_root(&self.namespace),
             events,
@@ -172,6 +186,7 @@ impl<E: Engine> Shim for EdgeShim<E> {
                     .unwrap_or(edgeshim_policy::WasmHost::NONE),
             )),
             self.exit.clone(),
-        )
+            exits,
+        ))
     }
 }

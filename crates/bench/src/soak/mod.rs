@@ -221,7 +221,7 @@ fn judge(result: &mut SoakResult) {
                 })
                 .collect();
             if name == CONTAINERD_THREADS {
-                verdict::no_upward_trend(name, &values)
+                verdict::rises_at_most(name, &values, verdict::GO_THREADS_SLACK)
             } else {
                 verdict::flatness(name, &values)
             }

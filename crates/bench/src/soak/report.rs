@@ -224,9 +224,9 @@ pub fn section(doc: &serde_json::Value, charts: &Path, charts_link: &str) -> Res
             .collect();
         writeln!(
             md,
-            "\nFrom cycle {} on, {} of {} counts flat{} (exactly, except {}: no higher \
-             in the run's later half than in its earlier half, as Go parks and wakes its \
-             threads).\n",
+            "\nFrom cycle {} on, {} of {} counts flat{} (exactly, except {}: ending at \
+             most {} above where it began, as the Go runtime keeps every thread it \
+             starts).\n",
             r.steady_from,
             r.flat.len() - moved.len(),
             r.flat.len(),
@@ -235,7 +235,8 @@ pub fn section(doc: &serde_json::Value, charts: &Path, charts_link: &str) -> Res
             } else {
                 format!("; moved: {}", moved.join(", "))
             },
-            loose.join(", ")
+            loose.join(", "),
+            super::verdict::GO_THREADS_SLACK
         )?;
         writeln!(
             md,

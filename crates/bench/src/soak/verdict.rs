@@ -53,19 +53,26 @@ pub fn flatness(what: &str, values: &[u64]) -> Flatness {
     }
 }
 
-/// `values` of a count its owner moves for its own reasons (the Go
-/// runtime's OS threads in containerd, parked and woken as goroutines
-/// block): it passes when the run ends no higher than the highest of its
-/// earlier half. A leak keeps what it took, so it ends higher; a thread
-/// the Go runtime starts for a moment in the later half and parks again
-/// does not (a CI run failed on 11, 11, 11, 12, 11 when any later sample
-/// above the ceiling failed it).
-pub fn no_upward_trend(what: &str, values: &[u64]) -> Flatness {
-    let (early, _) = values.split_at(values.len().div_ceil(2));
-    let ceiling = early.iter().copied().max().unwrap_or_default();
+/// How far containerd's thread count may rise over a soak's steady
+/// cycles. The Go runtime starts an OS thread when every one it has is
+/// blocked in a system call and never ends it: the count is a high-water
+/// mark that a burst of slow calls lifts by one or two, then stays.
+pub const GO_THREADS_SLACK: u64 = 2;
+
+/// `values` of a count its owner raises for its own reasons and never
+/// lowers (the Go runtime's OS threads in containerd): it passes when the
+/// run ends at most `slack` above where it began. A leak keeps what it
+/// takes on every cycle it leaks on, so over a steady run of a hundred
+/// cycles and more it ends far above that. (CI runs failed on 11, 11, 11,
+/// 12, 11 and on 12, 12, 12, 12, 13, 13 under verdicts that read any rise
+/// in the later half as a leak.)
+pub fn rises_at_most(what: &str, values: &[u64], slack: u64) -> Flatness {
+    let first = values.first().copied().unwrap_or_default();
     Flatness {
         exact: false,
-        flat: values.last().is_none_or(|last| *last <= ceiling),
+        flat: values
+            .last()
+            .is_none_or(|last| *last <= first.saturating_add(slack)),
         ..flatness(what, values)
     }
 }
@@ -134,12 +141,13 @@ mod tests {
     }
 
     #[test]
-    fn test_a_count_that_comes_and_goes_has_no_trend_and_one_that_climbs_has() {
-        assert!(no_upward_trend("t", &[11, 13, 12, 11, 13, 12]).flat);
-        assert!(no_upward_trend("t", &[11, 11, 11, 12, 11]).flat);
-        assert!(!no_upward_trend("t", &[11, 12, 12, 13, 14, 15]).flat);
-        assert!(!no_upward_trend("t", &[11, 11, 11, 11, 12]).flat);
-        assert!(!no_upward_trend("t", &[11, 12, 12, 13, 14, 15]).exact);
+    fn test_a_high_water_mark_that_settles_passes_and_one_that_climbs_fails() {
+        assert!(rises_at_most("t", &[11, 13, 12, 11, 13, 12], 2).flat);
+        assert!(rises_at_most("t", &[11, 11, 11, 12, 11], 2).flat);
+        assert!(rises_at_most("t", &[12, 12, 12, 12, 13, 13], 2).flat);
+        assert!(!rises_at_most("t", &[11, 12, 12, 13, 14, 15], 2).flat);
+        assert!(!rises_at_most("t", &[11, 11, 11, 11, 14], 2).flat);
+        assert!(!rises_at_most("t", &[11, 12, 12, 13, 14, 15], 2).exact);
     }
 
     #[test]

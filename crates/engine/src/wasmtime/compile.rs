@@ -10,7 +10,7 @@ use crate::cache::ModuleCache;
 
 /// What Wasmtime compiles and maps from the cache: a core module or a
 /// component, each with its own precompile and deserialize.
-pub(super) trait Compiled: Sized {
+pub(super) trait Compiled: Sized + Send {
     fn compile_in_memory(engine: &wasmtime::Engine, bytes: &[u8]) -> wasmtime::Result<Self>;
     fn precompile(engine: &wasmtime::Engine, bytes: &[u8]) -> wasmtime::Result<Vec<u8>>;
     /// # Safety
@@ -76,7 +76,38 @@ pub fn load_or_compile(
     hash: &str,
     module: &[u8],
 ) -> std::result::Result<Module, String> {
-    load_or_compile_as(engine, cache, hash, module)
+    load_or_compile_as(engine, cache, hash, module, Threads::OwnPool)
+}
+
+/// Where a compile runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Threads {
+    /// On the calling thread only (the launcher never starts a thread).
+    Caller,
+    /// On a pool of its own, one thread per core, ended with the compile.
+    OwnPool,
+}
+
+impl Threads {
+    /// Runs `compile` where `self` says. Wasmtime's parallel compilation
+    /// would otherwise start rayon's global pool, whose threads then live
+    /// as long as the shim although a shim compiles a module only the
+    /// first time the node sees it (then it maps the cached code).
+    fn run<R: Send>(self, compile: impl FnOnce() -> R + Send) -> R {
+        if self == Threads::Caller {
+            return compile();
+        }
+        let pool = rayon::ThreadPoolBuilder::new()
+            .thread_name(|i| format!("compile-{i}"))
+            .build();
+        match pool {
+            Ok(pool) => pool.install(compile),
+            Err(e) => {
+                log::warn!("no compile threads ({e}); compiling on this one");
+                compile()
+            }
+        }
+    }
 }
 
 /// As [`load_or_compile`], for a module or a component.
@@ -85,10 +116,12 @@ pub(super) fn load_or_compile_as<T: Compiled>(
     cache: Option<&ModuleCache>,
     hash: &str,
     bytes: &[u8],
+    threads: Threads,
 ) -> std::result::Result<T, String> {
     let Some(cache) = cache else {
-        return crate::compile_time::timed(|| T::compile_in_memory(engine, bytes))
-            .map_err(|e| format!("{e:#}"));
+        return crate::compile_time::timed(|| {
+            threads.run(|| T::compile_in_memory(engine, bytes).map_err(|e| format!("{e:#}")))
+        });
     };
     if let Some(compiled) = load_cached(engine, cache, hash) {
         return Ok(compiled);
@@ -98,8 +131,9 @@ pub(super) fn load_or_compile_as<T: Compiled>(
     if let Some(compiled) = load_cached(engine, cache, hash) {
         return Ok(compiled);
     }
-    let artifact = crate::compile_time::timed(|| T::precompile(engine, bytes))
-        .map_err(|e| format!("{e:#}"))?;
+    let artifact = crate::compile_time::timed(|| {
+        threads.run(|| T::precompile(engine, bytes).map_err(|e| format!("{e:#}")))
+    })?;
     match cache.store(hash, &artifact) {
         // SAFETY: as in `deserialize_verified`; the entry is ours, written
         // from `artifact` just now, or a concurrent writer's, verified.
@@ -161,4 +195,44 @@ unsafe fn deserialize_verified<T: Compiled>(
 ) -> wasmtime::Result<T> {
     // SAFETY: the caller's contract, above.
     unsafe { T::map_file(engine, file) }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Threads;
+
+    /// Names of this process's threads that start with `prefix`.
+    fn threads_named(prefix: &str) -> usize {
+        std::fs::read_dir("/proc/self/task")
+            .into_iter()
+            .flatten()
+            .flatten()
+            .filter_map(|t| std::fs::read_to_string(t.path().join("comm")).ok())
+            .filter(|comm| comm.starts_with(prefix))
+            .count()
+    }
+
+    #[test]
+    fn test_a_compile_runs_on_a_pool_of_its_own_that_ends_with_it() {
+        let ran_on = Threads::OwnPool.run(|| std::thread::current().name().map(str::to_string));
+        assert!(
+            ran_on.as_deref().is_some_and(|n| n.starts_with("compile-")),
+            "{ran_on:?}"
+        );
+        // rayon ends a dropped pool's threads as they finish: awaited.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        while threads_named("compile-") > 0 {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "compile threads outlived their compile"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+    }
+
+    #[test]
+    fn test_a_launcher_compile_stays_on_the_calling_thread() {
+        let caller = std::thread::current().id();
+        assert_eq!(Threads::Caller.run(|| std::thread::current().id()), caller);
+    }
 }

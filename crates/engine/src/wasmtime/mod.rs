@@ -60,6 +60,7 @@ pub struct WasmtimeEngine {
     cache: Option<ModuleCache>,
     /// Modules this shim already prepared, by content hash.
     prepared: Mutex<HashMap<String, Prepared>>,
+    compile_threads: compile::Threads,
 }
 
 impl Engine for WasmtimeEngine {
@@ -87,6 +88,11 @@ impl Engine for WasmtimeEngine {
             component_linker: std::sync::OnceLock::new(),
             cache,
             prepared: Mutex::new(HashMap::new()),
+            compile_threads: if config.single_threaded {
+                compile::Threads::Caller
+            } else {
+                compile::Threads::OwnPool
+            },
         })
     }
 
@@ -95,9 +101,7 @@ impl Engine for WasmtimeEngine {
             return Ok(prepared.clone());
         }
         let prepared = if is_component(bytes) {
-            let component: Component =
-                compile::load_or_compile_as(&self.engine, self.cache.as_ref(), sha256, bytes)
-                    .map_err(EngineError::InvalidModule)?;
+            let component: Component = self.load_or_compile(bytes, sha256)?;
             let pre = self
                 .component_linker()?
                 .instantiate_pre(&component)
@@ -107,9 +111,7 @@ impl Engine for WasmtimeEngine {
             let command = CommandPre::new(pre.clone()).ok();
             Prepared::Component { pre, command }
         } else {
-            let module: Module =
-                compile::load_or_compile_as(&self.engine, self.cache.as_ref(), sha256, bytes)
-                    .map_err(EngineError::InvalidModule)?;
+            let module: Module = self.load_or_compile(bytes, sha256)?;
             Prepared::Module(
                 self.linker
                     .instantiate_pre(&module)
@@ -194,6 +196,18 @@ impl Engine for WasmtimeEngine {
 }
 
 impl WasmtimeEngine {
+    /// A module or component, from the cache or compiled into it.
+    fn load_or_compile<T: compile::Compiled>(&self, bytes: &[u8], sha256: &str) -> Result<T> {
+        compile::load_or_compile_as(
+            &self.engine,
+            self.cache.as_ref(),
+            sha256,
+            bytes,
+            self.compile_threads,
+        )
+        .map_err(EngineError::InvalidModule)
+    }
+
     /// WASI 0.2's linker, made on first use.
     fn component_linker(&self) -> Result<&wasmtime::component::Linker<ComponentState>> {
         if let Some(linker) = self.component_linker.get() {

@@ -1,5 +1,6 @@
 //! The Task API: one file per operation, all on [`TaskService`].
 
+mod api;
 mod create;
 mod delete;
 mod info;
@@ -12,21 +13,21 @@ mod wait;
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
-use std::time::{Instant, SystemTime};
+use std::time::SystemTime;
 
-use containerd_shim::api::*;
+use containerd_shim::ExitSignal;
 use containerd_shim::event::Event;
 use containerd_shim::protos::protobuf::well_known_types::timestamp::Timestamp;
-use containerd_shim::{ExitSignal, Task, TtrpcContext, TtrpcResult};
 use edgeshim_engine::{Engine, EngineConfig};
 use edgeshim_isolation::launcher::Launcher;
 use edgeshim_policy::Gate;
-use edgeshim_telemetry::Step;
 
 use crate::container::ContainerRecord;
 use crate::error::{Result, TaskError};
 use crate::events::EventSink;
 use crate::exits::{self, UnclaimedExits};
+
+pub use api::TaskApi;
 
 /// How long a launcher with no request lives on: a pod's containers are
 /// created within moments of each other; a later create pays a new
@@ -64,13 +65,14 @@ impl<E: Engine> TaskService<E> {
         events: Arc<dyn EventSink>,
         gate: Arc<dyn Gate>,
         exit: Arc<ExitSignal>,
+        exits: containerd_shim::asynchronous::monitor::Subscription,
     ) -> Self {
         let containers: Containers = Arc::default();
         let unclaimed = Arc::new(UnclaimedExits::default());
         let watched = containers.clone();
         let exit_events = events.clone();
         let unclaimed_exits = unclaimed.clone();
-        if let Err(e) = exits::watch(move |pid, status| {
+        exits::watch(exits, move |pid, status| {
             ordering::record_exit(
                 &watched,
                 exit_events.as_ref(),
@@ -78,9 +80,7 @@ impl<E: Engine> TaskService<E> {
                 pid,
                 status,
             )
-        }) {
-            log::error!("cannot watch container exits: {e}");
-        }
+        });
         let telemetry = Arc::new(crate::metrics::Telemetry::from_env(E::NAME));
         let oom = crate::oom::watcher(events.clone(), telemetry.clone());
         let (launcher, refusals) = report_network_refusals(&containers, &gate);
@@ -183,95 +183,7 @@ fn send(events: &dyn EventSink, event: impl Event + Send + 'static) {
     events.send(Box::new(event));
 }
 
-impl<E: Engine> Task for TaskService<E> {
-    fn create(&self, _: &TtrpcContext, req: CreateTaskRequest) -> TtrpcResult<CreateTaskResponse> {
-        let since = Instant::now();
-        let created = self.do_create(req);
-        self.telemetry.answered(Step::Create, &created, since);
-        Ok(created?)
-    }
-
-    fn start(&self, _: &TtrpcContext, req: StartRequest) -> TtrpcResult<StartResponse> {
-        reject_exec(&req.exec_id, "exec")?;
-        let since = Instant::now();
-        let started = self.do_start(&req.id);
-        self.telemetry.answered(Step::Start, &started, since);
-        Ok(started?)
-    }
-
-    fn kill(&self, _: &TtrpcContext, req: KillRequest) -> TtrpcResult<Empty> {
-        reject_exec(&req.exec_id, "exec")?;
-        self.do_kill(&req.id, req.signal, req.all)?;
-        Ok(Empty::new())
-    }
-
-    fn delete(&self, _: &TtrpcContext, req: DeleteRequest) -> TtrpcResult<DeleteResponse> {
-        reject_exec(&req.exec_id, "exec")?;
-        Ok(self.do_delete(&req.id)?)
-    }
-
-    fn wait(&self, _: &TtrpcContext, req: WaitRequest) -> TtrpcResult<WaitResponse> {
-        reject_exec(&req.exec_id, "exec")?;
-        Ok(self.do_wait(&req.id)?)
-    }
-
-    fn state(&self, _: &TtrpcContext, req: StateRequest) -> TtrpcResult<StateResponse> {
-        reject_exec(&req.exec_id, "exec")?;
-        Ok(self.do_state(&req.id)?)
-    }
-
-    fn pids(&self, _: &TtrpcContext, req: PidsRequest) -> TtrpcResult<PidsResponse> {
-        Ok(self.do_pids(&req.id)?)
-    }
-
-    fn stats(&self, _: &TtrpcContext, req: StatsRequest) -> TtrpcResult<StatsResponse> {
-        Ok(self.do_stats(&req.id)?)
-    }
-
-    fn connect(&self, _: &TtrpcContext, req: ConnectRequest) -> TtrpcResult<ConnectResponse> {
-        Ok(self.do_connect(&req.id)?)
-    }
-
-    fn shutdown(&self, _: &TtrpcContext, _: ShutdownRequest) -> TtrpcResult<Empty> {
-        if self.map().is_empty() {
-            self.exit.signal();
-        }
-        Ok(Empty::new())
-    }
-
-    fn close_io(&self, _: &TtrpcContext, _: CloseIORequest) -> TtrpcResult<Empty> {
-        // Nothing to do: the container holds its stdin FIFO itself, and
-        // containerd closing its end gives it EOF.
-        Ok(Empty::new())
-    }
-
-    fn exec(&self, _: &TtrpcContext, _: ExecProcessRequest) -> TtrpcResult<Empty> {
-        Err(TaskError::Unsupported("exec").into())
-    }
-
-    fn pause(&self, _: &TtrpcContext, _: PauseRequest) -> TtrpcResult<Empty> {
-        Err(TaskError::Unsupported("pause").into())
-    }
-
-    fn resume(&self, _: &TtrpcContext, _: ResumeRequest) -> TtrpcResult<Empty> {
-        Err(TaskError::Unsupported("resume").into())
-    }
-
-    fn update(&self, _: &TtrpcContext, req: UpdateTaskRequest) -> TtrpcResult<Empty> {
-        self.do_update(&req)?;
-        Ok(Empty::new())
-    }
-
-    fn checkpoint(&self, _: &TtrpcContext, _: CheckpointTaskRequest) -> TtrpcResult<Empty> {
-        Err(TaskError::Unsupported("checkpoint").into())
-    }
-
-    fn resize_pty(&self, _: &TtrpcContext, _: ResizePtyRequest) -> TtrpcResult<Empty> {
-        Err(TaskError::Unsupported("terminals (resize_pty)").into())
-    }
-}
-
-fn reject_exec(exec_id: &str, what: &'static str) -> Result<()> {
+pub(crate) fn reject_exec(exec_id: &str, what: &'static str) -> Result<()> {
     if exec_id.is_empty() {
         Ok(())
     } else {
