@@ -251,4 +251,33 @@ mod tests {
         assert_eq!(events.topics(), ["/tasks/create"]);
         assert_eq!(record.lock().exit, None);
     }
+
+    /// Wait requests await the exit on the shim's runtime thread: one
+    /// already waiting is woken by the exit, recorded on another thread,
+    /// and one that comes after it is answered at once.
+    #[test]
+    fn test_an_exit_wakes_a_waiting_wait_and_answers_a_later_one() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let record = record(dir.path());
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .expect("a runtime");
+        let exit = runtime.block_on(async {
+            let waiting = record.clone();
+            let waiter = tokio::spawn(async move { waiting.exited().await });
+            // The waiter runs until it awaits the exit.
+            tokio::task::yield_now().await;
+            assert!(!waiter.is_finished());
+            let exiting = record.clone();
+            std::thread::spawn(move || {
+                let mut inner = exiting.lock();
+                exiting.set_exited(&mut inner, 7)
+            })
+            .join()
+            .expect("the exit thread");
+            waiter.await.expect("the waiter")
+        });
+        assert_eq!(exit.status, 7);
+        assert_eq!(runtime.block_on(record.exited()), exit);
+    }
 }
