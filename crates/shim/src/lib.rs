@@ -48,7 +48,13 @@ pub fn run<E: edgeshim_engine::Engine>(
     }
     service::set_policy_wasm_host(policy_wasm_host);
     match shim_runtime() {
-        Ok(runtime) => runtime.block_on(containerd_shim::run::<EdgeShim<E>>(runtime_id, None)),
+        Ok(runtime) => {
+            runtime.block_on(containerd_shim::run::<EdgeShim<E>>(runtime_id, None));
+            // The shim is done (containerd asked it to shut down): a request
+            // still running on the blocking pool must not hold the process,
+            // as a dropped runtime would until it returned.
+            runtime.shutdown_background();
+        }
         Err(e) => {
             eprintln!("{runtime_id}: cannot start the shim's runtime: {e}");
             std::process::exit(1);

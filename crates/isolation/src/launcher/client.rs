@@ -6,7 +6,7 @@ use std::os::unix::net::UnixStream;
 use std::os::unix::process::CommandExt;
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
-use std::sync::{Arc, Mutex, PoisonError, Weak};
+use std::sync::{Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use super::{LAUNCHER_ARG, LAUNCHER_FD, LaunchReply, LaunchRequest, PAYLOAD_FD, wire};
@@ -61,30 +61,17 @@ impl Launcher {
         Ok(self)
     }
 
-    /// Stops the launcher once no request came for `idle` (checked every
-    /// `idle`), so that a pod whose containers run holds no launcher; the
-    /// next create starts one again. The thread ends with the launcher.
-    pub fn stop_when_idle(self: &Arc<Self>, idle: Duration) -> std::io::Result<()> {
-        let launcher: Weak<Self> = Arc::downgrade(self);
-        std::thread::Builder::new()
-            .name("launcher-idle".into())
-            .spawn(move || {
-                loop {
-                    std::thread::sleep(idle);
-                    let Some(launcher) = launcher.upgrade() else {
-                        return;
-                    };
-                    launcher.stop_if_idle(idle);
-                }
-            })
-            .map(drop)
-    }
-
     /// Stops the launcher if no request came for `idle`; returns whether it
-    /// did. A request in progress holds the connection's lock, so it is
-    /// never cut off.
+    /// did. Never waits: a request in progress holds the connection's lock,
+    /// so it is neither cut off nor waited for (the shim calls this from
+    /// its runtime thread, every `idle`, so that a pod whose containers run
+    /// holds no launcher; the next create starts one again).
     pub fn stop_if_idle(&self, idle: Duration) -> bool {
-        let mut slot = self.lock();
+        let mut slot = match self.connection.try_lock() {
+            Ok(slot) => slot,
+            Err(std::sync::TryLockError::Poisoned(poisoned)) => poisoned.into_inner(),
+            Err(std::sync::TryLockError::WouldBlock) => return false,
+        };
         let last = *self
             .last_request
             .lock()
@@ -336,6 +323,12 @@ mod tests {
         };
         assert!(!launcher.stop_if_idle(Duration::from_secs(3600)));
         assert_eq!(launcher.pid(), Some(pid));
+        {
+            // A request in flight holds the connection: the idle stop
+            // (on the shim's runtime thread) neither cuts it off nor waits.
+            let _in_flight = launcher.lock();
+            assert!(!launcher.stop_if_idle(Duration::ZERO));
+        }
         assert!(launcher.stop_if_idle(Duration::ZERO));
         assert_eq!(launcher.pid(), None);
         let pid = nix::unistd::Pid::from_raw(i32::try_from(pid).expect("pid"));

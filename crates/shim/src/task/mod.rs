@@ -91,9 +91,7 @@ impl<E: Engine> TaskService<E> {
         if let Err(e) = launcher.spawn() {
             log::error!("cannot start the launcher: {e}");
         }
-        if let Err(e) = launcher.stop_when_idle(LAUNCHER_IDLE) {
-            log::warn!("the launcher will not be stopped when idle: {e}");
-        }
+        stop_launcher_when_idle(&launcher);
         Self {
             containers,
             engine: Mutex::new(None),
@@ -141,6 +139,26 @@ impl<E: Engine> TaskService<E> {
         *slot = Some(engine.clone());
         Ok(engine)
     }
+}
+
+/// Checks every [`LAUNCHER_IDLE`], as a task on the shim's runtime (no
+/// thread of its own), whether the launcher has been idle that long, and
+/// stops it if so. Ends with the task service.
+fn stop_launcher_when_idle(launcher: &Arc<Launcher>) {
+    let launcher = Arc::downgrade(launcher);
+    tokio::spawn(async move {
+        let mut every = tokio::time::interval(LAUNCHER_IDLE);
+        every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        // The first tick is at once.
+        every.tick().await;
+        loop {
+            every.tick().await;
+            let Some(launcher) = launcher.upgrade() else {
+                return;
+            };
+            launcher.stop_if_idle(LAUNCHER_IDLE);
+        }
+    });
 }
 
 /// The launcher, its Wasm payloads handed the report channel whose
