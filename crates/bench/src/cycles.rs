@@ -53,6 +53,7 @@ pub struct Options {
 pub struct ProcSample {
     pub pid: u32,
     pub fds: usize,
+    /// Threads but a shim's request threads ([`REQUEST_THREAD`]).
     pub threads: usize,
     pub rss_kb: u64,
 }
@@ -538,12 +539,34 @@ pub(crate) fn launcher_pid(shim: u32) -> Option<u32> {
 
 pub(crate) fn proc_sample(pid: u32) -> Option<ProcSample> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let threads = field_kb(&status, "Threads:").unwrap_or_default() as usize;
     Some(ProcSample {
         pid,
         fds: std::fs::read_dir(format!("/proc/{pid}/fd")).ok()?.count(),
-        threads: field_kb(&status, "Threads:").unwrap_or_default() as usize,
+        threads: threads.saturating_sub(request_threads(pid)),
         rss_kb: field_kb(&status, "VmRSS:").unwrap_or_default(),
     })
+}
+
+/// The name of a shim's request threads (crates/shim/src/lib.rs): its
+/// async runtime's blocking pool, which runs each Task API operation and
+/// ends a thread 2 s after its last one. How many there are says how many
+/// requests ran in the last 2 s, not what the shim holds, so the samples
+/// leave them out. One that never ends is a request that never returns:
+/// the cycle waiting on it is caught as a hang.
+const REQUEST_THREAD: &str = "shim-request";
+
+/// How many of `pid`'s threads are request threads.
+fn request_threads(pid: u32) -> usize {
+    std::fs::read_dir(format!("/proc/{pid}/task"))
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter(|t| {
+            std::fs::read_to_string(t.path().join("comm"))
+                .is_ok_and(|comm| comm.trim() == REQUEST_THREAD)
+        })
+        .count()
 }
 
 /// Entries of `dir`, and how many are named by `ours`.

@@ -47,6 +47,7 @@ pub fn run(
 ) -> Result<DensityResult> {
     variant.apply()?;
     let sleeper = workload(&variant.handler, Program::Sleep);
+    memory::drop_caches();
     let baseline = memory::sample();
     let baseline_pss = baseline.pss_kb;
     let baseline_cgroup = memory::cri_cgroup_bytes();
@@ -94,6 +95,7 @@ pub fn run(
                     eprintln!("density: {left} launchers still running at the last sample");
                 }
             }
+            memory::drop_caches();
             let now = memory::sample();
             let pss = now.pss_kb.saturating_sub(baseline_pss);
             let cgroup = memory::cri_cgroup_bytes().saturating_sub(baseline_cgroup) / 1024;

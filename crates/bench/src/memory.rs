@@ -41,6 +41,20 @@ pub fn sample() -> MemorySample {
     }
 }
 
+/// Writes dirty pages back and drops what the kernel can reclaim at once
+/// (clean page cache, dentries, inodes), so that a MemAvailable read next
+/// counts memory in use, not the kernel's estimate of how much of its
+/// caches it could give back, which moved node memory per container by
+/// about 1 MB from one density run to the next for every runtime alike
+/// (memory of cgroups removed earlier comes back only as their cached
+/// pages go). Best effort: a failure is reported and the reading taken.
+pub fn drop_caches() {
+    nix::unistd::sync();
+    if let Err(e) = std::fs::write("/proc/sys/vm/drop_caches", "3") {
+        eprintln!("density: cannot drop the kernel's caches ({e}); node memory read as it is");
+    }
+}
+
 /// Waits, at most `limit`, until no shim runs a launcher (edgeshim's
 /// shims stop an idle one after a few seconds, so a node whose pods are
 /// all started holds none); returns how many are left. Polled: this is a

@@ -66,8 +66,11 @@ pub fn run<E: edgeshim_engine::Engine>(
 /// requests come in bursts (create, start, then nothing for its life).
 const REQUEST_THREAD_IDLE: std::time::Duration = std::time::Duration::from_secs(2);
 /// At most this many requests run their blocking part at once; more wait
-/// their turn (containers are made one at a time by the launcher anyway).
-const REQUEST_THREADS_MAX: usize = 16;
+/// their turn. High, because a request waiting for a pool thread waits
+/// behind every one running: creates queued on a launcher that hangs must
+/// not hold up a Kill or Delete of another container. Threads exist only
+/// while requests run, so the bound costs nothing when the pod is quiet.
+const REQUEST_THREADS_MAX: usize = 128;
 
 /// The shim's tokio runtime: one thread, which serves ttrpc and awaits
 /// Waits and exits, and a blocking pool that holds threads only while

@@ -1,8 +1,10 @@
-//! OOM notifications for every container of a shim, on one thread.
+//! OOM notifications for every container of a shim, on one epoll.
 //!
 //! Owns: watching a container's memory cgroup (found with
 //! [`CgroupFolder::of_pid`]) for OOM kills, v1 and v2 alike, for as many containers
-//! as the shim runs, on a single epoll thread ([`OomWatcher`]). Must not
+//! as the shim runs, on one epoll ([`OomWatcher`]): turned on a thread of
+//! its own ([`OomWatcher::spawn`]) or by the caller's event loop
+//! ([`OomWatcher::new`], [`OomEvents`]; the shim's async runtime). Must not
 //! touch: what an OOM means to containerd (the shim sends the TaskOOM
 //! event from the callback).
 //!
@@ -51,17 +53,26 @@ pub struct OomWatcher {
 }
 
 impl OomWatcher {
+    /// A watcher on a thread of its own.
     pub fn spawn(on_oom: Box<dyn Fn(&str) + Send>) -> std::io::Result<Self> {
+        let (watcher, mut events) = Self::new(on_oom)?;
+        std::thread::Builder::new()
+            .name("oom".into())
+            .spawn(move || events.0.run())?;
+        Ok(watcher)
+    }
+
+    /// A watcher whose [`OomEvents`] the caller turns whenever its
+    /// descriptor is readable (the shim: from its async runtime, so that
+    /// watching takes no thread).
+    pub fn new(on_oom: Box<dyn Fn(&str) + Send>) -> std::io::Result<(Self, OomEvents)> {
         let shared = Arc::new(Shared {
             requests: Mutex::new(Vec::new()),
             wake: EventFd::from_flags(EfdFlags::EFD_CLOEXEC | EfdFlags::EFD_NONBLOCK)?,
             watched: AtomicUsize::new(0),
         });
-        let mut watching = watch::Watching::new(shared.clone(), on_oom)?;
-        std::thread::Builder::new()
-            .name("oom".into())
-            .spawn(move || watching.run())?;
-        Ok(Self { shared })
+        let watching = watch::Watching::new(shared.clone(), on_oom)?;
+        Ok((Self { shared }, OomEvents(watching)))
     }
 
     /// Watches container `id`'s memory cgroup until the cgroup is removed
@@ -93,6 +104,26 @@ impl OomWatcher {
         if let Err(e) = self.shared.wake.write(1) {
             log::warn!("cannot wake the OOM watcher: {e}");
         }
+    }
+}
+
+/// The watcher's side that sees OOM kills and requests: readable (its
+/// [`AsRawFd`](std::os::fd::AsRawFd)) when [`Self::turn`] has work.
+pub struct OomEvents(watch::Watching);
+
+impl OomEvents {
+    /// Handles what is ready now, without waiting: calls `on_oom` for each
+    /// OOM kill seen and takes the watch and forget requests. Returns how
+    /// many events it handled (a caller turns again until none is left),
+    /// or `None` once the watcher cannot go on (its epoll failed).
+    pub fn turn(&mut self) -> Option<usize> {
+        self.0.turn(nix::sys::epoll::EpollTimeout::ZERO)
+    }
+}
+
+impl std::os::fd::AsRawFd for OomEvents {
+    fn as_raw_fd(&self) -> std::os::fd::RawFd {
+        self.0.epoll_fd()
     }
 }
 

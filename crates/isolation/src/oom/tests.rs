@@ -125,3 +125,44 @@ fn a_v1_oom_kill_in_a_real_memory_cgroup_is_told_and_its_removal_ends_the_watch(
     std::fs::remove_dir(&dir).expect("remove the cgroup");
     await_watched(&watcher, 0);
 }
+
+/// The shim turns the watcher from its runtime when the epoll descriptor
+/// is readable: a request and an OOM kill each make it readable, a turn
+/// handles them, and a turn with nothing ready handles nothing.
+#[test]
+fn a_watcher_turned_by_its_caller_is_readable_when_it_has_work() {
+    use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
+    use std::os::fd::{AsRawFd, BorrowedFd};
+    let readable = |events: &OomEvents| {
+        // SAFETY: the descriptor is `events`' epoll, open while borrowed.
+        let fd = unsafe { BorrowedFd::borrow_raw(events.as_raw_fd()) };
+        let mut fds = [PollFd::new(fd, PollFlags::POLLIN)];
+        poll(&mut fds, PollTimeout::ZERO).expect("poll") == 1
+    };
+    let dir = tempfile::tempdir().expect("temp dir");
+    let (sender, ooms) = channel();
+    let sender = Mutex::new(sender);
+    let (watcher, mut events) = OomWatcher::new(Box::new(move |id: &str| {
+        let _ = sender
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .send(id.to_string());
+    }))
+    .expect("the watcher");
+    assert!(!readable(&events));
+    assert_eq!(events.turn(), Some(0));
+
+    let a = fake_v2(dir.path(), "a", 0);
+    watcher.watch("a", a.clone());
+    assert!(readable(&events), "a request wakes it");
+    assert_eq!(events.turn(), Some(1));
+    assert_eq!(watcher.watched(), 1);
+    assert!(!readable(&events));
+
+    let (CgroupFolder::V2(a_dir) | CgroupFolder::V1(a_dir)) = a;
+    write_events(&a_dir, 1);
+    assert!(readable(&events), "an OOM kill wakes it");
+    assert_eq!(events.turn(), Some(1));
+    assert_eq!(ooms.try_recv().expect("a's OOM"), "a");
+    assert_eq!(events.turn(), Some(0));
+}

@@ -1,5 +1,6 @@
-//! The watcher thread: one epoll over the wake eventfd, one inotify
-//! descriptor for every v2 cgroup, and one eventfd per v1 cgroup.
+//! The watcher: one epoll over the wake eventfd, one inotify descriptor
+//! for every v2 cgroup, and one eventfd per v1 cgroup; run on a thread of
+//! its own or turned by whoever polls its epoll descriptor.
 
 use std::collections::HashMap;
 use std::fs::File;
@@ -64,16 +65,28 @@ impl Watching {
         })
     }
 
-    /// Runs for the life of the shim process.
+    /// Runs for the life of the shim process, on a thread of its own.
     pub(super) fn run(&mut self) {
+        while self.turn(EpollTimeout::NONE).is_some() {}
+    }
+
+    /// The epoll descriptor, readable when [`Self::turn`] has work.
+    pub(super) fn epoll_fd(&self) -> std::os::fd::RawFd {
+        self.epoll.0.as_raw_fd()
+    }
+
+    /// Handles what is ready, waiting at most `timeout` for something to
+    /// be: how many events it handled, or `None` once the watcher cannot go
+    /// on.
+    pub(super) fn turn(&mut self, timeout: EpollTimeout) -> Option<usize> {
         let mut events = [EpollEvent::empty(); 32];
-        loop {
-            let ready = match self.epoll.wait(&mut events, EpollTimeout::NONE) {
+        {
+            let ready = match self.epoll.wait(&mut events, timeout) {
                 Ok(n) => n,
-                Err(nix::errno::Errno::EINTR) => continue,
+                Err(nix::errno::Errno::EINTR) => return Some(0),
                 Err(e) => {
                     log::error!("OOM watcher stopped: epoll: {e}");
-                    return;
+                    return None;
                 }
             };
             // Notifications first, requests last: an OOM already signalled
@@ -93,6 +106,7 @@ impl Watching {
             self.shared
                 .watched
                 .store(self.v1.len() + self.v2.len(), Ordering::Release);
+            Some(ready)
         }
     }
 
