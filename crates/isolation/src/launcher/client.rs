@@ -299,6 +299,24 @@ fn receive(connection: &Connection) -> std::io::Result<LaunchReply> {
 mod tests {
     use super::*;
 
+    /// Spawns a launcher whose program is a script this test just wrote.
+    /// Another test thread forking meanwhile may hold the script's write
+    /// descriptor for a moment (between its fork and exec): the exec is
+    /// refused with ETXTBSY until it lets go (seen in CI), so that is
+    /// retried.
+    fn spawn_script(launcher: &Launcher) -> u32 {
+        let mut tries = 0;
+        loop {
+            match launcher.spawn() {
+                Err(e) if e.kind() == std::io::ErrorKind::ExecutableFileBusy && tries < 100 => {
+                    tries += 1;
+                    std::thread::sleep(Duration::from_millis(10));
+                }
+                other => return other.expect("spawn"),
+            }
+        }
+    }
+
     #[test]
     fn test_an_idle_launcher_is_stopped_and_a_recent_one_is_not() {
         use std::os::unix::fs::PermissionsExt;
@@ -308,19 +326,7 @@ mod tests {
         std::fs::write(&program, "#!/bin/sh\nexec sleep 600\n").expect("script");
         std::fs::set_permissions(&program, std::fs::Permissions::from_mode(0o755)).expect("chmod");
         let launcher = Launcher::new(program);
-        // A test thread forking meanwhile may hold the script's write
-        // descriptor for a moment (between its fork and exec): the exec is
-        // refused with ETXTBSY until it lets go.
-        let mut tries = 0;
-        let pid = loop {
-            match launcher.spawn() {
-                Err(e) if e.kind() == std::io::ErrorKind::ExecutableFileBusy && tries < 100 => {
-                    tries += 1;
-                    std::thread::sleep(Duration::from_millis(10));
-                }
-                other => break other.expect("spawn"),
-            }
-        };
+        let pid = spawn_script(&launcher);
         assert!(!launcher.stop_if_idle(Duration::from_secs(3600)));
         assert_eq!(launcher.pid(), Some(pid));
         {
@@ -362,7 +368,7 @@ mod tests {
         .expect("script");
         std::fs::set_permissions(&program, std::fs::Permissions::from_mode(0o755)).expect("chmod");
         let launcher = Launcher::new(program);
-        let pid = launcher.spawn().expect("spawn");
+        let pid = spawn_script(&launcher);
         // Spawned long ago, as far as the idle stop can tell...
         *launcher.last_request.lock().expect("last request") =
             Instant::now() - Duration::from_secs(7200);
