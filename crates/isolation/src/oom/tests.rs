@@ -151,12 +151,15 @@ fn a_watcher_turned_by_its_caller_is_readable_when_it_has_work() {
     .expect("the watcher");
     assert!(!readable(&events));
     assert_eq!(events.turn(), Some(0));
+    // Nothing v2 watched, no inotify instance held (a user has 128).
+    assert!(!events.0.has_inotify());
 
     let a = fake_v2(dir.path(), "a", 0);
     watcher.watch("a", a.clone());
     assert!(readable(&events), "a request wakes it");
     assert_eq!(events.turn(), Some(1));
     assert_eq!(watcher.watched(), 1);
+    assert!(events.0.has_inotify(), "made for the first v2 watch");
     assert!(!readable(&events));
 
     let (CgroupFolder::V2(a_dir) | CgroupFolder::V1(a_dir)) = a;

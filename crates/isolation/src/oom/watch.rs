@@ -39,7 +39,12 @@ pub(super) struct Watching {
     shared: Arc<Shared>,
     on_oom: Box<dyn Fn(&str) + Send>,
     epoll: Epoll,
-    inotify: Inotify,
+    /// Made with the first v2 watch: a user may hold only
+    /// `fs.inotify.max_user_instances` (128 by default) inotify instances,
+    /// and every pod's shim has a watcher, so on a v1 host, which never
+    /// needs one, none is made (a density run past 128 pods found shims
+    /// with no OOM events: `inotify_init` failed with EMFILE).
+    inotify: Option<Inotify>,
     v1: HashMap<u64, V1Watch>,
     v2: HashMap<WatchDescriptor, V2Watch>,
     next_token: u64,
@@ -51,14 +56,12 @@ impl Watching {
         on_oom: Box<dyn Fn(&str) + Send>,
     ) -> std::io::Result<Self> {
         let epoll = Epoll::new(EpollCreateFlags::EPOLL_CLOEXEC)?;
-        let inotify = Inotify::init(InitFlags::IN_CLOEXEC | InitFlags::IN_NONBLOCK)?;
         epoll.add(&shared.wake, EpollEvent::new(EpollFlags::EPOLLIN, WAKE))?;
-        epoll.add(&inotify, EpollEvent::new(EpollFlags::EPOLLIN, INOTIFY))?;
         Ok(Self {
             shared,
             on_oom,
             epoll,
-            inotify,
+            inotify: None,
             v1: HashMap::new(),
             v2: HashMap::new(),
             next_token: FIRST_V1,
@@ -161,7 +164,9 @@ impl Watching {
             CgroupFolder::V2(dir) => {
                 let events = dir.join("memory.events");
                 let oom_kills = oom_kills(&events)?;
-                let wd = self.inotify.add_watch(&events, AddWatchFlags::IN_MODIFY)?;
+                let wd = self
+                    .inotify()?
+                    .add_watch(&events, AddWatchFlags::IN_MODIFY)?;
                 self.v2.insert(
                     wd,
                     V2Watch {
@@ -194,8 +199,29 @@ impl Watching {
         for wd in v2 {
             self.v2.remove(&wd);
             // Gone already when the cgroup went first.
-            let _ = self.inotify.rm_watch(wd);
+            if let Some(inotify) = &self.inotify {
+                let _ = inotify.rm_watch(wd);
+            }
         }
+    }
+
+    /// The inotify instance, made and added to the epoll on first use.
+    fn inotify(&mut self) -> std::io::Result<&Inotify> {
+        if self.inotify.is_none() {
+            let inotify = Inotify::init(InitFlags::IN_CLOEXEC | InitFlags::IN_NONBLOCK)?;
+            self.epoll
+                .add(&inotify, EpollEvent::new(EpollFlags::EPOLLIN, INOTIFY))?;
+            self.inotify = Some(inotify);
+        }
+        self.inotify
+            .as_ref()
+            .ok_or_else(|| std::io::Error::other("no inotify instance"))
+    }
+
+    /// Whether an inotify instance was made (one is, for v2 cgroups only).
+    #[cfg(test)]
+    pub(super) fn has_inotify(&self) -> bool {
+        self.inotify.is_some()
     }
 
     fn drop_v1(&mut self, token: u64) {
@@ -219,7 +245,7 @@ impl Watching {
     }
 
     fn read_v2(&mut self) {
-        let Ok(events) = self.inotify.read_events() else {
+        let Some(Ok(events)) = self.inotify.as_ref().map(Inotify::read_events) else {
             return;
         };
         for event in events {
@@ -239,7 +265,9 @@ impl Watching {
                 Ok(_) => {}
                 Err(_) => {
                     self.v2.remove(&event.wd);
-                    let _ = self.inotify.rm_watch(event.wd);
+                    if let Some(inotify) = &self.inotify {
+                        let _ = inotify.rm_watch(event.wd);
+                    }
                 }
             }
         }
