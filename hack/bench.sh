@@ -48,7 +48,8 @@ for scenario in "${scenarios[@]}"; do
     gate) $bench cold -n "${COLD_N:-30}" --handler wasmtime --gate enforce,off ;;
     exporter) $bench cold -n "${COLD_N:-30}" --handler "$wasm_handlers" --exporter on,off ;;
     burst) $bench burst -n "${BURST_N:-20}" --handler "$handlers" ;;
-    density) $bench density --count "${DENSITY_COUNT:-100}" --step "${DENSITY_STEP:-25}" --handler "$handlers" ;;
+    density) $bench density --count "${DENSITY_COUNT:-100}" --step "${DENSITY_STEP:-25}" --handler "$handlers" \
+               --drop-caches ;;
     aot) $bench aot -n "${AOT_N:-5}" --handler "$wasm_handlers" ;;
     shim) $bench shim -n "${SHIM_N:-200}" --shim "$shims" ;;
     policy) $bench policy -n "${POLICY_N:-10000}" ;;

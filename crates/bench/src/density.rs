@@ -37,17 +37,34 @@ pub struct DensityResult {
     pub error: Option<String>,
 }
 
+/// How a density run is made.
+pub struct Shape {
+    /// Containers to reach.
+    pub target: usize,
+    /// Containers between two memory readings.
+    pub step: usize,
+    pub per_pod: usize,
+    /// Drop the kernel's clean caches before each node-memory reading.
+    pub drop_caches: bool,
+}
+
 pub fn run(
     cri: &mut Cri,
     variant: &Variant,
-    target: usize,
-    step: usize,
-    per_pod: usize,
+    shape: &Shape,
     log_root: &Path,
 ) -> Result<DensityResult> {
+    let Shape {
+        target,
+        step,
+        per_pod,
+        drop_caches,
+    } = *shape;
     variant.apply()?;
     let sleeper = workload(&variant.handler, Program::Sleep);
-    memory::drop_caches();
+    if drop_caches {
+        memory::drop_caches();
+    }
     let baseline = memory::sample();
     let baseline_pss = baseline.pss_kb;
     let baseline_cgroup = memory::cri_cgroup_bytes();
@@ -95,7 +112,9 @@ pub fn run(
                     eprintln!("density: {left} launchers still running at the last sample");
                 }
             }
-            memory::drop_caches();
+            if drop_caches {
+                memory::drop_caches();
+            }
             let now = memory::sample();
             let pss = now.pss_kb.saturating_sub(baseline_pss);
             let cgroup = memory::cri_cgroup_bytes().saturating_sub(baseline_cgroup) / 1024;

@@ -126,6 +126,12 @@ enum Command {
         /// usually runs them)
         #[arg(long, default_value_t = 1)]
         per_pod: usize,
+        /// Drop the kernel's clean caches (`sync`, `drop_caches`) before
+        /// each node-memory reading: steadier readings, at the cost of the
+        /// whole node's page cache (hack/bench.sh passes it; the suite's
+        /// small run does not, so that it leaves the node's caches alone)
+        #[arg(long)]
+        drop_caches: bool,
     },
     /// First start (empty module cache) against second start (cached), compute module
     Aot {
@@ -428,12 +434,18 @@ fn main() -> Result<()> {
             count,
             step,
             per_pod,
+            drop_caches,
         } => {
             let (mut cri, logs) = connect(&target.address)?;
-            let per_pod = per_pod.max(1);
+            let shape = density::Shape {
+                target: count,
+                step: step.max(1),
+                per_pod: per_pod.max(1),
+                drop_caches,
+            };
+            let per_pod = shape.per_pod;
             for variant in variants(&target, &[], None)? {
-                let result =
-                    density::run(&mut cri, &variant, count, step.max(1), per_pod, logs.path())?;
+                let result = density::run(&mut cri, &variant, &shape, logs.path())?;
                 let name = match per_pod {
                     1 => format!("density-{}-{count}", variant.slug()),
                     k => format!("density-{}-{count}-x{k}", variant.slug()),
