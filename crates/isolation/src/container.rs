@@ -17,6 +17,7 @@ use crate::cgroups::{self, CgroupDriver};
 use crate::error::chain;
 use crate::executor::{ContainerExecutor, Payload};
 use crate::launcher::{LaunchReply, LaunchRequest, Launcher};
+use crate::wasm_process::{self, DirectProcess, record};
 use crate::{IsolationError, Result};
 
 /// The container's fds 0-2 (`None`: `/dev/null`).
@@ -39,7 +40,13 @@ pub struct LaunchPayload<'a> {
 /// A container process that exists (created, running or exited) until
 /// [`IsolatedContainer::delete`].
 pub struct IsolatedContainer {
-    container: Container,
+    made_by: MadeBy,
+}
+
+/// Which launch path made the process, and what it keeps of it.
+enum MadeBy {
+    Libcontainer(Container),
+    Direct(DirectProcess),
 }
 
 impl IsolatedContainer {
@@ -66,17 +73,30 @@ impl IsolatedContainer {
             Vec::new()
         };
         let (driver, cgroups_path) = cgroups::prepare(id, spec)?;
+        let direct = payload.is_some() && direct_path(id, spec, driver == CgroupDriver::Systemd);
+        // A failed direct create removes what its id names: never another's.
+        if direct && state_root.join(id).exists() {
+            return Err(IsolationError::Create {
+                id: id.to_string(),
+                reason: format!("{} exists already", state_root.join(id).display()),
+            });
+        }
         let edits = SpecEdits {
-            cgroups_path: cgroups_path.map(|p| p.display().to_string()),
+            cgroups_path: cgroups_path.as_ref().map(|p| p.display().to_string()),
             wasm_sandbox: payload.is_some(),
         };
         bundle_config::apply(bundle, &edits).map_err(|e| IsolationError::Create {
             id: id.to_string(),
             reason: format!("cannot adapt {}/config.json: {e}", bundle.display()),
         })?;
-        let failed = |reason: String| IsolationError::Create {
-            id: id.to_string(),
-            reason: with_memory_hint(reason, spec),
+        let failed = |reason: String| {
+            if direct {
+                remove_direct_remains(state_root, id, spec, cgroups_path.as_deref());
+            }
+            IsolationError::Create {
+                id: id.to_string(),
+                reason: with_memory_hint(reason, spec),
+            }
         };
         let mut request = LaunchRequest {
             id: id.to_string(),
@@ -91,12 +111,13 @@ impl IsolatedContainer {
             payload: payload.as_ref().map(|p| p.description.clone()),
             payload_fd: false,
             supplementary_gids,
+            direct,
         };
         let mut fds: Vec<OwnedFd> = [stdio.stdin, stdio.stdout, stdio.stderr]
             .into_iter()
             .flatten()
             .collect();
-        let mut reply = launcher.request(&request, &fds).map_err(failed)?;
+        let (mut reply, mut answer_fds) = launcher.request(&request, &fds).map_err(failed)?;
         if reply == LaunchReply::NeedPayloadFd
             && let Some(payload) = &payload
         {
@@ -104,9 +125,22 @@ impl IsolatedContainer {
                 .map_err(|e| failed(format!("cannot hand the module to the launcher: {e}")))?;
             fds.push(fd);
             request.payload_fd = true;
-            reply = launcher.request(&request, &fds).map_err(failed)?;
+            (reply, answer_fds) = launcher.request(&request, &fds).map_err(failed)?;
         }
         match reply {
+            LaunchReply::Created { .. } if direct => {
+                let start = answer_fds.pop().ok_or_else(|| {
+                    failed("the launcher sent no start pipe with the container".into())
+                })?;
+                let mut made = Self::load(state_root, id)?;
+                match &mut made.made_by {
+                    MadeBy::Direct(process) => process.start = Some(start),
+                    MadeBy::Libcontainer(_) => {
+                        return Err(failed("the launcher made it through libcontainer".into()));
+                    }
+                }
+                Ok(made)
+            }
             LaunchReply::Created { .. } => Self::load(state_root, id),
             LaunchReply::Failed { reason } => Err(failed(reason)),
             LaunchReply::NeedPayloadFd => Err(failed(
@@ -119,12 +153,29 @@ impl IsolatedContainer {
     /// an earlier shim process, for clean-up).
     pub fn load(state_root: &Path, id: &str) -> Result<Self> {
         let root: PathBuf = state_root.join(id);
+        if let Some(record) = record::read(&root) {
+            let record = record.map_err(|e| IsolationError::Load {
+                id: id.to_string(),
+                root: root.display().to_string(),
+                reason: e.to_string(),
+            })?;
+            return Ok(Self {
+                made_by: MadeBy::Direct(DirectProcess {
+                    id: id.to_string(),
+                    root,
+                    record,
+                    start: None,
+                }),
+            });
+        }
         let container = Container::load(root.clone()).map_err(|e| IsolationError::Load {
             id: id.to_string(),
             root: root.display().to_string(),
             reason: chain(&e),
         })?;
-        Ok(Self { container })
+        Ok(Self {
+            made_by: MadeBy::Libcontainer(container),
+        })
     }
 
     /// A record of process `pid` that no launcher made, kept in `dir` (no
@@ -141,14 +192,19 @@ impl IsolatedContainer {
                     reason: chain(&e),
                 }
             })?;
-        Ok(Self { container })
+        Ok(Self {
+            made_by: MadeBy::Libcontainer(container),
+        })
     }
 
     /// The container process's pid as the host sees it.
     pub fn pid(&self) -> Option<u32> {
-        self.container
-            .pid()
-            .and_then(|pid| u32::try_from(pid.as_raw()).ok())
+        match &self.made_by {
+            MadeBy::Libcontainer(container) => container
+                .pid()
+                .and_then(|pid| u32::try_from(pid.as_raw()).ok()),
+            MadeBy::Direct(process) => Some(process.record.pid),
+        }
     }
 
     /// Lets the process run its payload.
@@ -164,51 +220,89 @@ impl IsolatedContainer {
     /// for ever), and a thread changing back into a folder already deleted.
     /// Found by 100 starts at once in one pod (test/tests/faults.rs).
     pub fn start(&mut self) -> Result<()> {
+        let container = match &mut self.made_by {
+            MadeBy::Direct(process) => return process.start(),
+            MadeBy::Libcontainer(container) => container,
+        };
         static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
         let _cwd_is_ours = ONE_AT_A_TIME.lock().unwrap_or_else(PoisonError::into_inner);
-        self.container.start().map_err(|e| IsolationError::Start {
-            id: self.container.id().to_string(),
+        container.start().map_err(|e| IsolationError::Start {
+            id: container.id().to_string(),
             reason: chain(&e),
         })
     }
 
     /// Sends `signal` to the process, or to every process of its cgroup.
     pub fn kill(&mut self, signal: i32, all: bool) -> Result<()> {
-        let id = self.container.id().to_string();
+        let container = match &mut self.made_by {
+            MadeBy::Direct(process) => return process.kill(signal, all),
+            MadeBy::Libcontainer(container) => container,
+        };
+        let id = container.id().to_string();
         let err = |reason: String| IsolationError::Kill {
             id: id.clone(),
             reason,
         };
         let signal = nix::sys::signal::Signal::try_from(signal)
             .map_err(|e| err(format!("signal {signal}: {e}")))?;
-        match self.container.kill(signal, all) {
+        let pid = container.pid();
+        match container.kill(signal, all) {
             // The process died before the shim reaped it: nothing to signal.
             Err(libcontainer::error::LibcontainerError::IncorrectStatus(
                 libcontainer::container::ContainerStatus::Stopped,
             )) => Err(IsolationError::Finished { id }),
             // The same race one step later: libcontainer saw it running,
             // then found its /proc entry gone (the shim reaped it between).
-            Err(_) if !self.process_exists() => Err(IsolationError::Finished { id }),
+            Err(_) if !process_exists(pid) => Err(IsolationError::Finished { id }),
             other => other.map_err(|e| err(chain(&e))),
         }
     }
 
-    /// Whether the container's init process is still there (running or a
-    /// zombie not yet reaped).
-    fn process_exists(&self) -> bool {
-        self.container
-            .pid()
-            .is_some_and(|pid| Path::new(&format!("/proc/{pid}")).exists())
-    }
-
     /// Kills whatever is left, removes the cgroup and the state folder.
     pub fn delete(&mut self) -> Result<()> {
-        self.container
-            .delete(true)
-            .map_err(|e| IsolationError::Delete {
-                id: self.container.id().to_string(),
-                reason: chain(&e),
-            })
+        match &mut self.made_by {
+            MadeBy::Direct(process) => process.delete(),
+            MadeBy::Libcontainer(container) => {
+                container.delete(true).map_err(|e| IsolationError::Delete {
+                    id: container.id().to_string(),
+                    reason: chain(&e),
+                })
+            }
+        }
+    }
+}
+
+/// Whether the container's init process is still there (running or a
+/// zombie not yet reaped).
+fn process_exists(pid: Option<nix::unistd::Pid>) -> bool {
+    pid.is_some_and(|pid| Path::new(&format!("/proc/{pid}")).exists())
+}
+
+/// After a direct launch failed (its set-up process may have died before
+/// it could undo anything): the cgroup and the state folder go.
+fn remove_direct_remains(state_root: &Path, id: &str, spec: &Spec, laid_out: Option<&Path>) {
+    let spec_path = spec.linux().as_ref().and_then(|l| l.cgroups_path().clone());
+    let Some(cgroups_path) = laid_out.map(Path::to_path_buf).or(spec_path) else {
+        return;
+    };
+    if let Err(e) = wasm_process::remove_remains(&state_root.join(id), &cgroups_path) {
+        log::warn!("container {id}: after a failed create: {e}");
+    }
+}
+
+/// Whether the direct path makes this Wasm container (else libcontainer,
+/// and the reason is logged).
+fn direct_path(id: &str, spec: &Spec, systemd: bool) -> bool {
+    let why_not = match cgroups::host_setup() {
+        Ok(setup) => wasm_process::unsupported(spec, setup, systemd),
+        Err(e) => Some(e),
+    };
+    match why_not {
+        None => true,
+        Some(why) => {
+            log::info!("container {id}: made through libcontainer ({why})");
+            false
+        }
     }
 }
 

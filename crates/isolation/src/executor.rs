@@ -24,16 +24,7 @@ impl Executor for ContainerExecutor {
     fn exec(&self, spec: &Spec) -> Result<(), ExecutorError> {
         match &self.payload {
             None => DefaultExecutor {}.exec(spec),
-            Some(payload) => {
-                close_launcher_socket();
-                terminate_on_signals();
-                // A panic must end the container, not unwind into
-                // libcontainer's set-up code (which would leave it hanging).
-                let status =
-                    std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| payload.run()))
-                        .unwrap_or(PANIC_STATUS);
-                std::process::exit(status)
-            }
+            Some(payload) => run_payload(payload.as_ref()),
         }
     }
 
@@ -47,6 +38,18 @@ impl Executor for ContainerExecutor {
             Some(_) => Ok(()),
         }
     }
+}
+
+/// Runs a Wasm payload in the container process, set up by either launch
+/// path, and exits with its status.
+pub(crate) fn run_payload(payload: &dyn Payload) -> ! {
+    close_launcher_socket();
+    terminate_on_signals();
+    // A panic must end the container, not unwind into the set-up code
+    // (which would leave it hanging).
+    let status = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| payload.run()))
+        .unwrap_or(PANIC_STATUS);
+    std::process::exit(status)
 }
 
 /// `process.args[0]` when it is a path (holds a `/`): exec'd as it is, with

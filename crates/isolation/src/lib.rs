@@ -20,10 +20,12 @@ mod executor;
 pub mod launcher;
 pub mod oom;
 pub mod proc_cgroup;
+mod wasm_process;
 
 pub use container::{IsolatedContainer, LaunchPayload, Stdio};
 pub use error::{IsolationError, Result};
 pub use executor::Payload;
+pub use wasm_process::LAUNCH_PATH_ENV;
 
 /// The smallest pids limit a container can be created under: libcontainer's
 /// intermediate process and the container's init share the cgroup for a

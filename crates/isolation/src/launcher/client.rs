@@ -108,7 +108,13 @@ impl Launcher {
     /// Sends `request` with `fds` (stdio first, then the payload's) and
     /// returns the launcher's reply. A launcher that died or broke the
     /// protocol is killed, and the next request starts a new one.
-    pub fn request(&self, request: &LaunchRequest, fds: &[OwnedFd]) -> Result<LaunchReply, String> {
+    /// Sends `request` with `fds`; returns the reply and the descriptors it
+    /// carried (a direct-path container's start pipe).
+    pub fn request(
+        &self,
+        request: &LaunchRequest,
+        fds: &[OwnedFd],
+    ) -> Result<(LaunchReply, Vec<OwnedFd>), String> {
         let body = serde_json::to_vec(request).map_err(|e| format!("launch request: {e}"))?;
         let raw: Vec<RawFd> = fds.iter().map(|fd| fd.as_raw_fd()).collect();
         let mut slot = self.lock();
@@ -265,7 +271,7 @@ fn stop(connection: Connection) {
 }
 
 /// Waits for the reply, or for the launcher to end without one.
-fn receive(connection: &Connection) -> std::io::Result<LaunchReply> {
+fn receive(connection: &Connection) -> std::io::Result<(LaunchReply, Vec<OwnedFd>)> {
     use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
     use std::os::fd::AsFd;
     let sock = &connection.sock;
@@ -287,12 +293,10 @@ fn receive(connection: &Connection) -> std::io::Result<LaunchReply> {
             return Err(std::io::Error::other("the launcher exited without a reply"));
         }
     }
-    let (reply, extra) =
+    let (reply, fds) =
         wire::recv(sock)?.ok_or_else(|| std::io::Error::other("the launcher closed its socket"))?;
-    if !extra.is_empty() {
-        return Err(std::io::Error::other("the launcher sent descriptors"));
-    }
-    serde_json::from_slice(&reply).map_err(std::io::Error::other)
+    let reply = serde_json::from_slice(&reply).map_err(std::io::Error::other)?;
+    Ok((reply, fds))
 }
 
 #[cfg(test)]
@@ -382,8 +386,9 @@ mod tests {
             payload: None,
             payload_fd: false,
             supplementary_gids: Vec::new(),
+            direct: false,
         };
-        let reply = launcher.request(&request, &[]).expect("a reply");
+        let (reply, _) = launcher.request(&request, &[]).expect("a reply");
         assert_eq!(
             reply,
             LaunchReply::Failed {

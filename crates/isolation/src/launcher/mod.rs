@@ -61,6 +61,11 @@ pub struct LaunchRequest {
     /// set there (see `bundle_config::wasm_sandbox`).
     #[serde(default)]
     pub supplementary_gids: Vec<u32>,
+    /// Made on the direct launch path (a Wasm payload whose spec it
+    /// covers), not through libcontainer: the reply then carries the
+    /// write end of the container's start pipe.
+    #[serde(default)]
+    pub direct: bool,
 }
 
 /// The launcher's answer.

@@ -1,11 +1,14 @@
 //! The launcher's side: one request at a time, from a process that has
 //! exactly one thread at every clone.
 
-use std::os::fd::{FromRawFd, OwnedFd};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::os::unix::net::UnixStream;
+use std::path::PathBuf;
 use std::sync::Arc;
 
 use super::{LAUNCHER_FD, LaunchReply, LaunchRequest, wire};
+use libcgroups::v1::ControllerType;
+
 use crate::Payload;
 use crate::container::{Stdio, build_process};
 
@@ -64,8 +67,16 @@ pub fn serve(factory: &mut dyn PayloadFactory) -> i32 {
 }
 
 fn send_reply(sock: &UnixStream, reply: &LaunchReply) -> std::io::Result<()> {
+    send_reply_with(sock, reply, &[])
+}
+
+fn send_reply_with(
+    sock: &UnixStream,
+    reply: &LaunchReply,
+    fds: &[std::os::fd::RawFd],
+) -> std::io::Result<()> {
     let reply = serde_json::to_vec(reply).map_err(std::io::Error::other)?;
-    wire::send(sock, &reply, &[])
+    wire::send(sock, &reply, fds)
 }
 
 /// How a request was answered.
@@ -117,7 +128,13 @@ fn handle(
             reason: format!("not cloned: {reason}"),
         });
     }
-    set_up(sock, &request, stdio, payload)
+    // Read here, once per launcher, so that every set-up fork has them.
+    let mounts = if request.direct {
+        crate::wasm_process::controller_mounts()
+    } else {
+        Vec::new()
+    };
+    set_up(sock, &request, &mounts, stdio, payload)
 }
 
 /// libcontainer makes the container from a fork of the launcher, which
@@ -129,6 +146,7 @@ fn handle(
 fn set_up(
     sock: &UnixStream,
     request: &LaunchRequest,
+    mounts: &[(ControllerType, PathBuf)],
     stdio: Stdio,
     payload: Option<Arc<dyn Payload>>,
 ) -> Handled {
@@ -141,18 +159,29 @@ fn set_up(
                 .iter()
                 .map(|gid| nix::unistd::Gid::from_raw(*gid))
                 .collect();
-            let built = nix::unistd::setgroups(&gids)
-                .map_err(|e| format!("cannot set supplementary groups {gids:?}: {e}"))
-                .and_then(|()| build_process(request, stdio, payload));
-            let reply = match built {
-                Ok(pid) => LaunchReply::Created { pid },
-                Err(reason) => LaunchReply::Failed { reason },
+            let grouped = nix::unistd::setgroups(&gids)
+                .map_err(|e| format!("cannot set supplementary groups {gids:?}: {e}"));
+            let sent = match (grouped, payload) {
+                (Err(reason), _) => send_reply(sock, &LaunchReply::Failed { reason }),
+                (Ok(()), Some(payload)) if request.direct => {
+                    match crate::wasm_process::make(request, mounts, stdio, payload) {
+                        Ok(made) => send_reply_with(
+                            sock,
+                            &LaunchReply::Created { pid: made.pid },
+                            &[made.start.as_raw_fd()],
+                        ),
+                        Err(reason) => send_reply(sock, &LaunchReply::Failed { reason }),
+                    }
+                }
+                (Ok(()), payload) => {
+                    let reply = match build_process(request, stdio, payload) {
+                        Ok(pid) => LaunchReply::Created { pid },
+                        Err(reason) => LaunchReply::Failed { reason },
+                    };
+                    send_reply(sock, &reply)
+                }
             };
-            let status = if send_reply(sock, &reply).is_ok() {
-                0
-            } else {
-                1
-            };
+            let status = if sent.is_ok() { 0 } else { 1 };
             // SAFETY: `_exit` ends this single-threaded fork without running
             // the launcher's exit handlers a second time.
             unsafe { libc::_exit(status) }

@@ -1,0 +1,125 @@
+//! The shim's handle on a container made on the direct path: start, signals
+//! and delete, from its [`Record`] and the start pipe's write end.
+
+use std::io::Write;
+use std::os::fd::OwnedFd;
+use std::path::{Path, PathBuf};
+
+use libcgroups::common::CgroupManager;
+use nix::sys::signal::Signal;
+use nix::unistd::Pid;
+
+use super::record::Record;
+use crate::error::chain;
+use crate::{IsolationError, Result};
+
+pub(crate) struct DirectProcess {
+    pub id: String,
+    /// The container's state folder (holds the record).
+    pub root: PathBuf,
+    pub record: Record,
+    /// Write end of the start pipe; `None` once started, or when loaded by a
+    /// shim process that did not make it.
+    pub start: Option<OwnedFd>,
+}
+
+impl DirectProcess {
+    /// Writes the start byte: the container runs its payload.
+    pub(crate) fn start(&mut self) -> Result<()> {
+        let failed = |reason: String| IsolationError::Start {
+            id: self.id.clone(),
+            reason,
+        };
+        let start = self.start.take().ok_or_else(|| {
+            failed("started already, or made by another shim process".to_string())
+        })?;
+        // EPIPE: the process ended before its start (the shim ignores
+        // SIGPIPE, as Rust programs do).
+        std::fs::File::from(start)
+            .write_all(&[1])
+            .map_err(|e| failed(format!("the container's process is gone: {e}")))
+    }
+
+    /// Sends `signal` to the process, or to every process of its cgroup.
+    pub(crate) fn kill(&mut self, signal: i32, all: bool) -> Result<()> {
+        let err = |reason: String| IsolationError::Kill {
+            id: self.id.clone(),
+            reason,
+        };
+        let signal = Signal::try_from(signal).map_err(|e| err(format!("signal {signal}: {e}")))?;
+        if !self.record.is_running() {
+            return Err(IsolationError::Finished {
+                id: self.id.clone(),
+            });
+        }
+        let mut pids = vec![self.record.pid];
+        if all {
+            pids.extend(self.cgroup_procs());
+            pids.sort_unstable();
+            pids.dedup();
+        }
+        for pid in pids {
+            let Ok(raw) = i32::try_from(pid) else {
+                continue;
+            };
+            match nix::sys::signal::kill(Pid::from_raw(raw), signal) {
+                Ok(()) | Err(nix::errno::Errno::ESRCH) => {}
+                Err(e) => return Err(err(format!("pid {pid}: {e}"))),
+            }
+        }
+        Ok(())
+    }
+
+    /// The processes in the container's pids cgroup (v1).
+    fn cgroup_procs(&self) -> Vec<u32> {
+        let Some(mount) =
+            crate::cgroups::v1_mount_points().get(&libcgroups::v1::ControllerType::Pids)
+        else {
+            return Vec::new();
+        };
+        let relative = self
+            .record
+            .cgroups_path
+            .strip_prefix("/")
+            .unwrap_or(&self.record.cgroups_path);
+        std::fs::read_to_string(mount.join(relative).join("cgroup.procs"))
+            .map(|procs| procs.lines().filter_map(|l| l.parse().ok()).collect())
+            .unwrap_or_default()
+    }
+
+    /// Kills what is left, removes the cgroup and the state folder.
+    pub(crate) fn delete(&mut self) -> Result<()> {
+        self.start = None;
+        if self.record.is_running()
+            && let Ok(raw) = i32::try_from(self.record.pid)
+        {
+            let _ = nix::sys::signal::kill(Pid::from_raw(raw), Signal::SIGKILL);
+        }
+        remove_remains(&self.root, &self.record.cgroups_path).map_err(|reason| {
+            IsolationError::Delete {
+                id: self.id.clone(),
+                reason,
+            }
+        })
+    }
+}
+
+/// Removes a container's cgroup (libcgroups, which kills what is in it and
+/// waits for it to leave) and its state folder `root`; both may be missing
+/// (a create that failed half-way).
+pub(crate) fn remove_remains(root: &Path, cgroups_path: &Path) -> std::result::Result<(), String> {
+    let cgroup = libcgroups::v1::Manager::new(cgroups_path)
+        .map_err(|e| format!("cgroup {}: {}", cgroups_path.display(), chain(&e)))?;
+    cgroup.remove().map_err(|e| {
+        format!(
+            "cannot remove cgroup {}: {}",
+            cgroups_path.display(),
+            chain(&e)
+        )
+    })?;
+    match std::fs::remove_dir_all(root) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(format!("cannot remove {}: {e}", root.display())),
+    }
+}

@@ -1,0 +1,216 @@
+//! The container's own first steps, in the cloned process: stdio, the
+//! rootfs and the pivot into it, the masks, limits, ids and capabilities,
+//! then the wait for start and the payload. The order is libcontainer's
+//! init (`process/init/process.rs`), less what [`super::unsupported`]
+//! sends elsewhere; the steps are libcontainer's public pieces.
+
+use std::io::Write;
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::path::Path;
+use std::sync::Arc;
+
+use libcontainer::rootfs::RootFS;
+use libcontainer::syscall::Syscall;
+use nix::mount::MsFlags;
+use nix::sched::CloneFlags;
+use oci_spec::runtime::{LinuxNamespaceType, Spec};
+
+use crate::Payload;
+use crate::container::Stdio;
+
+/// Never returns: the process runs its payload and exits, or says on
+/// `ready` why it cannot and exits.
+pub(super) fn run(
+    spec: &Spec,
+    bundle: &Path,
+    new_namespaces: CloneFlags,
+    stdio: Stdio,
+    ready: OwnedFd,
+    start: OwnedFd,
+    payload: Arc<dyn Payload>,
+) -> ! {
+    let mut ready = std::fs::File::from(ready);
+    if let Err(reason) = set_up(spec, bundle, new_namespaces, stdio) {
+        let _ = ready.write_all(reason.as_bytes());
+        // SAFETY: ends this process without running the launcher's exit
+        // handlers in a copy of it.
+        unsafe { libc::_exit(1) }
+    }
+    if ready.write_all(super::READY.as_bytes()).is_err() {
+        // SAFETY: as above; the set-up process is gone.
+        unsafe { libc::_exit(1) }
+    }
+    drop(ready);
+    if !started(start) {
+        // The shim let go of the container before starting it.
+        // SAFETY: as above.
+        unsafe { libc::_exit(1) }
+    }
+    crate::executor::run_payload(payload.as_ref())
+}
+
+/// Blocks until the shim writes the start byte (true) or closes its end.
+fn started(start: OwnedFd) -> bool {
+    let mut byte = [0u8; 1];
+    loop {
+        match nix::unistd::read(start.as_raw_fd(), &mut byte) {
+            Err(nix::errno::Errno::EINTR) => continue,
+            Ok(1) => return true,
+            _ => return false,
+        }
+    }
+}
+
+fn set_up(
+    spec: &Spec,
+    bundle: &Path,
+    new_namespaces: CloneFlags,
+    stdio: Stdio,
+) -> Result<(), String> {
+    let linux = spec.linux().as_ref().ok_or("no linux section")?;
+    let process = spec.process().as_ref().ok_or("no process section")?;
+    let syscall = libcontainer::syscall::syscall::create_syscall();
+    nix::unistd::setsid().map_err(|e| format!("setsid: {e}"))?;
+    set_stdio(stdio)?;
+    let has_uts = linux
+        .namespaces()
+        .iter()
+        .flatten()
+        .any(|n| n.typ() == LinuxNamespaceType::Uts);
+    if has_uts {
+        if let Some(hostname) = spec.hostname().as_deref().filter(|h| !h.is_empty()) {
+            syscall
+                .set_hostname(hostname)
+                .map_err(|e| format!("cannot set hostname {hostname:?}: {e}"))?;
+        }
+        if let Some(domain) = spec.domainname().as_deref().filter(|d| !d.is_empty()) {
+            syscall
+                .set_domainname(domain)
+                .map_err(|e| format!("cannot set domain name {domain:?}: {e}"))?;
+        }
+    }
+    if process.no_new_privileges() == Some(true) {
+        // SAFETY: a prctl with integer arguments only.
+        if unsafe { libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) } != 0 {
+            return Err(format!(
+                "cannot set no_new_privs: {}",
+                std::io::Error::last_os_error()
+            ));
+        }
+    }
+    enter_rootfs(spec, bundle, new_namespaces, syscall.as_ref())?;
+    if let Some(umask) = process.user().umask() {
+        let mode = nix::sys::stat::Mode::from_bits(umask)
+            .ok_or_else(|| format!("invalid umask {umask:o}"))?;
+        nix::sys::stat::umask(mode);
+    }
+    for rlimit in process.rlimits().iter().flatten() {
+        syscall
+            .set_rlimit(rlimit)
+            .map_err(|e| format!("cannot set rlimit {:?}: {e}", rlimit.typ()))?;
+    }
+    let cwd = process.cwd();
+    nix::unistd::chdir(cwd).map_err(|e| format!("cannot enter cwd {}: {e}", cwd.display()))?;
+    let user = process.user();
+    syscall
+        .set_id(
+            nix::unistd::Uid::from_raw(user.uid()),
+            nix::unistd::Gid::from_raw(user.gid()),
+        )
+        .map_err(|e| format!("cannot become uid {} gid {}: {e}", user.uid(), user.gid()))?;
+    if let Some(caps) = process.capabilities() {
+        libcontainer::capabilities::drop_privileges(caps, syscall.as_ref())
+            .map_err(|e| format!("cannot set capabilities: {e}"))?;
+    }
+    Ok(())
+}
+
+/// The container's stdio on fds 0-2; a missing one is the host's
+/// /dev/null (opened before the pivot).
+fn set_stdio(stdio: Stdio) -> Result<(), String> {
+    let streams = [stdio.stdin, stdio.stdout, stdio.stderr];
+    for (target, stream) in streams.into_iter().enumerate() {
+        let fd = match stream {
+            Some(fd) => fd,
+            None => std::fs::OpenOptions::new()
+                .read(true)
+                .write(true)
+                .open("/dev/null")
+                .map_err(|e| format!("cannot open /dev/null: {e}"))?
+                .into(),
+        };
+        if fd.as_raw_fd() != target as i32 {
+            // SAFETY: dup2 onto the standard descriptors; `fd` stays owned
+            // and is closed when dropped.
+            if unsafe { libc::dup2(fd.as_raw_fd(), target as i32) } < 0 {
+                return Err(format!(
+                    "cannot set fd {target}: {}",
+                    std::io::Error::last_os_error()
+                ));
+            }
+        } else {
+            // Already in place: keep it open past the drop.
+            std::mem::forget(fd);
+        }
+    }
+    Ok(())
+}
+
+/// Mounts, pivot, propagation, the read-only root and the masks.
+fn enter_rootfs(
+    spec: &Spec,
+    bundle: &Path,
+    new_namespaces: CloneFlags,
+    syscall: &dyn Syscall,
+) -> Result<(), String> {
+    let root = spec.root().as_ref().ok_or("the spec has no root")?;
+    let rootfs = bundle.join(root.path());
+    let rootfs = rootfs
+        .canonicalize()
+        .map_err(|e| format!("rootfs {}: {e}", rootfs.display()))?;
+    let linux = spec.linux().as_ref().ok_or("no linux section")?;
+    if !new_namespaces.contains(CloneFlags::CLONE_NEWNS) {
+        return Err("a Wasm container needs a mount namespace of its own".into());
+    }
+    let rootfs_helper = RootFS::new();
+    rootfs_helper
+        .prepare_rootfs(
+            spec,
+            &rootfs,
+            false,
+            new_namespaces.contains(CloneFlags::CLONE_NEWCGROUP),
+        )
+        .map_err(|e| format!("cannot prepare the rootfs: {}", crate::error::chain(&e)))?;
+    syscall
+        .pivot_rootfs(&rootfs)
+        .map_err(|e| format!("cannot pivot into {}: {e}", rootfs.display()))?;
+    rootfs_helper
+        .adjust_root_mount_propagation(linux)
+        .map_err(|e| format!("cannot set the root's propagation: {e}"))?;
+    if root.readonly() == Some(true) {
+        let flags = MsFlags::MS_BIND | MsFlags::MS_REMOUNT | MsFlags::MS_RDONLY;
+        syscall
+            .mount(None, Path::new("/"), None, flags, None)
+            .map_err(|e| format!("cannot make the root read-only: {e}"))?;
+    }
+    for masked in linux.masked_paths().iter().flatten() {
+        mask(Path::new(masked), syscall)?;
+    }
+    Ok(())
+}
+
+/// A folder is covered by an empty read-only tmpfs; a file by /dev/null.
+/// Inside the new root, so a link in the path resolves there.
+fn mask(path: &Path, syscall: &dyn Syscall) -> Result<(), String> {
+    let Ok(metadata) = std::fs::metadata(path) else {
+        return Ok(());
+    };
+    let (source, kind, flags) = if metadata.is_dir() {
+        (Path::new("tmpfs"), Some("tmpfs"), MsFlags::MS_RDONLY)
+    } else {
+        (Path::new("/dev/null"), None, MsFlags::MS_BIND)
+    };
+    syscall
+        .mount(Some(source), path, kind, flags, None)
+        .map_err(|e| format!("cannot mask {}: {e}", path.display()))
+}
