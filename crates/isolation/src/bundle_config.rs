@@ -36,6 +36,17 @@ fn is_under(destination: &str, tree: &str) -> bool {
         .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
 }
 
+/// Whether a mount of type `kind` on `destination` stays in a Wasm
+/// container's spec (see [`wasm_sandbox`]).
+pub(crate) fn kept_in_wasm_sandbox(kind: &str, destination: &str) -> bool {
+    let destination = destination.trim_end_matches('/');
+    if kind == "proc" {
+        return destination == "/proc";
+    }
+    !KERNEL_MOUNT_TYPES.contains(&kind)
+        && !MASKED_TREES.iter().any(|tree| is_under(destination, tree))
+}
+
 /// Makes a Wasm container's spec a sandbox's: no sysfs, cgroup, mqueue or
 /// devpts mount, no mount below /proc or /sys but the one proc mount (a
 /// bind of the host's /proc would be /proc again), /proc and /sys masked by
@@ -52,13 +63,8 @@ fn wasm_sandbox(json: &mut serde_json::Value) {
             let destination = m
                 .get("destination")
                 .and_then(|d| d.as_str())
-                .unwrap_or_default()
-                .trim_end_matches('/');
-            if kind == "proc" {
-                return destination == "/proc";
-            }
-            !KERNEL_MOUNT_TYPES.contains(&kind)
-                && !MASKED_TREES.iter().any(|tree| is_under(destination, tree))
+                .unwrap_or_default();
+            kept_in_wasm_sandbox(kind, destination)
         });
     }
     if let Some(linux) = json.get_mut("linux").and_then(|l| l.as_object_mut()) {

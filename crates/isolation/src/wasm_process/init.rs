@@ -1,5 +1,5 @@
 //! The container's own first steps, in the cloned process: stdio, the
-//! rootfs and the pivot into it, the masks, limits, ids and capabilities,
+//! rootfs and the pivot into it ([`super::rootfs`]), limits, ids and capabilities,
 //! then the wait for start and the payload. The order is libcontainer's
 //! init (`process/init/process.rs`), less what [`super::unsupported`]
 //! sends elsewhere; the steps are libcontainer's public pieces.
@@ -9,9 +9,7 @@ use std::os::fd::{AsRawFd, OwnedFd};
 use std::path::Path;
 use std::sync::Arc;
 
-use libcontainer::rootfs::RootFS;
 use libcontainer::syscall::Syscall;
-use nix::mount::MsFlags;
 use nix::sched::CloneFlags;
 use oci_spec::runtime::{LinuxNamespaceType, Spec};
 
@@ -156,61 +154,21 @@ fn set_stdio(stdio: Stdio) -> Result<(), String> {
     Ok(())
 }
 
-/// Mounts, pivot, propagation, the read-only root and the masks.
+/// The rootfs (absolute) and the view made of it; needs a mount namespace
+/// of the container's own.
 fn enter_rootfs(
     spec: &Spec,
     bundle: &Path,
     new_namespaces: CloneFlags,
     syscall: &dyn Syscall,
 ) -> Result<(), String> {
+    if !new_namespaces.contains(CloneFlags::CLONE_NEWNS) {
+        return Err("a Wasm container needs a mount namespace of its own".into());
+    }
     let root = spec.root().as_ref().ok_or("the spec has no root")?;
     let rootfs = bundle.join(root.path());
     let rootfs = rootfs
         .canonicalize()
         .map_err(|e| format!("rootfs {}: {e}", rootfs.display()))?;
-    let linux = spec.linux().as_ref().ok_or("no linux section")?;
-    if !new_namespaces.contains(CloneFlags::CLONE_NEWNS) {
-        return Err("a Wasm container needs a mount namespace of its own".into());
-    }
-    let rootfs_helper = RootFS::new();
-    rootfs_helper
-        .prepare_rootfs(
-            spec,
-            &rootfs,
-            false,
-            new_namespaces.contains(CloneFlags::CLONE_NEWCGROUP),
-        )
-        .map_err(|e| format!("cannot prepare the rootfs: {}", crate::error::chain(&e)))?;
-    syscall
-        .pivot_rootfs(&rootfs)
-        .map_err(|e| format!("cannot pivot into {}: {e}", rootfs.display()))?;
-    rootfs_helper
-        .adjust_root_mount_propagation(linux)
-        .map_err(|e| format!("cannot set the root's propagation: {e}"))?;
-    if root.readonly() == Some(true) {
-        let flags = MsFlags::MS_BIND | MsFlags::MS_REMOUNT | MsFlags::MS_RDONLY;
-        syscall
-            .mount(None, Path::new("/"), None, flags, None)
-            .map_err(|e| format!("cannot make the root read-only: {e}"))?;
-    }
-    for masked in linux.masked_paths().iter().flatten() {
-        mask(Path::new(masked), syscall)?;
-    }
-    Ok(())
-}
-
-/// A folder is covered by an empty read-only tmpfs; a file by /dev/null.
-/// Inside the new root, so a link in the path resolves there.
-fn mask(path: &Path, syscall: &dyn Syscall) -> Result<(), String> {
-    let Ok(metadata) = std::fs::metadata(path) else {
-        return Ok(());
-    };
-    let (source, kind, flags) = if metadata.is_dir() {
-        (Path::new("tmpfs"), Some("tmpfs"), MsFlags::MS_RDONLY)
-    } else {
-        (Path::new("/dev/null"), None, MsFlags::MS_BIND)
-    };
-    syscall
-        .mount(Some(source), path, kind, flags, None)
-        .map_err(|e| format!("cannot mask {}: {e}", path.display()))
+    super::rootfs::enter(spec, &rootfs, syscall)
 }

@@ -12,8 +12,9 @@
 //! handshake (a pipe whose write end the shim holds: a byte starts the
 //! payload, its end without one ends the container unstarted), and a small
 //! record for signals and delete ([`record`]). What it keeps from
-//! libcontainer, through its public pieces: the rootfs with its safe path
-//! handling, the pivot, the ids, capabilities and rlimits ([`init`]).
+//! libcontainer, through its public pieces: the pivot, the ids,
+//! capabilities and rlimits ([`init`]); the mounts are made here
+//! ([`rootfs`]).
 //!
 //! A spec it does not cover ([`unsupported`]) goes through libcontainer,
 //! as does every native container; `EDGESHIM_LAUNCH_PATH=libcontainer`
@@ -23,6 +24,7 @@ mod cgroup_v1;
 mod handle;
 mod init;
 pub(crate) mod record;
+mod rootfs;
 
 pub(crate) use handle::{DirectProcess, remove_remains};
 
@@ -94,11 +96,10 @@ pub(crate) fn unsupported(spec: &Spec, setup: &CgroupSetup, systemd: bool) -> Op
             return Some(format!("a {:?} namespace", namespace.typ()));
         }
     }
-    linux
-        .resources()
-        .as_ref()
-        .and_then(cgroup_v1::unsupported)
-        .map(str::to_string)
+    if let Some(why) = linux.resources().as_ref().and_then(cgroup_v1::unsupported) {
+        return Some(why.to_string());
+    }
+    rootfs::unsupported(spec)
 }
 
 /// The clone flag of a namespace the direct path makes or joins.
@@ -143,20 +144,7 @@ pub(crate) fn make(
     payload: Arc<dyn Payload>,
 ) -> Result<Made, String> {
     let config = request.bundle.join("config.json");
-    let mut spec =
-        Spec::load(&config).map_err(|e| format!("cannot load {}: {e}", config.display()))?;
-    // libcontainer's set-up needs proc mounted in the container until it
-    // is masked; this path does not: its mount point gets the mask alone.
-    if let Some(mounts) = spec.mounts().clone() {
-        let kept = mounts.into_iter().map(|m| {
-            if m.typ().as_deref() == Some("proc") {
-                mask_mount(&m)
-            } else {
-                m
-            }
-        });
-        spec.set_mounts(Some(kept.collect()));
-    }
+    let spec = Spec::load(&config).map_err(|e| format!("cannot load {}: {e}", config.display()))?;
     let linux = spec
         .linux()
         .as_ref()
@@ -211,19 +199,6 @@ pub(crate) fn make(
         pid,
         start: start_write,
     })
-}
-
-/// An empty read-only tmpfs where `mount` would have put proc.
-fn mask_mount(mount: &oci_spec::runtime::Mount) -> oci_spec::runtime::Mount {
-    let mut mask = mount.clone();
-    mask.set_typ(Some("tmpfs".into()));
-    mask.set_source(Some("tmpfs".into()));
-    mask.set_options(Some(
-        ["ro", "nosuid", "nodev", "noexec"]
-            .map(String::from)
-            .to_vec(),
-    ));
-    mask
 }
 
 /// Joins the namespace at `path` (a pid namespace: for the children).

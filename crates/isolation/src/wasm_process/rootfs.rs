@@ -1,0 +1,588 @@
+//! The container's filesystem view, made in its own mount namespace: the
+//! rootfs bound on itself, the spec's tmpfs and bind mounts, the default
+//! devices, the pivot into it, then the read-only root and the masks.
+//!
+//! Written here rather than through libcontainer's `RootFS`: that walks
+//! every path through pathrs's procfs checks (about 400 system calls and
+//! 1.3 ms per container, docs/design.md "Where a start's time goes"). A Wasm
+//! sandbox's spec holds only tmpfs and bind mounts ([`unsupported`] sends
+//! anything else to libcontainer), and every destination is resolved
+//! inside the rootfs by the kernel (`openat2` with `RESOLVE_IN_ROOT`), so a
+//! link in the image cannot point a mount outside it. Mounts are made
+//! detached and attached to that resolved descriptor (`open_tree`,
+//! `fsopen`, `move_mount`): no path is looked up twice.
+
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::path::{Component, Path, PathBuf};
+
+use libcontainer::rootfs::utils::{MountOptionConfig, parse_mount};
+use libcontainer::syscall::Syscall;
+use nix::mount::MsFlags;
+use oci_spec::runtime::{Mount, Spec};
+use rustix::fs::{Mode, OFlags, ResolveFlags};
+use rustix::mount::{FsMountFlags, FsOpenFlags, MountAttrFlags, MoveMountFlags, OpenTreeFlags};
+
+/// Why a spec's mounts need libcontainer, or `None`.
+pub(crate) fn unsupported(spec: &Spec) -> Option<String> {
+    let propagation = spec
+        .linux()
+        .as_ref()
+        .and_then(|l| l.rootfs_propagation().clone());
+    if let Some(p) = propagation.filter(|p| !matches!(p.as_str(), "slave" | "private")) {
+        return Some(format!("rootfs propagation {p:?}"));
+    }
+    // The mounts the sandbox edit leaves (bundle_config::wasm_sandbox).
+    let kept = spec.mounts().iter().flatten().filter(|m| {
+        crate::bundle_config::kept_in_wasm_sandbox(
+            m.typ().as_deref().unwrap_or_default(),
+            &m.destination().to_string_lossy(),
+        )
+    });
+    for mount in kept {
+        let destination = mount.destination().display();
+        let options = match parse_mount(mount) {
+            Ok(options) => options,
+            Err(e) => return Some(format!("mount {destination}: {e}")),
+        };
+        if options.rec_attr.is_some() {
+            return Some(format!("recursive mount attributes on {destination}"));
+        }
+        match kind(mount, &options) {
+            Kind::Bind => {
+                if !mount.source().as_deref().is_some_and(Path::is_absolute) {
+                    return Some(format!(
+                        "a bind mount on {destination} from a relative source"
+                    ));
+                }
+            }
+            Kind::Tmpfs | Kind::Proc => {}
+            Kind::Other(kind) => return Some(format!("a {kind} mount on {destination}")),
+        }
+    }
+    None
+}
+
+enum Kind {
+    Bind,
+    Tmpfs,
+    /// Made a mask by the direct path (an empty read-only tmpfs).
+    Proc,
+    Other(String),
+}
+
+fn kind(mount: &Mount, options: &MountOptionConfig) -> Kind {
+    if options.flags.contains(MsFlags::MS_BIND) {
+        return Kind::Bind;
+    }
+    match mount.typ().as_deref() {
+        Some("bind") => Kind::Bind,
+        Some("tmpfs") => Kind::Tmpfs,
+        Some("proc") => Kind::Proc,
+        other => Kind::Other(other.unwrap_or("typeless").to_string()),
+    }
+}
+
+/// Makes the view and pivots into it; `rootfs` is the bundle's, absolute.
+pub(super) fn enter(spec: &Spec, rootfs: &Path, syscall: &dyn Syscall) -> Result<(), String> {
+    let linux = spec.linux().as_ref().ok_or("no linux section")?;
+    let propagation = match linux.rootfs_propagation().as_deref() {
+        Some("private") => MsFlags::MS_PRIVATE,
+        _ => MsFlags::MS_SLAVE,
+    };
+    // Nothing made from here on reaches the host's mount tree.
+    nix::mount::mount(
+        None::<&str>,
+        "/",
+        None::<&str>,
+        MsFlags::MS_REC | propagation,
+        None::<&str>,
+    )
+    .map_err(|e| format!("cannot make the mount tree {propagation:?}: {e}"))?;
+    nix::mount::mount(
+        Some(rootfs),
+        rootfs,
+        None::<&str>,
+        MsFlags::MS_BIND | MsFlags::MS_REC,
+        None::<&str>,
+    )
+    .map_err(|e| format!("cannot bind the rootfs {}: {e}", rootfs.display()))?;
+    let root = rustix::fs::open(
+        rootfs,
+        OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
+        Mode::empty(),
+    )
+    .map_err(|e| format!("cannot open the rootfs {}: {e}", rootfs.display()))?;
+    for mount in spec.mounts().iter().flatten() {
+        attach(&root, mount)
+            .map_err(|e| format!("mount on {}: {e}", mount.destination().display()))?;
+    }
+    let user = spec.process().as_ref().map(|p| p.user());
+    let owner = user.map(|u| (u.uid(), u.gid())).unwrap_or((0, 0));
+    make_devices(&root, owner)?;
+    drop(root);
+    syscall
+        .pivot_rootfs(rootfs)
+        .map_err(|e| format!("cannot pivot into {}: {e}", rootfs.display()))?;
+    if spec.root().as_ref().and_then(|r| r.readonly()) == Some(true) {
+        let flags = MsFlags::MS_BIND | MsFlags::MS_REMOUNT | MsFlags::MS_RDONLY;
+        nix::mount::mount(None::<&str>, "/", None::<&str>, flags, None::<&str>)
+            .map_err(|e| format!("cannot make the root read-only: {e}"))?;
+    }
+    for masked in linux.masked_paths().iter().flatten() {
+        mask(Path::new(masked))?;
+    }
+    Ok(())
+}
+
+/// One spec mount, made detached and attached at its resolved destination.
+fn attach(root: &OwnedFd, mount: &Mount) -> Result<(), String> {
+    let options = parse_mount(mount).map_err(|e| e.to_string())?;
+    let attrs = attributes(options.flags);
+    let (tree, is_file) = match kind(mount, &options) {
+        Kind::Bind => {
+            let source = mount
+                .source()
+                .as_deref()
+                .ok_or("a bind mount with no source")?;
+            let is_file = std::fs::metadata(source)
+                .map_err(|e| format!("source {}: {e}", source.display()))?
+                .is_file();
+            let mut flags = OpenTreeFlags::OPEN_TREE_CLONE | OpenTreeFlags::OPEN_TREE_CLOEXEC;
+            if options.flags.contains(MsFlags::MS_REC) {
+                flags |= OpenTreeFlags::AT_RECURSIVE;
+            }
+            let tree = rustix::mount::open_tree(rustix::fs::CWD, source, flags)
+                .map_err(|e| format!("cannot clone {}: {e}", source.display()))?;
+            set_attributes(&tree, attrs)?;
+            (tree, is_file)
+        }
+        Kind::Tmpfs => (new_tmpfs(&options.data, attrs)?, false),
+        Kind::Proc => {
+            let mask = MountAttrFlags::MOUNT_ATTR_RDONLY
+                | MountAttrFlags::MOUNT_ATTR_NOSUID
+                | MountAttrFlags::MOUNT_ATTR_NODEV
+                | MountAttrFlags::MOUNT_ATTR_NOEXEC;
+            (new_tmpfs(&[], mask)?, false)
+        }
+        Kind::Other(kind) => return Err(format!("{kind} mounts are not made here")),
+    };
+    let destination = relative(mount.destination())?;
+    let target = if is_file {
+        make_file(root, &destination)?
+    } else {
+        make_dirs(root, &destination)?
+    };
+    rustix::mount::move_mount(
+        tree.as_fd(),
+        "",
+        target.as_fd(),
+        "",
+        MoveMountFlags::MOVE_MOUNT_F_EMPTY_PATH | MoveMountFlags::MOVE_MOUNT_T_EMPTY_PATH,
+    )
+    .map_err(|e| format!("cannot attach: {e}"))?;
+    if let Some(propagation) = propagation(options.flags) {
+        set_propagation(&tree, propagation, options.flags.contains(MsFlags::MS_REC))?;
+    }
+    Ok(())
+}
+
+/// A detached tmpfs with the spec's data (`size=`, `mode=`, ...).
+fn new_tmpfs(data: &[String], attrs: MountAttrFlags) -> Result<OwnedFd, String> {
+    let fs = rustix::mount::fsopen("tmpfs", FsOpenFlags::FSOPEN_CLOEXEC)
+        .map_err(|e| format!("fsopen tmpfs: {e}"))?;
+    for item in data
+        .iter()
+        .flat_map(|d| d.split(','))
+        .filter(|d| !d.is_empty())
+    {
+        let set = match item.split_once('=') {
+            Some((key, value)) => rustix::mount::fsconfig_set_string(fs.as_fd(), key, value),
+            None => rustix::mount::fsconfig_set_flag(fs.as_fd(), item),
+        };
+        set.map_err(|e| format!("tmpfs option {item}: {e}"))?;
+    }
+    rustix::mount::fsconfig_create(fs.as_fd()).map_err(|e| format!("tmpfs: {e}"))?;
+    rustix::mount::fsmount(fs.as_fd(), FsMountFlags::FSMOUNT_CLOEXEC, attrs)
+        .map_err(|e| format!("fsmount tmpfs: {e}"))
+}
+
+/// The mount attributes the spec's flags ask for.
+fn attributes(flags: MsFlags) -> MountAttrFlags {
+    let pairs = [
+        (MsFlags::MS_RDONLY, MountAttrFlags::MOUNT_ATTR_RDONLY),
+        (MsFlags::MS_NOSUID, MountAttrFlags::MOUNT_ATTR_NOSUID),
+        (MsFlags::MS_NODEV, MountAttrFlags::MOUNT_ATTR_NODEV),
+        (MsFlags::MS_NOEXEC, MountAttrFlags::MOUNT_ATTR_NOEXEC),
+        (MsFlags::MS_NOATIME, MountAttrFlags::MOUNT_ATTR_NOATIME),
+        (
+            MsFlags::MS_STRICTATIME,
+            MountAttrFlags::MOUNT_ATTR_STRICTATIME,
+        ),
+        (
+            MsFlags::MS_NODIRATIME,
+            MountAttrFlags::MOUNT_ATTR_NODIRATIME,
+        ),
+    ];
+    pairs
+        .iter()
+        .filter(|(ms, _)| flags.contains(*ms))
+        .fold(MountAttrFlags::empty(), |all, (_, attr)| all | *attr)
+}
+
+fn propagation(flags: MsFlags) -> Option<MsFlags> {
+    [
+        MsFlags::MS_PRIVATE,
+        MsFlags::MS_SLAVE,
+        MsFlags::MS_SHARED,
+        MsFlags::MS_UNBINDABLE,
+    ]
+    .into_iter()
+    .find(|p| flags.contains(*p))
+}
+
+/// `struct mount_attr` of mount_setattr(2); neither rustix nor nix wraps
+/// the call yet.
+#[repr(C)]
+struct MountAttr {
+    attr_set: u64,
+    attr_clr: u64,
+    propagation: u64,
+    userns_fd: u64,
+}
+
+fn mount_setattr(tree: &OwnedFd, recursive: bool, attr: &MountAttr) -> Result<(), String> {
+    let mut flags = libc::AT_EMPTY_PATH as libc::c_uint;
+    if recursive {
+        flags |= libc::AT_RECURSIVE as libc::c_uint;
+    }
+    // SAFETY: a valid descriptor, an empty C string, and a `mount_attr` of
+    // the size passed.
+    let rc = unsafe {
+        libc::syscall(
+            libc::SYS_mount_setattr,
+            tree.as_raw_fd(),
+            c"".as_ptr(),
+            flags,
+            attr as *const MountAttr,
+            std::mem::size_of::<MountAttr>(),
+        )
+    };
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(format!(
+            "mount_setattr: {}",
+            std::io::Error::last_os_error()
+        ))
+    }
+}
+
+/// Sets a bind mount's attributes on its top mount, as a bind and remount
+/// would (atime flags replace the source's).
+fn set_attributes(tree: &OwnedFd, attrs: MountAttrFlags) -> Result<(), String> {
+    if attrs.is_empty() {
+        return Ok(());
+    }
+    let atime = MountAttrFlags::MOUNT_ATTR_NOATIME | MountAttrFlags::MOUNT_ATTR_STRICTATIME;
+    let attr_clr = if attrs.intersects(atime) {
+        libc::MOUNT_ATTR__ATIME
+    } else {
+        0
+    };
+    let attr = MountAttr {
+        attr_set: u64::from(attrs.bits()),
+        attr_clr,
+        propagation: 0,
+        userns_fd: 0,
+    };
+    mount_setattr(tree, false, &attr)
+}
+
+fn set_propagation(tree: &OwnedFd, propagation: MsFlags, recursive: bool) -> Result<(), String> {
+    let attr = MountAttr {
+        attr_set: 0,
+        attr_clr: 0,
+        propagation: propagation.bits(),
+        userns_fd: 0,
+    };
+    mount_setattr(tree, recursive, &attr)
+}
+
+/// `path` as a path below the rootfs; `..` is refused (inside the root it
+/// would resolve to the root anyway, but a spec that says so is wrong).
+fn relative(path: &Path) -> Result<PathBuf, String> {
+    let mut relative = PathBuf::new();
+    for component in path.components() {
+        match component {
+            Component::RootDir | Component::CurDir => {}
+            Component::Normal(part) => relative.push(part),
+            _ => return Err(format!("{} climbs with ..", path.display())),
+        }
+    }
+    Ok(relative)
+}
+
+/// Opens `path` (relative) inside the root: links resolve inside it.
+fn resolve(root: &OwnedFd, path: &Path) -> rustix::io::Result<OwnedFd> {
+    let path = if path.as_os_str().is_empty() {
+        Path::new(".")
+    } else {
+        path
+    };
+    rustix::fs::openat2(
+        root.as_fd(),
+        path,
+        OFlags::PATH | OFlags::CLOEXEC,
+        Mode::empty(),
+        ResolveFlags::IN_ROOT | ResolveFlags::NO_MAGICLINKS,
+    )
+}
+
+/// Makes each missing folder of `path` inside the root; returns the last.
+fn make_dirs(root: &OwnedFd, path: &Path) -> Result<OwnedFd, String> {
+    let mut done = PathBuf::new();
+    let mut dir = resolve(root, &done).map_err(|e| format!("rootfs: {e}"))?;
+    for part in path.components() {
+        done.push(part);
+        dir = match resolve(root, &done) {
+            Ok(fd) => fd,
+            Err(rustix::io::Errno::NOENT) => {
+                match rustix::fs::mkdirat(dir.as_fd(), part.as_os_str(), Mode::from(0o755)) {
+                    Ok(()) => {}
+                    // A link to what the rootfs lacks: not followed to make it.
+                    Err(rustix::io::Errno::EXIST) => {
+                        return Err(format!(
+                            "{} is a link to something missing in the rootfs",
+                            done.display()
+                        ));
+                    }
+                    Err(e) => return Err(format!("cannot make {}: {e}", done.display())),
+                }
+                resolve(root, &done).map_err(|e| format!("{}: {e}", done.display()))?
+            }
+            Err(e) => return Err(format!("{}: {e}", done.display())),
+        };
+    }
+    let stat = rustix::fs::fstat(dir.as_fd()).map_err(|e| format!("{}: {e}", done.display()))?;
+    if rustix::fs::FileType::from_raw_mode(stat.st_mode) != rustix::fs::FileType::Directory {
+        return Err(format!("{} is not a folder", done.display()));
+    }
+    Ok(dir)
+}
+
+/// The file a file bind mount covers, made empty inside the root if missing.
+fn make_file(root: &OwnedFd, path: &Path) -> Result<OwnedFd, String> {
+    if let Ok(fd) = resolve(root, path) {
+        return Ok(fd);
+    }
+    let parent = make_dirs(root, path.parent().unwrap_or(Path::new("")))?;
+    let name = path.file_name().ok_or("a file mount with no name")?;
+    let created = rustix::fs::openat(
+        parent.as_fd(),
+        name,
+        OFlags::CREATE | OFlags::WRONLY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+        Mode::from(0o644),
+    );
+    match created {
+        Ok(_) | Err(rustix::io::Errno::EXIST) => {}
+        Err(e) => return Err(format!("cannot make {}: {e}", path.display())),
+    }
+    resolve(root, path).map_err(|e| format!("{}: {e}", path.display()))
+}
+
+/// The default devices (libcontainer's list: null, zero, full, random,
+/// urandom, tty) and links a container's /dev holds, as runc makes them.
+fn make_devices(root: &OwnedFd, (uid, gid): (u32, u32)) -> Result<(), String> {
+    let dev = make_dirs(root, Path::new("dev"))?;
+    // mknod applies the umask; a device's mode is the spec's.
+    let umask = rustix::process::umask(Mode::empty());
+    let made = libcontainer::rootfs::utils::default_devices()
+        .iter()
+        .try_for_each(|device| {
+            let name = device
+                .path()
+                .strip_prefix("/dev")
+                .map_err(|_| format!("device {} outside /dev", device.path().display()))?;
+            let mode = Mode::from(device.file_mode().unwrap_or(0o666));
+            let number = rustix::fs::makedev(device.major() as u32, device.minor() as u32);
+            let _ = rustix::fs::unlinkat(dev.as_fd(), name, rustix::fs::AtFlags::empty());
+            rustix::fs::mknodat(
+                dev.as_fd(),
+                name,
+                rustix::fs::FileType::CharacterDevice,
+                mode,
+                number,
+            )
+            .and_then(|()| {
+                rustix::fs::chownat(
+                    dev.as_fd(),
+                    name,
+                    Some(rustix::fs::Uid::from_raw(device.uid().unwrap_or(uid))),
+                    Some(rustix::fs::Gid::from_raw(device.gid().unwrap_or(gid))),
+                    rustix::fs::AtFlags::SYMLINK_NOFOLLOW,
+                )
+            })
+            .map_err(|e| format!("cannot make {}: {e}", device.path().display()))
+        });
+    rustix::process::umask(umask);
+    made?;
+    let links = [
+        ("/proc/self/fd", "fd"),
+        ("/proc/self/fd/0", "stdin"),
+        ("/proc/self/fd/1", "stdout"),
+        ("/proc/self/fd/2", "stderr"),
+        ("/proc/kcore", "core"),
+        ("pts/ptmx", "ptmx"),
+    ];
+    for (target, name) in links {
+        match rustix::fs::symlinkat(target, dev.as_fd(), name) {
+            Ok(()) | Err(rustix::io::Errno::EXIST) => {}
+            Err(e) => return Err(format!("cannot link /dev/{name}: {e}")),
+        }
+    }
+    Ok(())
+}
+
+/// A folder is covered by an empty read-only tmpfs; a file by /dev/null.
+/// Inside the new root, so a link in the path resolves there.
+fn mask(path: &Path) -> Result<(), String> {
+    let Ok(metadata) = std::fs::metadata(path) else {
+        return Ok(());
+    };
+    let (source, kind, flags) = if metadata.is_dir() {
+        ("tmpfs", Some("tmpfs"), MsFlags::MS_RDONLY)
+    } else {
+        ("/dev/null", None, MsFlags::MS_BIND)
+    };
+    nix::mount::mount(Some(source), path, kind, flags, None::<&str>)
+        .map_err(|e| format!("cannot mask {}: {e}", path.display()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use oci_spec::runtime::{LinuxBuilder, MountBuilder, SpecBuilder};
+
+    fn spec_with(mounts: Vec<Mount>, propagation: Option<&str>) -> Spec {
+        let mut linux = LinuxBuilder::default();
+        if let Some(p) = propagation {
+            linux = linux.rootfs_propagation(p);
+        }
+        SpecBuilder::default()
+            .mounts(mounts)
+            .linux(linux.build().expect("linux"))
+            .build()
+            .expect("spec")
+    }
+
+    fn mount(destination: &str, typ: &str, source: &str, options: &[&str]) -> Mount {
+        MountBuilder::default()
+            .destination(destination)
+            .typ(typ)
+            .source(source)
+            .options(options.iter().map(|o| o.to_string()).collect::<Vec<_>>())
+            .build()
+            .expect("mount")
+    }
+
+    #[test]
+    fn test_the_mounts_of_a_wasm_sandbox_spec_are_covered() {
+        let spec = spec_with(
+            vec![
+                mount("/dev/pts", "devpts", "devpts", &["nosuid", "gid=5"]),
+                mount("/sys", "sysfs", "sysfs", &["ro"]),
+                mount("/proc", "proc", "proc", &["nosuid", "noexec", "nodev"]),
+                mount(
+                    "/dev",
+                    "tmpfs",
+                    "tmpfs",
+                    &["nosuid", "strictatime", "mode=755"],
+                ),
+                mount(
+                    "/dev/shm",
+                    "tmpfs",
+                    "shm",
+                    &["nosuid", "noexec", "size=65536k"],
+                ),
+                mount("/data", "bind", "/srv", &["rbind", "rprivate", "ro"]),
+                mount("/etc/hosts", "", "/etc/hosts", &["bind", "ro"]),
+            ],
+            None,
+        );
+        assert_eq!(unsupported(&spec), None);
+    }
+
+    #[test]
+    fn test_what_the_direct_path_does_not_make_is_named() {
+        let cases = [
+            (
+                spec_with(vec![mount("/x", "overlay", "overlay", &[])], None),
+                "a overlay mount on /x",
+            ),
+            (
+                spec_with(vec![mount("/x", "bind", "relative/dir", &["rbind"])], None),
+                "a bind mount on /x from a relative source",
+            ),
+            (
+                spec_with(vec![mount("/x", "bind", "/srv", &["rbind", "rro"])], None),
+                "recursive mount attributes on /x",
+            ),
+            (
+                spec_with(Vec::new(), Some("shared")),
+                "rootfs propagation \"shared\"",
+            ),
+        ];
+        for (spec, reason) in cases {
+            assert_eq!(unsupported(&spec).as_deref(), Some(reason));
+        }
+    }
+
+    #[test]
+    fn test_flags_become_mount_attributes() {
+        let attrs = attributes(MsFlags::MS_RDONLY | MsFlags::MS_NOSUID | MsFlags::MS_BIND);
+        assert_eq!(
+            attrs,
+            MountAttrFlags::MOUNT_ATTR_RDONLY | MountAttrFlags::MOUNT_ATTR_NOSUID
+        );
+        assert_eq!(
+            propagation(MsFlags::MS_REC | MsFlags::MS_PRIVATE),
+            Some(MsFlags::MS_PRIVATE)
+        );
+        assert_eq!(propagation(MsFlags::MS_BIND), None);
+    }
+
+    #[test]
+    fn test_a_link_in_the_image_cannot_take_a_mount_point_outside_the_rootfs() {
+        let outside = tempfile::tempdir().expect("outside");
+        let rootfs = tempfile::tempdir().expect("rootfs");
+        // The image's /data is a link to a host folder, by absolute path and
+        // by climbing.
+        std::os::unix::fs::symlink(outside.path(), rootfs.path().join("data")).expect("link");
+        std::os::unix::fs::symlink("../../../..", rootfs.path().join("up")).expect("link");
+        let root = rustix::fs::open(
+            rootfs.path(),
+            OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
+            Mode::empty(),
+        )
+        .expect("root");
+        let err = make_dirs(&root, Path::new("data/made")).expect_err("dangling inside");
+        assert!(err.contains("data is a link to something missing"), "{err}");
+        make_dirs(&root, Path::new("up/etc/made")).expect("made inside");
+        let file = make_file(&root, Path::new("up/hosts")).expect("file inside");
+        drop(file);
+        assert!(
+            std::fs::read_dir(outside.path())
+                .expect("outside")
+                .next()
+                .is_none(),
+            "nothing made outside the rootfs"
+        );
+        assert!(
+            rootfs.path().join("etc/made").is_dir(),
+            "the climb ends at the root"
+        );
+        assert!(rootfs.path().join("hosts").is_file());
+        let err = relative(Path::new("/a/../../b")).expect_err("climbs");
+        assert!(err.contains("climbs"), "{err}");
+    }
+}
