@@ -6,7 +6,7 @@
 //! output: each refused or stopped, the shim serving on, nothing left.
 
 use std::os::unix::fs::MetadataExt;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use edgeshim_integration::pods::*;
 use edgeshim_integration::*;
@@ -317,4 +317,98 @@ fn test_a_module_flooding_stdout_that_nobody_reads_costs_its_shim_nothing_and_st
     });
     remove(id);
     assert_no_leftovers(id);
+}
+
+/// Plants `link` -> `target` in the spec's rootfs folder and binds `volume`
+/// (holding a file `token`) on `/<link>/mnt`.
+fn plant_and_bind(spec: &mut serde_json::Value, link: &str, target: &str, volume: &Path) {
+    let rootfs = PathBuf::from(spec["root"]["path"].as_str().expect("rootfs"));
+    std::os::unix::fs::symlink(target, rootfs.join(link)).expect("plant link");
+    spec["mounts"]
+        .as_array_mut()
+        .expect("mounts")
+        .push(serde_json::json!({
+            "destination": format!("/{link}/mnt"),
+            "type": "bind",
+            "source": volume,
+            "options": ["rbind", "rw"],
+        }));
+}
+
+#[test]
+fn test_a_link_planted_as_a_mount_point_cannot_take_the_mount_out_of_the_rootfs() {
+    let (outside, _secret) = host_secret();
+    let volume = tempfile::tempdir().expect("volume");
+    std::fs::write(volume.path().join("token"), "from the volume\n").expect("token");
+    let files = [(built("probe.wasm"), "/probe.wasm")];
+    let host_dir = outside.path().display().to_string();
+    let host_has_only_its_secret = || {
+        let names: Vec<_> = std::fs::read_dir(outside.path())
+            .expect("host folder")
+            .filter_map(|e| e.ok().map(|e| e.file_name()))
+            .collect();
+        assert_eq!(names, ["secret"], "the host folder was written to");
+        let mounts = std::fs::read_to_string("/proc/self/mountinfo").expect("mountinfo");
+        assert!(!mounts.contains(&host_dir), "a mount landed on the host");
+    };
+
+    // An absolute link names a host folder; inside the rootfs it names
+    // nothing, and the mount point is refused by name.
+    let out = run_rm_with_spec("link-abs", &files, &["/probe.wasm", "hello"], |spec| {
+        plant_and_bind(spec, "data", &host_dir, volume.path())
+    });
+    let err = stderr(&out);
+    assert!(!out.status.success(), "ran with a mount on a planted link");
+    assert!(err.contains("container link-abs"), "{err}");
+    assert!(
+        err.contains("data is a link to something missing in the rootfs"),
+        "{err}"
+    );
+    host_has_only_its_secret();
+    assert_no_leftovers("link-abs");
+
+    // A climbing link ends at the rootfs's own root: the volume is mounted
+    // at /mnt inside it, and the module reads it there.
+    let up = format!("{UP}{host_dir}");
+    let out = run_rm_with_spec(
+        "link-up",
+        &files,
+        &["/probe.wasm", "read", "/mnt/token"],
+        |spec| {
+            let rootfs = PathBuf::from(spec["root"]["path"].as_str().expect("rootfs"));
+            std::fs::create_dir_all(rootfs.join(host_dir.trim_start_matches('/')))
+                .expect("the link's target inside the rootfs");
+            plant_and_bind(spec, "up", &up, volume.path());
+            spec["process"]["args"] =
+                serde_json::json!(["/probe.wasm", "read", format!("{host_dir}/mnt/token")]);
+        },
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(stdout(&out), "from the volume\n");
+    host_has_only_its_secret();
+    assert_no_leftovers("link-up");
+}
+
+#[test]
+fn test_a_spec_beyond_the_direct_launch_path_runs_through_libcontainer_with_the_same_sandbox() {
+    // A shared rootfs propagation is one thing only libcontainer makes.
+    let files = [(built("probe.wasm"), "/probe.wasm")];
+    let shared = |spec: &mut serde_json::Value| {
+        spec["linux"]["rootfsPropagation"] = serde_json::json!("shared");
+    };
+    let out = run_rm_with_spec(
+        "libcontainer-made",
+        &files,
+        &["/probe.wasm", "list", "/proc"],
+        shared,
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(stdout(&out), "0 entries\n", "/proc is masked on both paths");
+    assert!(
+        containerd_log().contains(
+            "container libcontainer-made: made through libcontainer (rootfs propagation \"shared\")"
+        ),
+        "the shim did not say which path made it"
+    );
+    assert_no_leftovers("libcontainer-made");
 }
