@@ -872,6 +872,37 @@ fn test_a_native_program_inherits_no_descriptor_of_the_shim() {
     assert_no_leftovers("native-fds");
 }
 
+/// A Wasm container keeps the descriptors its payload needs (stdio, its
+/// compiled module, its preopens), none onto a procfs: a handle on the
+/// host's /proc reaches every process's root. Once seen: libcgroups's
+/// lookup in the launcher left pathrs's cached procfs handle to every
+/// container cloned from it.
+#[test]
+fn test_a_wasm_container_holds_no_descriptor_onto_a_procfs() {
+    let out = run_detached(
+        "proc-fds",
+        PROBE_IMAGE,
+        &[],
+        &["/probe.wasm", "sleep", "60"],
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    let pid = task_pid("proc-fds");
+    let fds = descriptors(pid);
+    let onto_proc: Vec<String> = fds
+        .iter()
+        .filter(|(fd, _)| {
+            // A pipe or a socket has no statfs here; neither is a procfs.
+            nix::sys::statfs::statfs(format!("/proc/{pid}/fd/{fd}").as_str())
+                .is_ok_and(|fs| fs.filesystem_type() == nix::sys::statfs::PROC_SUPER_MAGIC)
+        })
+        .map(|(fd, target)| format!("fd {fd} ({target})"))
+        .collect();
+    kill_and_remove("proc-fds");
+    assert!(fds.contains_key(&1), "the container's stdout: {fds:?}");
+    assert!(onto_proc.is_empty(), "onto a procfs: {onto_proc:?}");
+    assert_no_leftovers("proc-fds");
+}
+
 #[test]
 fn test_the_sensor_module_aggregates_its_readings_into_windows() {
     let out = run_sensor("sensor-windows", 10);

@@ -112,6 +112,11 @@ impl IsolatedContainer {
             payload_fd: false,
             supplementary_gids,
             direct,
+            cgroup_mounts: if direct {
+                wasm_process::controller_mounts()
+            } else {
+                Vec::new()
+            },
         };
         let mut fds: Vec<OwnedFd> = [stdio.stdin, stdio.stdout, stdio.stderr]
             .into_iter()

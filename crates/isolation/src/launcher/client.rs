@@ -387,6 +387,7 @@ mod tests {
             payload_fd: false,
             supplementary_gids: Vec::new(),
             direct: false,
+            cgroup_mounts: Vec::new(),
         };
         let (reply, _) = launcher.request(&request, &[]).expect("a reply");
         assert_eq!(

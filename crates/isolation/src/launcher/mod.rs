@@ -66,6 +66,11 @@ pub struct LaunchRequest {
     /// write end of the container's start pipe.
     #[serde(default)]
     pub direct: bool,
+    /// For the direct path: the host's cgroup v1 controllers (name,
+    /// mount folder), as the shim read them (see
+    /// `wasm_process::controller_mounts`).
+    #[serde(default)]
+    pub cgroup_mounts: Vec<(String, PathBuf)>,
 }
 
 /// The launcher's answer.

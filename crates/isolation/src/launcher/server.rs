@@ -3,12 +3,9 @@
 
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::os::unix::net::UnixStream;
-use std::path::PathBuf;
 use std::sync::Arc;
 
 use super::{LAUNCHER_FD, LaunchReply, LaunchRequest, wire};
-use libcgroups::v1::ControllerType;
-
 use crate::Payload;
 use crate::container::{Stdio, build_process};
 
@@ -128,13 +125,7 @@ fn handle(
             reason: format!("not cloned: {reason}"),
         });
     }
-    // Read here, once per launcher, so that every set-up fork has them.
-    let mounts = if request.direct {
-        crate::wasm_process::controller_mounts()
-    } else {
-        Vec::new()
-    };
-    set_up(sock, &request, &mounts, stdio, payload)
+    set_up(sock, &request, stdio, payload)
 }
 
 /// libcontainer makes the container from a fork of the launcher, which
@@ -146,7 +137,6 @@ fn handle(
 fn set_up(
     sock: &UnixStream,
     request: &LaunchRequest,
-    mounts: &[(ControllerType, PathBuf)],
     stdio: Stdio,
     payload: Option<Arc<dyn Payload>>,
 ) -> Handled {
@@ -164,7 +154,7 @@ fn set_up(
             let sent = match (grouped, payload) {
                 (Err(reason), _) => send_reply(sock, &LaunchReply::Failed { reason }),
                 (Ok(()), Some(payload)) if request.direct => {
-                    match crate::wasm_process::make(request, mounts, stdio, payload) {
+                    match crate::wasm_process::make(request, stdio, payload) {
                         Ok(made) => send_reply_with(
                             sock,
                             &LaunchReply::Created { pid: made.pid },

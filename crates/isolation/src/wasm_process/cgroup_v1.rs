@@ -7,7 +7,7 @@
 //! of libcontainer's intermediate process, docs/design.md "Where a start's
 //! time goes"), and its per-controller `apply` functions are private. The
 //! mount points come from [`crate::cgroups::v1_mount_points`], read once per
-//! launcher; the files written are the ones runc and libcgroups write for
+//! shim (see `LaunchRequest::cgroup_mounts`); the files written are the ones runc and libcgroups write for
 //! the resources [`unsupported`] lets through (anything else goes to
 //! libcontainer). Removal, stats and updates stay with libcgroups.
 
@@ -15,7 +15,6 @@ use std::fs;
 use std::io::Write;
 use std::path::{Component, Path, PathBuf};
 
-use libcgroups::v1::ControllerType;
 use oci_spec::runtime::{LinuxDeviceCgroup, LinuxDeviceType, LinuxResources};
 
 /// Why a spec's resources need libcontainer, or `None`.
@@ -77,7 +76,7 @@ fn relative(cgroups_path: &Path) -> Result<PathBuf, String> {
 /// Makes the container's cgroup under every mounted controller, writes the
 /// spec's limits, and moves the calling process into it.
 pub(crate) fn make_and_join(
-    mounts: &[(ControllerType, PathBuf)],
+    mounts: &[(String, PathBuf)],
     cgroups_path: &Path,
     resources: Option<&LinuxResources>,
 ) -> Result<(), String> {
@@ -89,10 +88,10 @@ pub(crate) fn make_and_join(
     for (controller, mount) in mounts {
         let dir = mount.join(&relative);
         fs::create_dir_all(&dir).map_err(|e| format!("cannot make {}: {e}", dir.display()))?;
-        if *controller == ControllerType::CpuSet {
+        if controller == "cpuset" {
             inherit_cpuset(mount, &relative)?;
         }
-        apply(*controller, &dir, resources)?;
+        apply(controller, &dir, resources)?;
         write(&dir.join("cgroup.procs"), &pid)?;
     }
     Ok(())
@@ -117,19 +116,15 @@ fn inherit_cpuset(mount: &Path, relative: &Path) -> Result<(), String> {
 }
 
 /// Writes one controller's limits.
-fn apply(
-    controller: ControllerType,
-    dir: &Path,
-    resources: Option<&LinuxResources>,
-) -> Result<(), String> {
-    if controller == ControllerType::Devices {
+fn apply(controller: &str, dir: &Path, resources: Option<&LinuxResources>) -> Result<(), String> {
+    if controller == "devices" {
         return apply_devices(dir, resources.and_then(|r| r.devices().as_deref()));
     }
     let Some(resources) = resources else {
         return Ok(());
     };
     match controller {
-        ControllerType::Memory => {
+        "memory" => {
             if let Some(memory) = resources.memory() {
                 // A new cgroup has no limits, so the memory limit can go
                 // first and memory+swap (which must be at least it) next.
@@ -147,7 +142,7 @@ fn apply(
                 }
             }
         }
-        ControllerType::Cpu => {
+        "cpu" => {
             if let Some(cpu) = resources.cpu() {
                 if let Some(shares) = cpu.shares().filter(|s| *s > 0) {
                     write(&dir.join("cpu.shares"), &shares.to_string())?;
@@ -160,7 +155,7 @@ fn apply(
                 }
             }
         }
-        ControllerType::CpuSet => {
+        "cpuset" => {
             if let Some(cpu) = resources.cpu() {
                 if let Some(cpus) = cpu.cpus().as_deref().filter(|c| !c.is_empty()) {
                     write(&dir.join("cpuset.cpus"), cpus)?;
@@ -170,7 +165,7 @@ fn apply(
                 }
             }
         }
-        ControllerType::Pids => {
+        "pids" => {
             if let Some(pids) = resources.pids() {
                 let max = match pids.limit() {
                     limit if limit > 0 => limit.to_string(),
@@ -263,17 +258,11 @@ mod tests {
 
     /// A fake v1 hierarchy: controller folders with the files a kernel
     /// makes in every new cgroup made by hand for each level.
-    fn fake_mounts(root: &Path, path: &str) -> Vec<(ControllerType, PathBuf)> {
-        let controllers = [
-            ControllerType::Memory,
-            ControllerType::Cpu,
-            ControllerType::CpuSet,
-            ControllerType::Pids,
-            ControllerType::Devices,
-        ];
+    fn fake_mounts(root: &Path, path: &str) -> Vec<(String, PathBuf)> {
+        let controllers = ["memory", "cpu", "cpuset", "pids", "devices"];
         let mut mounts = Vec::new();
         for controller in controllers {
-            let mount = root.join(controller.to_string());
+            let mount = root.join(controller);
             let mut dir = mount.clone();
             let levels = std::iter::once("").chain(path.trim_start_matches('/').split('/'));
             for level in levels {
@@ -297,7 +286,7 @@ mod tests {
                 fs::write(dir.join("cpuset.cpus"), cpus).expect("cpus");
                 fs::write(dir.join("cpuset.mems"), cpus.replace("0-1", "0")).expect("mems");
             }
-            mounts.push((controller, mount));
+            mounts.push((controller.to_string(), mount));
         }
         mounts
     }

@@ -33,7 +33,6 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use libcgroups::common::CgroupSetup;
-use libcgroups::v1::ControllerType;
 use nix::sched::CloneFlags;
 use oci_spec::runtime::{LinuxNamespaceType, Spec};
 
@@ -115,14 +114,16 @@ fn clone_flag(kind: LinuxNamespaceType) -> Option<CloneFlags> {
     })
 }
 
-/// The mounted v1 controllers, in a fixed order. Call once in the launcher
-/// before it forks a set-up process, so that every fork has them.
-pub(crate) fn controller_mounts() -> Vec<(ControllerType, PathBuf)> {
+/// The mounted v1 controllers (name, folder), in a fixed order, as the
+/// shim read them once. The shim reads them, not the launcher: libcgroups
+/// looks them up through pathrs, which keeps a procfs handle open for the
+/// process, and every container cloned from the launcher would inherit it.
+pub(crate) fn controller_mounts() -> Vec<(String, PathBuf)> {
     let mut mounts: Vec<_> = crate::cgroups::v1_mount_points()
         .iter()
-        .map(|(controller, path)| (*controller, path.clone()))
+        .map(|(controller, path)| (controller.to_string(), path.clone()))
         .collect();
-    mounts.sort_by_key(|(controller, _)| controller.to_string());
+    mounts.sort();
     mounts
 }
 
@@ -139,7 +140,6 @@ pub(crate) struct Made {
 /// container is ready to start or has said why not.
 pub(crate) fn make(
     request: &LaunchRequest,
-    mounts: &[(ControllerType, PathBuf)],
     stdio: Stdio,
     payload: Arc<dyn Payload>,
 ) -> Result<Made, String> {
@@ -158,7 +158,11 @@ pub(crate) fn make(
         .cgroups_path()
         .as_deref()
         .ok_or("the spec has no cgroups path")?;
-    cgroup_v1::make_and_join(mounts, cgroups_path, linux.resources().as_ref())?;
+    cgroup_v1::make_and_join(
+        &request.cgroup_mounts,
+        cgroups_path,
+        linux.resources().as_ref(),
+    )?;
     let mut flags = CloneFlags::empty();
     for namespace in linux.namespaces().iter().flatten() {
         let flag = clone_flag(namespace.typ())
