@@ -16,6 +16,16 @@ use oci_spec::runtime::{LinuxNamespaceType, Spec};
 use crate::Payload;
 use crate::container::Stdio;
 
+/// The container's ends of the pipes to the set-up process and the shim.
+pub(super) struct Pipes {
+    /// Written `ready` (or why not), then closed.
+    pub ready: OwnedFd,
+    /// The start byte comes here, from the shim.
+    pub start: OwnedFd,
+    /// Ends when the set-up process has exited.
+    pub set_up_gone: OwnedFd,
+}
+
 /// Never returns: the process runs its payload and exits, or says on
 /// `ready` why it cannot and exits.
 pub(super) fn run(
@@ -23,10 +33,14 @@ pub(super) fn run(
     bundle: &Path,
     new_namespaces: CloneFlags,
     stdio: Stdio,
-    ready: OwnedFd,
-    start: OwnedFd,
+    pipes: Pipes,
     payload: Arc<dyn Payload>,
 ) -> ! {
+    let Pipes {
+        ready,
+        start,
+        set_up_gone,
+    } = pipes;
     let mut ready = std::fs::File::from(ready);
     if let Err(reason) = set_up(spec, bundle, new_namespaces, stdio) {
         let _ = ready.write_all(reason.as_bytes());
@@ -44,10 +58,13 @@ pub(super) fn run(
         // SAFETY: as above.
         unsafe { libc::_exit(1) }
     }
+    // Almost always at once: the set-up process exits right after its
+    // reply, and the start comes a round trip later.
+    let _ = started(set_up_gone);
     crate::executor::run_payload(payload.as_ref())
 }
 
-/// Blocks until the shim writes the start byte (true) or closes its end.
+/// Blocks until a byte comes (true) or the writer closes its end.
 fn started(start: OwnedFd) -> bool {
     let mut byte = [0u8; 1];
     loop {

@@ -174,22 +174,34 @@ pub(crate) fn make(
     }
     let (ready_read, ready_write) = pipe()?;
     let (start_read, start_write) = pipe()?;
+    // Held by this process until it exits: the container runs its payload
+    // only once this process has left the cgroup (a pids limit of 2 counts
+    // the payload's two threads, not this process).
+    let (set_up_gone, set_up_alive) = pipe()?;
     let pid = clone(flags)?;
     if pid == 0 {
         drop(ready_read);
         drop(start_write);
+        drop(set_up_alive);
         init::run(
             &spec,
             &request.bundle,
             flags,
             stdio,
-            ready_write,
-            start_read,
+            init::Pipes {
+                ready: ready_write,
+                start: start_read,
+                set_up_gone,
+            },
             payload,
         )
     }
     drop(ready_write);
     drop(start_read);
+    drop(set_up_gone);
+    // Leaked on purpose: closed by this process's exit, which the container
+    // waits for.
+    std::mem::forget(set_up_alive);
     drop(stdio);
     let pid = u32::try_from(pid).map_err(|e| format!("clone returned {pid}: {e}"))?;
     if let Err(reason) = wait_ready(ready_read) {
