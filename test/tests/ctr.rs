@@ -702,6 +702,104 @@ fn test_bad_isolation_requests_are_named_and_leave_nothing() {
     assert_no_leftovers("bad-cgroup");
 }
 
+/// A v1 cgroup `/edgeshim-test/<name>` made by hand under every mounted
+/// controller, with a sleeping process in its pids controller.
+struct OccupiedCgroup {
+    dirs: Vec<std::path::PathBuf>,
+    member: std::process::Child,
+}
+
+impl OccupiedCgroup {
+    fn new(name: &str) -> Self {
+        let mut dirs = Vec::new();
+        for root in cgroup_roots() {
+            let controller = root.file_name().map(|n| n.to_string_lossy().into_owned());
+            if !matches!(
+                controller.as_deref(),
+                Some(
+                    "blkio"
+                        | "cpu"
+                        | "cpuacct"
+                        | "cpuset"
+                        | "devices"
+                        | "freezer"
+                        | "memory"
+                        | "pids"
+                )
+            ) {
+                continue;
+            }
+            let dir = root.join("edgeshim-test").join(name);
+            std::fs::create_dir_all(&dir).expect("cgroup");
+            dirs.push(dir);
+        }
+        let member = std::process::Command::new("sleep")
+            .arg("600")
+            .spawn()
+            .expect("sleep");
+        let pids = dirs
+            .iter()
+            .find(|d| d.starts_with("/sys/fs/cgroup/pids"))
+            .expect("a pids controller");
+        std::fs::write(pids.join("cgroup.procs"), member.id().to_string()).expect("join");
+        Self { dirs, member }
+    }
+
+    fn member_alive(&mut self) -> bool {
+        self.member.try_wait().expect("try_wait").is_none()
+    }
+}
+
+impl Drop for OccupiedCgroup {
+    fn drop(&mut self) {
+        let _ = self.member.kill();
+        let _ = self.member.wait();
+        for dir in &self.dirs {
+            let _ = std::fs::remove_dir(dir);
+        }
+    }
+}
+
+/// The cgroup a spec names is the container's own: one that exists with
+/// processes in it (another container's, the host's) is refused by name,
+/// gets none of the spec's limits, and its processes are not killed by the
+/// failed create's clean-up; nor by a path that climbs out of it.
+#[test]
+fn test_a_cgroup_path_naming_an_occupied_cgroup_is_refused_and_its_processes_live() {
+    let files = [(built("probe.wasm"), "/probe.wasm")];
+    let mut occupied = OccupiedCgroup::new("occupied");
+    let cases = [
+        (
+            "cg-occupied",
+            "/edgeshim-test/occupied",
+            "exists and has processes in it",
+        ),
+        (
+            "cg-climb",
+            "/edgeshim-test/occupied/x/..",
+            "leaves the cgroup hierarchy",
+        ),
+    ];
+    for (id, path, reason) in cases {
+        let out = run_rm_with_spec(id, &files, &["/probe.wasm"], |spec| {
+            spec["linux"]["cgroupsPath"] = serde_json::json!(path);
+        });
+        let err = stderr(&out);
+        assert!(!out.status.success(), "{id}: ran in {path}");
+        assert!(err.contains(&format!("container {id}")), "{err}");
+        assert!(err.contains(reason), "{id}: {err}");
+        assert!(
+            occupied.member_alive(),
+            "{id}: the cgroup's process was killed"
+        );
+        assert!(
+            occupied.dirs.iter().all(|d| d.exists()),
+            "{id}: the cgroup was removed"
+        );
+        assert_no_leftovers(id);
+    }
+}
+
 #[test]
 fn test_systemd_style_cgroups_path_is_laid_out_as_systemd_would() {
     let id = "systemd-path";

@@ -86,13 +86,20 @@ fn wasm_sandbox(json: &mut serde_json::Value) {
     // A capability set the spec leaves out is empty, as runc takes it.
     // libcontainer leaves an absent set as it was (all of root's), which a
     // native program loses at its exec; a Wasm payload runs without one.
+    // A null set is an absent one (runc takes nil as empty).
     if let Some(process) = json.get_mut("process").and_then(|p| p.as_object_mut()) {
         let caps = process
             .entry("capabilities")
             .or_insert_with(|| serde_json::json!({}));
+        if caps.is_null() {
+            *caps = serde_json::json!({});
+        }
         if let Some(caps) = caps.as_object_mut() {
             for set in CAPABILITY_SETS {
-                caps.entry(*set).or_insert_with(|| serde_json::json!([]));
+                let value = caps.entry(*set).or_insert_with(|| serde_json::json!([]));
+                if value.is_null() {
+                    *value = serde_json::json!([]);
+                }
             }
         }
     }
@@ -157,6 +164,23 @@ mod tests {
         assert_eq!(json["linux"]["cgroupsPath"], "/a.slice/p-n.scope");
         assert_eq!(json["x-unknown"], 1);
         assert_eq!(json["mounts"].as_array().map(Vec::len), Some(2));
+    }
+
+    #[test]
+    fn test_null_capability_sets_are_empty_not_root_s() {
+        for caps in [
+            r#"null"#,
+            r#"{"effective":null,"permitted":null,"bounding":["CAP_KILL"]}"#,
+        ] {
+            let mut json: serde_json::Value =
+                serde_json::from_str(&format!(r#"{{"process":{{"capabilities":{caps}}}}}"#))
+                    .expect("json");
+            wasm_sandbox(&mut json);
+            let sets = &json["process"]["capabilities"];
+            for set in ["effective", "permitted", "inheritable", "ambient"] {
+                assert_eq!(sets[set], serde_json::json!([]), "{caps}: {set}");
+            }
+        }
     }
 
     #[test]

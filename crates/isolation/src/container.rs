@@ -137,7 +137,7 @@ impl IsolatedContainer {
                 let start = answer_fds.pop().ok_or_else(|| {
                     failed("the launcher sent no start pipe with the container".into())
                 })?;
-                let mut made = Self::load(state_root, id)?;
+                let mut made = Self::load(state_root, id).map_err(|e| failed(e.to_string()))?;
                 match &mut made.made_by {
                     MadeBy::Direct(process) => process.start = Some(start),
                     MadeBy::Libcontainer(_) => {
@@ -290,7 +290,7 @@ fn remove_direct_remains(state_root: &Path, id: &str, spec: &Spec, laid_out: Opt
     let Some(cgroups_path) = laid_out.map(Path::to_path_buf).or(spec_path) else {
         return;
     };
-    if let Err(e) = wasm_process::remove_remains(&state_root.join(id), &cgroups_path) {
+    if let Err(e) = wasm_process::remove_failed_create(&state_root.join(id), &cgroups_path) {
         log::warn!("container {id}: after a failed create: {e}");
     }
 }

@@ -3,7 +3,8 @@
 //! reports it, so a SIGKILLed shim cannot leave a count behind).
 //!
 //! A container counts when, under the shims' state root
-//! (`/run/edgeshim/<namespace>/<id>/state.json`):
+//! (`/run/edgeshim/<namespace>/<id>/state.json`, or `process.json` for a
+//! container made on the direct launch path):
 //! - its process is alive and its executable is a shim binary
 //!   (`containerd-shim-<runtime>-v1`): a Wasm container is a clone of its
 //!   shim's launcher, where a native one (a pod's pause) executed its own;
@@ -24,6 +25,9 @@ use crate::events::RuntimeLabels;
 
 /// The shims' state root (edgeshim-shim's `STATE_ROOT`).
 pub const STATE_ROOT: &str = "/run/edgeshim";
+/// A container's state file: libcontainer's, or the direct launch path's
+/// record (edgeshim-isolation's `wasm_process::record`); both hold `pid`.
+const STATE_FILES: &[&str] = &["state.json", "process.json"];
 /// Parents walked before giving up (a container is a child or grandchild
 /// of its shim).
 const MAX_ANCESTORS: usize = 8;
@@ -73,7 +77,9 @@ impl RunningContainers {
             .flatten()
             .take(MAX_CONTAINERS)
             .filter_map(|c| {
-                let text = std::fs::read(c.path().join("state.json")).ok()?;
+                let text = STATE_FILES
+                    .iter()
+                    .find_map(|name| std::fs::read(c.path().join(name)).ok())?;
                 serde_json::from_slice::<State>(&text).ok()?.pid
             })
             .filter(|pid| *pid > 1)

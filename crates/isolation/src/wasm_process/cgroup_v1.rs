@@ -9,7 +9,9 @@
 //! mount points come from [`crate::cgroups::v1_mount_points`], read once per
 //! shim (see `LaunchRequest::cgroup_mounts`); the files written are the ones runc and libcgroups write for
 //! the resources [`unsupported`] lets through (anything else goes to
-//! libcontainer). Removal, stats and updates stay with libcgroups.
+//! libcontainer). [`remove`] undoes it with the same mount list (a
+//! libcgroups manager would parse mountinfo again on every delete); stats
+//! and updates stay with libcgroups.
 
 use std::fs;
 use std::io::Write;
@@ -73,9 +75,11 @@ fn relative(cgroups_path: &Path) -> Result<PathBuf, String> {
     Ok(relative)
 }
 
-/// Makes the container's cgroup under every mounted controller, writes the
-/// spec's limits, and moves the calling process into it.
-pub(crate) fn make_and_join(
+/// Makes the container's cgroup under every mounted controller and writes
+/// the spec's limits. A cgroup that exists already is taken only while no
+/// process is in it (runc refuses a populated one): another container's or
+/// the host's must never get these limits, nor be killed at delete.
+pub(crate) fn make(
     mounts: &[(String, PathBuf)],
     cgroups_path: &Path,
     resources: Option<&LinuxResources>,
@@ -84,17 +88,87 @@ pub(crate) fn make_and_join(
     if mounts.is_empty() {
         return Err("no cgroup v1 controller is mounted".into());
     }
-    let pid = std::process::id().to_string();
     for (controller, mount) in mounts {
         let dir = mount.join(&relative);
-        fs::create_dir_all(&dir).map_err(|e| format!("cannot make {}: {e}", dir.display()))?;
+        if let Some(parent) = dir.parent() {
+            fs::create_dir_all(parent)
+                .map_err(|e| format!("cannot make {}: {e}", parent.display()))?;
+        }
+        match fs::create_dir(&dir) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                if !read(&dir.join("cgroup.procs"))?.trim().is_empty() {
+                    return Err(format!(
+                        "cgroup {} exists and has processes in it",
+                        dir.display()
+                    ));
+                }
+            }
+            Err(e) => return Err(format!("cannot make {}: {e}", dir.display())),
+        }
         if controller == "cpuset" {
             inherit_cpuset(mount, &relative)?;
         }
         apply(controller, &dir, resources)?;
-        write(&dir.join("cgroup.procs"), &pid)?;
     }
     Ok(())
+}
+
+/// Moves the calling process into the cgroup [`make`] made.
+pub(crate) fn join(mounts: &[(String, PathBuf)], cgroups_path: &Path) -> Result<(), String> {
+    let relative = relative(cgroups_path)?;
+    let pid = std::process::id().to_string();
+    for (_, mount) in mounts {
+        write(&mount.join(&relative).join("cgroup.procs"), &pid)?;
+    }
+    Ok(())
+}
+
+/// How long a removal waits, in all, for killed processes to leave a
+/// cgroup (they leave it as they exit; rmdir says EBUSY until then).
+const REMOVE_PATIENCE: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// Kills what is left in the container's cgroup and removes its folder
+/// under every controller; a folder already gone is fine.
+pub(crate) fn remove(mounts: &[(String, PathBuf)], cgroups_path: &Path) -> Result<(), String> {
+    let relative = relative(cgroups_path)?;
+    for (_, mount) in mounts {
+        let dir = mount.join(&relative);
+        let procs = match fs::read_to_string(dir.join("cgroup.procs")) {
+            Ok(procs) => procs,
+            // Gone already (the rmdir below says so too).
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
+            Err(e) => return Err(format!("cannot read {}: {e}", dir.display())),
+        };
+        for pid in procs.lines().filter_map(|l| l.trim().parse::<i32>().ok()) {
+            let _ = nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(pid),
+                nix::sys::signal::Signal::SIGKILL,
+            );
+        }
+        remove_dir_when_empty(&dir)?;
+    }
+    Ok(())
+}
+
+/// rmdir, retried with a growing pause while the kernel still counts an
+/// exiting process in the cgroup (as runc and libcgroups retry).
+fn remove_dir_when_empty(dir: &Path) -> Result<(), String> {
+    let started = std::time::Instant::now();
+    let mut pause = std::time::Duration::from_millis(1);
+    loop {
+        match fs::remove_dir(dir) {
+            Ok(()) => return Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+            Err(e)
+                if e.raw_os_error() == Some(libc::EBUSY) && started.elapsed() < REMOVE_PATIENCE =>
+            {
+                std::thread::sleep(pause);
+                pause = (pause * 2).min(std::time::Duration::from_millis(100));
+            }
+            Err(e) => return Err(format!("cannot remove {}: {e}", dir.display())),
+        }
+    }
 }
 
 /// A new v1 cpuset starts with no cpus and no memory nodes, and a process
@@ -195,10 +269,12 @@ fn write_swap(dir: &Path, swap: i64, limit: Option<i64>) -> Result<(), String> {
     ))
 }
 
-/// The device rules: the spec's, then what every container may use (the
-/// default devices a container's /dev holds, and the list runc allows;
-/// libcgroups keeps its copy private).
+/// The device rules: every device denied (a new v1 cgroup inherits its
+/// parent's list, often all allowed), then the spec's rules, then what
+/// every container may use (the default devices a container's /dev holds,
+/// and the list runc allows; libcgroups keeps its copy private).
 fn apply_devices(dir: &Path, rules: Option<&[LinuxDeviceCgroup]>) -> Result<(), String> {
+    apply_device(dir, false, "a")?;
     for rule in rules.unwrap_or_default() {
         apply_device(dir, rule.allow(), &rule.to_string())?;
     }
@@ -256,8 +332,29 @@ mod tests {
         LinuxCpuBuilder, LinuxMemoryBuilder, LinuxPidsBuilder, LinuxResourcesBuilder,
     };
 
-    /// A fake v1 hierarchy: controller folders with the files a kernel
-    /// makes in every new cgroup made by hand for each level.
+    /// The files a kernel makes in every new v1 cgroup, made by hand in
+    /// `dir`; `cpus` for its cpuset (memory node 0 where it has cpus).
+    fn fill(dir: &Path, cpus: &str) {
+        for file in [
+            "cgroup.procs",
+            "memory.limit_in_bytes",
+            "memory.memsw.limit_in_bytes",
+            "memory.soft_limit_in_bytes",
+            "cpu.shares",
+            "cpu.cfs_period_us",
+            "cpu.cfs_quota_us",
+            "pids.max",
+            "devices.allow",
+            "devices.deny",
+        ] {
+            fs::write(dir.join(file), "").expect("file");
+        }
+        fs::write(dir.join("cpuset.cpus"), cpus).expect("cpus");
+        let mems = if cpus.is_empty() { "" } else { "0" };
+        fs::write(dir.join("cpuset.mems"), mems).expect("mems");
+    }
+
+    /// A fake v1 hierarchy: controller folders with each level's files.
     fn fake_mounts(root: &Path, path: &str) -> Vec<(String, PathBuf)> {
         let controllers = ["memory", "cpu", "cpuset", "pids", "devices"];
         let mut mounts = Vec::new();
@@ -268,23 +365,7 @@ mod tests {
             for level in levels {
                 dir.push(level);
                 fs::create_dir_all(&dir).expect("mkdir");
-                for file in [
-                    "cgroup.procs",
-                    "memory.limit_in_bytes",
-                    "memory.memsw.limit_in_bytes",
-                    "memory.soft_limit_in_bytes",
-                    "cpu.shares",
-                    "cpu.cfs_period_us",
-                    "cpu.cfs_quota_us",
-                    "pids.max",
-                    "devices.allow",
-                    "devices.deny",
-                ] {
-                    fs::write(dir.join(file), "").expect("file");
-                }
-                let cpus = if level.is_empty() { "0-1\n" } else { "" };
-                fs::write(dir.join("cpuset.cpus"), cpus).expect("cpus");
-                fs::write(dir.join("cpuset.mems"), cpus.replace("0-1", "0")).expect("mems");
+                fill(&dir, if level.is_empty() { "0-1" } else { "" });
             }
             mounts.push((controller.to_string(), mount));
         }
@@ -314,7 +395,14 @@ mod tests {
             .pids(LinuxPidsBuilder::default().limit(20).build().expect("pids"))
             .build()
             .expect("resources");
-        make_and_join(&mounts, Path::new("/pod/c1"), Some(&resources)).expect("placed");
+        // The leaf is made here, as on a real host; the fake made its parent.
+        for (_, mount) in &mounts {
+            fs::remove_dir_all(mount.join("pod/c1")).expect("no leaf yet");
+            fs::create_dir(mount.join("pod/c1")).expect("leaf");
+            fill(&mount.join("pod/c1"), "");
+        }
+        make(&mounts, Path::new("/pod/c1"), Some(&resources)).expect("made");
+        join(&mounts, Path::new("/pod/c1")).expect("joined");
         let file = |controller: &str, name: &str| {
             fs::read_to_string(root.path().join(controller).join("pod/c1").join(name))
                 .expect("read")
@@ -336,6 +424,11 @@ mod tests {
             assert_eq!(file(controller, "cgroup.procs"), own_pid, "{controller}");
         }
         // A file takes one write each; the fake keeps the last.
+        assert_eq!(
+            file("devices", "devices.deny"),
+            "a",
+            "everything denied first"
+        );
         assert_eq!(file("devices", "devices.allow"), "c 10:200 rwm");
     }
 
@@ -344,12 +437,46 @@ mod tests {
         let root = tempfile::tempdir().expect("tempdir");
         let mounts = fake_mounts(root.path(), "/pod");
         for path in ["/pod/../../etc", "/", "pod/./x/.."] {
-            let err = make_and_join(&mounts, Path::new(path), None).expect_err(path);
+            let err = make(&mounts, Path::new(path), None).expect_err(path);
             assert!(
                 err.contains("leaves the cgroup hierarchy") || err.contains("root"),
                 "{path}: {err}"
             );
         }
+    }
+
+    #[test]
+    fn test_a_populated_cgroup_that_exists_is_refused_by_name() {
+        let root = tempfile::tempdir().expect("tempdir");
+        let mounts = fake_mounts(root.path(), "/system.slice");
+        fs::write(mounts[0].1.join("system.slice/cgroup.procs"), "1\n").expect("a member");
+        let err = make(&mounts, Path::new("/system.slice"), None).expect_err("populated");
+        assert!(err.contains("exists and has processes in it"), "{err}");
+        assert_eq!(
+            fs::read_to_string(mounts[0].1.join("system.slice/cgroup.procs")).expect("read"),
+            "1\n",
+            "its members untouched"
+        );
+    }
+
+    #[test]
+    fn test_removal_takes_every_controllers_folder_and_tolerates_missing_ones() {
+        let root = tempfile::tempdir().expect("tempdir");
+        let mounts = fake_mounts(root.path(), "/pod/c1");
+        // A fake cgroup folder holds files; a real one's vanish with it.
+        for (_, mount) in &mounts {
+            for entry in fs::read_dir(mount.join("pod/c1")).expect("dir") {
+                fs::remove_file(entry.expect("entry").path()).expect("rm");
+            }
+        }
+        fs::remove_dir(mounts[0].1.join("pod/c1")).expect("one already gone");
+        remove(&mounts, Path::new("/pod/c1")).expect("removed");
+        for (controller, mount) in &mounts {
+            assert!(!mount.join("pod/c1").exists(), "{controller}");
+            assert!(mount.join("pod").exists(), "the parent stays: {controller}");
+        }
+        let err = remove(&mounts, Path::new("/pod/../x")).expect_err("climbs");
+        assert!(err.contains("leaves the cgroup hierarchy"), "{err}");
     }
 
     #[test]

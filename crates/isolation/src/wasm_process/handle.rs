@@ -5,12 +5,10 @@ use std::io::Write;
 use std::os::fd::OwnedFd;
 use std::path::{Path, PathBuf};
 
-use libcgroups::common::CgroupManager;
 use nix::sys::signal::Signal;
 use nix::unistd::Pid;
 
 use super::record::Record;
-use crate::error::chain;
 use crate::{IsolationError, Result};
 
 pub(crate) struct DirectProcess {
@@ -104,19 +102,29 @@ impl DirectProcess {
     }
 }
 
-/// Removes a container's cgroup (libcgroups, which kills what is in it and
-/// waits for it to leave) and its state folder `root`; both may be missing
-/// (a create that failed half-way).
-pub(crate) fn remove_remains(root: &Path, cgroups_path: &Path) -> std::result::Result<(), String> {
-    let cgroup = libcgroups::v1::Manager::new(cgroups_path)
-        .map_err(|e| format!("cgroup {}: {}", cgroups_path.display(), chain(&e)))?;
-    cgroup.remove().map_err(|e| {
-        format!(
-            "cannot remove cgroup {}: {}",
-            cgroups_path.display(),
-            chain(&e)
-        )
-    })?;
+/// Removes a container's cgroup (killing what is left in it) and its state
+/// folder `root`.
+fn remove_remains(root: &Path, cgroups_path: &Path) -> std::result::Result<(), String> {
+    let cgroup = super::cgroup_v1::remove(&super::controller_mounts(), cgroups_path);
+    let folder = match std::fs::remove_dir_all(root) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(format!("cannot remove {}: {e}", root.display())),
+    };
+    cgroup.and(folder)
+}
+
+/// After a direct create failed (its set-up process may have been killed
+/// half-way): the cgroup goes only if the set-up process marked it as the
+/// container's own (never a cgroup it refused, nor one it never reached);
+/// the state folder goes in any case.
+pub(crate) fn remove_failed_create(
+    root: &Path,
+    cgroups_path: &Path,
+) -> std::result::Result<(), String> {
+    if super::record::cgroup_made(root) {
+        return remove_remains(root, cgroups_path);
+    }
     match std::fs::remove_dir_all(root) {
         Ok(()) => Ok(()),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),

@@ -42,7 +42,13 @@ pub(super) fn run(
         set_up_gone,
     } = pipes;
     let mut ready = std::fs::File::from(ready);
-    if let Err(reason) = set_up(spec, bundle, new_namespaces, stdio) {
+    // A panic must end this copy of the launcher here, not unwind into the
+    // launcher's own frames.
+    let set_up = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        set_up(spec, bundle, new_namespaces, stdio)
+    }))
+    .unwrap_or_else(|_| Err("the container's set-up panicked".into()));
+    if let Err(reason) = set_up {
         let _ = ready.write_all(reason.as_bytes());
         // SAFETY: ends this process without running the launcher's exit
         // handlers in a copy of it.
@@ -114,11 +120,11 @@ fn set_up(
         }
     }
     enter_rootfs(spec, bundle, new_namespaces, syscall.as_ref())?;
-    if let Some(umask) = process.user().umask() {
-        let mode = nix::sys::stat::Mode::from_bits(umask)
-            .ok_or_else(|| format!("invalid umask {umask:o}"))?;
-        nix::sys::stat::umask(mode);
-    }
+    // runc's default when the spec names none.
+    let umask = process.user().umask().unwrap_or(0o022);
+    let mode =
+        nix::sys::stat::Mode::from_bits(umask).ok_or_else(|| format!("invalid umask {umask:o}"))?;
+    nix::sys::stat::umask(mode);
     for rlimit in process.rlimits().iter().flatten() {
         syscall
             .set_rlimit(rlimit)
@@ -133,11 +139,31 @@ fn set_up(
             nix::unistd::Gid::from_raw(user.gid()),
         )
         .map_err(|e| format!("cannot become uid {} gid {}: {e}", user.uid(), user.gid()))?;
-    if let Some(caps) = process.capabilities() {
-        libcontainer::capabilities::drop_privileges(caps, syscall.as_ref())
-            .map_err(|e| format!("cannot set capabilities: {e}"))?;
-    }
+    libcontainer::capabilities::drop_privileges(&capabilities(process)?, syscall.as_ref())
+        .map_err(|e| format!("cannot set capabilities: {e}"))?;
     Ok(())
+}
+
+/// The spec's capability sets, an absent or null one empty (as runc takes
+/// it; libcontainer would leave it as the set-up process had it: all of
+/// root's).
+fn capabilities(
+    process: &oci_spec::runtime::Process,
+) -> Result<oci_spec::runtime::LinuxCapabilities, String> {
+    let caps = process.capabilities().as_ref();
+    let set = |pick: fn(
+        &oci_spec::runtime::LinuxCapabilities,
+    ) -> &Option<oci_spec::runtime::Capabilities>| {
+        caps.and_then(|c| pick(c).clone()).unwrap_or_default()
+    };
+    oci_spec::runtime::LinuxCapabilitiesBuilder::default()
+        .bounding(set(|c| c.bounding()))
+        .effective(set(|c| c.effective()))
+        .inheritable(set(|c| c.inheritable()))
+        .permitted(set(|c| c.permitted()))
+        .ambient(set(|c| c.ambient()))
+        .build()
+        .map_err(|e| format!("capabilities: {e}"))
 }
 
 /// The container's stdio on fds 0-2; a missing one is the host's

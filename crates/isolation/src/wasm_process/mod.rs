@@ -26,7 +26,7 @@ mod init;
 pub(crate) mod record;
 mod rootfs;
 
-pub(crate) use handle::{DirectProcess, remove_remains};
+pub(crate) use handle::{DirectProcess, remove_failed_create};
 
 use std::os::fd::OwnedFd;
 use std::path::{Path, PathBuf};
@@ -64,6 +64,15 @@ pub(crate) fn unsupported(spec: &Spec, setup: &CgroupSetup, systemd: bool) -> Op
     if linux.cgroups_path().is_none() {
         return Some("no cgroups path".into());
     }
+    spec_unsupported(spec)
+}
+
+/// The part of [`unsupported`] read from the spec alone; the set-up
+/// process asks it again of the config.json it loads.
+fn spec_unsupported(spec: &Spec) -> Option<String> {
+    let Some(linux) = spec.linux() else {
+        return Some("no linux section".into());
+    };
     let Some(process) = spec.process() else {
         return Some("no process".into());
     };
@@ -145,6 +154,11 @@ pub(crate) fn make(
 ) -> Result<Made, String> {
     let config = request.bundle.join("config.json");
     let spec = Spec::load(&config).map_err(|e| format!("cannot load {}: {e}", config.display()))?;
+    // The shim chose this path from the spec it was given; a config.json
+    // changed since must not take the container past what it checked.
+    if let Some(why) = spec_unsupported(&spec) {
+        return Err(format!("{} now asks for {why}", config.display()));
+    }
     let linux = spec
         .linux()
         .as_ref()
@@ -158,11 +172,15 @@ pub(crate) fn make(
         .cgroups_path()
         .as_deref()
         .ok_or("the spec has no cgroups path")?;
-    cgroup_v1::make_and_join(
+    cgroup_v1::make(
         &request.cgroup_mounts,
         cgroups_path,
         linux.resources().as_ref(),
     )?;
+    // From here the cgroup is this container's: a failed create removes it
+    // (and kills what is in it) only when this mark is there.
+    record::mark_cgroup_made(&record_dir)?;
+    cgroup_v1::join(&request.cgroup_mounts, cgroups_path)?;
     let mut flags = CloneFlags::empty();
     for namespace in linux.namespaces().iter().flatten() {
         let flag = clone_flag(namespace.typ())

@@ -9,6 +9,8 @@ use serde::{Deserialize, Serialize};
 
 /// The record's file name in the container's state folder.
 const RECORD: &str = "process.json";
+/// Present once the container's cgroup is its own.
+const CGROUP_MADE: &str = "cgroup-made";
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub(crate) struct Record {
@@ -47,6 +49,18 @@ pub(crate) fn write(dir: &Path, pid: u32, cgroups_path: &Path) -> Result<(), Str
     std::fs::write(&staged, body)
         .and_then(|()| std::fs::rename(&staged, dir.join(RECORD)))
         .map_err(|e| format!("cannot write {}: {e}", dir.join(RECORD).display()))
+}
+
+/// Marks in `dir` that the set-up process made (or took, empty) the
+/// container's cgroup.
+pub(crate) fn mark_cgroup_made(dir: &Path) -> Result<(), String> {
+    std::fs::write(dir.join(CGROUP_MADE), b"")
+        .map_err(|e| format!("cannot write {}: {e}", dir.join(CGROUP_MADE).display()))
+}
+
+/// Whether [`mark_cgroup_made`] marked `dir`.
+pub(crate) fn cgroup_made(dir: &Path) -> bool {
+    dir.join(CGROUP_MADE).exists()
 }
 
 /// The record in `dir`, if the container was made on the direct path.

@@ -38,8 +38,10 @@ pub(crate) fn unsupported(spec: &Spec) -> Option<String> {
             &m.destination().to_string_lossy(),
         )
     });
+    let mut dev_tmpfs = false;
     for mount in kept {
         let destination = mount.destination().display();
+        let at_dev = mount.destination().to_string_lossy().trim_end_matches('/') == "/dev";
         let options = match parse_mount(mount) {
             Ok(options) => options,
             Err(e) => return Some(format!("mount {destination}: {e}")),
@@ -48,6 +50,7 @@ pub(crate) fn unsupported(spec: &Spec) -> Option<String> {
             return Some(format!("recursive mount attributes on {destination}"));
         }
         match kind(mount, &options) {
+            Kind::Bind if at_dev => return Some("a bind mount on /dev".into()),
             Kind::Bind => {
                 if !mount.source().as_deref().is_some_and(Path::is_absolute) {
                     return Some(format!(
@@ -55,11 +58,13 @@ pub(crate) fn unsupported(spec: &Spec) -> Option<String> {
                     ));
                 }
             }
-            Kind::Tmpfs | Kind::Proc => {}
+            Kind::Tmpfs => dev_tmpfs |= at_dev,
+            Kind::Proc => {}
             Kind::Other(kind) => return Some(format!("a {kind} mount on {destination}")),
         }
     }
-    None
+    // The default devices are made in that tmpfs, before it is attached.
+    (!dev_tmpfs).then(|| "no tmpfs on /dev".to_string())
 }
 
 enum Kind {
@@ -116,9 +121,6 @@ pub(super) fn enter(spec: &Spec, rootfs: &Path, syscall: &dyn Syscall) -> Result
         attach(&root, mount)
             .map_err(|e| format!("mount on {}: {e}", mount.destination().display()))?;
     }
-    let user = spec.process().as_ref().map(|p| p.user());
-    let owner = user.map(|u| (u.uid(), u.gid())).unwrap_or((0, 0));
-    make_devices(&root, owner)?;
     drop(root);
     syscall
         .pivot_rootfs(rootfs)
@@ -156,7 +158,15 @@ fn attach(root: &OwnedFd, mount: &Mount) -> Result<(), String> {
             set_attributes(&tree, attrs)?;
             (tree, is_file)
         }
-        Kind::Tmpfs => (new_tmpfs(&options.data, attrs)?, false),
+        Kind::Tmpfs => {
+            let tree = new_tmpfs(&options.data, attrs)?;
+            // Made in the new tmpfs itself, through its own descriptor: no
+            // link in the image and no later mount can put them elsewhere.
+            if mount.destination().to_string_lossy().trim_end_matches('/') == "/dev" {
+                make_devices(&tree)?;
+            }
+            (tree, false)
+        }
         Kind::Proc => {
             let mask = MountAttrFlags::MOUNT_ATTR_RDONLY
                 | MountAttrFlags::MOUNT_ATTR_NOSUID
@@ -172,6 +182,9 @@ fn attach(root: &OwnedFd, mount: &Mount) -> Result<(), String> {
     } else {
         make_dirs(root, &destination)?
     };
+    if same_inode(&target, root)? {
+        return Err("it is the rootfs's own root".into());
+    }
     rustix::mount::move_mount(
         tree.as_fd(),
         "",
@@ -184,6 +197,15 @@ fn attach(root: &OwnedFd, mount: &Mount) -> Result<(), String> {
         set_propagation(&tree, propagation, options.flags.contains(MsFlags::MS_REC))?;
     }
     Ok(())
+}
+
+/// Whether two descriptors name one file.
+fn same_inode(a: &OwnedFd, b: &OwnedFd) -> Result<bool, String> {
+    let (a, b) = (
+        rustix::fs::fstat(a.as_fd()).map_err(|e| e.to_string())?,
+        rustix::fs::fstat(b.as_fd()).map_err(|e| e.to_string())?,
+    );
+    Ok(a.st_dev == b.st_dev && a.st_ino == b.st_ino)
 }
 
 /// A detached tmpfs with the spec's data (`size=`, `mode=`, ...).
@@ -377,11 +399,13 @@ fn make_file(root: &OwnedFd, path: &Path) -> Result<OwnedFd, String> {
     }
     let parent = make_dirs(root, path.parent().unwrap_or(Path::new("")))?;
     let name = path.file_name().ok_or("a file mount with no name")?;
-    let created = rustix::fs::openat(
+    // mknod, not open: nothing raced into its place (a FIFO) can block it.
+    let created = rustix::fs::mknodat(
         parent.as_fd(),
         name,
-        OFlags::CREATE | OFlags::WRONLY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+        rustix::fs::FileType::RegularFile,
         Mode::from(0o644),
+        0,
     );
     match created {
         Ok(_) | Err(rustix::io::Errno::EXIST) => {}
@@ -391,9 +415,9 @@ fn make_file(root: &OwnedFd, path: &Path) -> Result<OwnedFd, String> {
 }
 
 /// The default devices (libcontainer's list: null, zero, full, random,
-/// urandom, tty) and links a container's /dev holds, as runc makes them.
-fn make_devices(root: &OwnedFd, (uid, gid): (u32, u32)) -> Result<(), String> {
-    let dev = make_dirs(root, Path::new("dev"))?;
+/// urandom, tty), owned by root, and the links a container's /dev holds,
+/// as runc makes them, in `dev` (a tmpfs just made: nothing to replace).
+fn make_devices(dev: &OwnedFd) -> Result<(), String> {
     // mknod applies the umask; a device's mode is the spec's.
     let umask = rustix::process::umask(Mode::empty());
     let made = libcontainer::rootfs::utils::default_devices()
@@ -405,7 +429,6 @@ fn make_devices(root: &OwnedFd, (uid, gid): (u32, u32)) -> Result<(), String> {
                 .map_err(|_| format!("device {} outside /dev", device.path().display()))?;
             let mode = Mode::from(device.file_mode().unwrap_or(0o666));
             let number = rustix::fs::makedev(device.major() as u32, device.minor() as u32);
-            let _ = rustix::fs::unlinkat(dev.as_fd(), name, rustix::fs::AtFlags::empty());
             rustix::fs::mknodat(
                 dev.as_fd(),
                 name,
@@ -417,8 +440,8 @@ fn make_devices(root: &OwnedFd, (uid, gid): (u32, u32)) -> Result<(), String> {
                 rustix::fs::chownat(
                     dev.as_fd(),
                     name,
-                    Some(rustix::fs::Uid::from_raw(device.uid().unwrap_or(uid))),
-                    Some(rustix::fs::Gid::from_raw(device.gid().unwrap_or(gid))),
+                    Some(rustix::fs::Uid::from_raw(device.uid().unwrap_or(0))),
+                    Some(rustix::fs::Gid::from_raw(device.gid().unwrap_or(0))),
                     rustix::fs::AtFlags::SYMLINK_NOFOLLOW,
                 )
             })
@@ -435,10 +458,8 @@ fn make_devices(root: &OwnedFd, (uid, gid): (u32, u32)) -> Result<(), String> {
         ("pts/ptmx", "ptmx"),
     ];
     for (target, name) in links {
-        match rustix::fs::symlinkat(target, dev.as_fd(), name) {
-            Ok(()) | Err(rustix::io::Errno::EXIST) => {}
-            Err(e) => return Err(format!("cannot link /dev/{name}: {e}")),
-        }
+        rustix::fs::symlinkat(target, dev.as_fd(), name)
+            .map_err(|e| format!("cannot link /dev/{name}: {e}"))?;
     }
     Ok(())
 }
@@ -530,6 +551,11 @@ mod tests {
             (
                 spec_with(Vec::new(), Some("shared")),
                 "rootfs propagation \"shared\"",
+            ),
+            (spec_with(Vec::new(), None), "no tmpfs on /dev"),
+            (
+                spec_with(vec![mount("/dev", "bind", "/dev", &["rbind"])], None),
+                "a bind mount on /dev",
             ),
         ];
         for (spec, reason) in cases {

@@ -87,6 +87,21 @@ fn only_wasm_containers_of_live_shims_count() {
 }
 
 #[test]
+fn a_container_made_on_the_direct_launch_path_counts_by_its_record() {
+    let node = Node::new();
+    node.process(100, 1, WASMTIME, &["-namespace", "k8s.io", "-id", "pod"]);
+    node.process(120, 100, WASMTIME, &[]);
+    let dir = node.state_root().join("k8s.io").join("direct");
+    std::fs::create_dir_all(&dir).expect("state dir");
+    std::fs::write(
+        dir.join("process.json"),
+        r#"{"pid":120,"start_time":5,"cgroups_path":"/k8s.io/direct"}"#,
+    )
+    .expect("record");
+    assert_eq!(node.running(), vec![("wasmtime".to_string(), 1)]);
+}
+
+#[test]
 fn a_pid_reused_by_another_program_does_not_count() {
     let node = Node::new();
     node.process(100, 1, WASMTIME, &[]);
