@@ -1,12 +1,14 @@
 //! The isolation layer: every container, Wasm or native, gets a process of
 //! its own with the namespaces, rootfs and cgroup its OCI spec asks for.
 //!
-//! Owns: creating, starting, signalling and deleting that process through
-//! youki's `libcontainer`, and what runs first inside it ([`Payload`]): a
-//! native program is `exec`ed as runc would; a Wasm payload runs in the
-//! process, which is a copy of the shim's single-threaded [`launcher`] made
-//! at create time, so the engine and the compiled module are already in
-//! memory.
+//! Owns: creating, starting, signalling and deleting that process, and
+//! what runs first inside it ([`Payload`]). A Wasm container is made on the
+//! direct launch path (`wasm_process`: one clone, its own cgroup, mount and
+//! start code) when its spec is one that path covers; a native one, and any
+//! other spec, through youki's `libcontainer`. A native program is `exec`ed
+//! as runc would; a Wasm payload runs in the process, which is a copy of
+//! the shim's single-threaded [`launcher`] made at create time, so the
+//! engine and the compiled module are already in memory.
 //!
 //! Leaves out: what a payload does (the engine crate), the container's stdio
 //! endpoints (the task service opens them and hands over descriptors), and
