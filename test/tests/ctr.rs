@@ -976,7 +976,7 @@ fn test_a_native_program_inherits_no_descriptor_of_the_shim() {
 /// lookup in the launcher left pathrs's cached procfs handle to every
 /// container cloned from it.
 #[test]
-fn test_a_wasm_container_holds_no_descriptor_onto_a_procfs() {
+fn test_a_wasm_container_holds_no_descriptor_onto_a_procfs_and_names_itself() {
     let out = run_detached(
         "proc-fds",
         PROBE_IMAGE,
@@ -985,6 +985,13 @@ fn test_a_wasm_container_holds_no_descriptor_onto_a_procfs() {
     );
     assert!(out.status.success(), "{}", stderr(&out));
     let pid = task_pid("proc-fds");
+    // Told from its launcher by its command line (and `comm`, its id).
+    let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+    let words: Vec<_> = cmdline
+        .split(|b| *b == 0)
+        .map(|w| String::from_utf8_lossy(w).into_owned())
+        .collect();
+    let is_launcher = launcher_pids().iter().any(|(p, _)| *p == pid);
     let fds = descriptors(pid);
     let onto_proc: Vec<String> = fds
         .iter()
@@ -996,6 +1003,17 @@ fn test_a_wasm_container_holds_no_descriptor_onto_a_procfs() {
         .map(|(fd, target)| format!("fd {fd} ({target})"))
         .collect();
     kill_and_remove("proc-fds");
+    assert_eq!(
+        words.get(1..3),
+        Some(
+            &[
+                "--edgeshim-wasm-container".to_string(),
+                "proc-fds".to_string()
+            ][..]
+        ),
+        "{words:?}"
+    );
+    assert!(!is_launcher, "the container passes for a launcher");
     assert!(fds.contains_key(&1), "the container's stdout: {fds:?}");
     assert!(onto_proc.is_empty(), "onto a procfs: {onto_proc:?}");
     assert_no_leftovers("proc-fds");

@@ -70,9 +70,11 @@ pub fn await_idle_launchers(limit: std::time::Duration) -> usize {
     }
 }
 
-/// Processes started as a shim's launcher (`--edgeshim-launcher`). The
-/// Wasm containers cloned from a launcher carry its command line too; they
-/// are told apart by the name libcontainer gives its init (`youki:...`).
+/// Processes started as a shim's launcher (`--edgeshim-launcher`). A Wasm
+/// container made by libcontainer carries that command line too and is
+/// told apart by the name libcontainer gives its init (`youki:...`); one
+/// made on the direct launch path rewrites its command line
+/// (`--edgeshim-wasm-container <id>`).
 fn launchers() -> usize {
     let Ok(entries) = std::fs::read_dir("/proc") else {
         return 0;

@@ -33,6 +33,11 @@ pub use server::{PayloadFactory, serve};
 /// First argument that makes the shim binary a launcher.
 pub const LAUNCHER_ARG: &str = "--edgeshim-launcher";
 
+/// Second word of a direct-path Wasm container's command line (the third is
+/// its id, also its `comm`): a copy of the launcher, told from it by `ps`
+/// and the tools.
+pub const CONTAINER_ARG: &str = "--edgeshim-wasm-container";
+
 /// The launcher's end of its socket to the shim.
 pub(crate) const LAUNCHER_FD: std::os::fd::RawFd = 3;
 /// Where the launcher, and every Wasm payload it makes, finds the

@@ -257,7 +257,7 @@ fn exit(status: i32) -> ! {
 /// line (they do: containerd passes a namespace, an id and an address);
 /// the rest is cleared to NULs. By hand: no library does this, and
 /// PR_SET_MM_ARG_START needs CAP_SYS_RESOURCE.
-fn set_command_line(words: &[&str]) {
+pub(crate) fn set_command_line(words: &[&str]) {
     let name = words
         .last()
         .map(|w| w.trim_start_matches('-'))

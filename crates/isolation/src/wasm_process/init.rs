@@ -29,6 +29,7 @@ pub(super) struct Pipes {
 /// Never returns: the process runs its payload and exits, or says on
 /// `ready` why it cannot and exits.
 pub(super) fn run(
+    id: &str,
     spec: &Spec,
     bundle: &Path,
     new_namespaces: CloneFlags,
@@ -41,6 +42,11 @@ pub(super) fn run(
         start,
         set_up_gone,
     } = pipes;
+    crate::launcher::zygote::set_command_line(&[
+        "/proc/self/exe",
+        crate::launcher::CONTAINER_ARG,
+        id,
+    ]);
     let mut ready = std::fs::File::from(ready);
     // A panic must end this copy of the launcher here, not unwind into the
     // launcher's own frames.

@@ -202,6 +202,7 @@ pub(crate) fn make(
         drop(start_write);
         drop(set_up_alive);
         init::run(
+            &request.id,
             &spec,
             &request.bundle,
             flags,
