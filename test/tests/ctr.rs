@@ -114,13 +114,21 @@ fn test_trap_is_reported_with_abort_status() {
 /// reports how long the stop took; the figure goes to the log, speed is the
 /// benchmark's business.
 fn kill_spinning(id: &str, signal: &str, expected_status: &str) {
+    kill_spinning_with(id, &["-s", signal], expected_status);
+}
+
+fn kill_spinning_with(id: &str, kill_flags: &[&str], expected_status: &str) {
+    let signal = kill_flags.join(" ");
     let out = run_detached(id, SPIN_IMAGE, &[], &[]);
     assert!(out.status.success(), "{}", stderr(&out));
     await_condition("spin to run", LIMIT, || {
         task_status(id).as_deref() == Some("RUNNING")
     });
     let started = Instant::now();
-    let out = ctr(&["task", "kill", "-s", signal, id]);
+    let mut kill = vec!["task", "kill"];
+    kill.extend_from_slice(kill_flags);
+    kill.push(id);
+    let out = ctr(&kill);
     assert!(out.status.success(), "{}", stderr(&out));
     await_condition("spin to stop", LIMIT, || {
         task_status(id).as_deref() == Some("STOPPED")
@@ -144,6 +152,13 @@ fn test_sigkill_stops_a_tight_loop() {
 #[test]
 fn test_sigterm_stops_a_tight_loop() {
     kill_spinning("spin-term", "SIGTERM", "143");
+}
+
+/// `kill --all` signals every process of the container's cgroup (the
+/// direct launch path reads them from its pids controller).
+#[test]
+fn test_sigterm_to_all_of_a_containers_processes_stops_it() {
+    kill_spinning_with("spin-term-all", &["--all", "-s", "SIGTERM"], "143");
 }
 
 /// A failed create: a clear message naming the container and the cause, and
@@ -586,7 +601,8 @@ fn test_module_reaches_no_kernel_interface_and_default_devices_work() {
             "{path}: {seen}"
         );
     }
-    // /proc is mounted for the set-up, then masked: the module finds it empty.
+    // /proc is masked (on the libcontainer path after the set-up used it;
+    // on the direct path never mounted): the module finds it empty.
     let out = run_rm(
         "escape-list",
         PROBE_IMAGE,

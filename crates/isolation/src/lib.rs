@@ -29,7 +29,9 @@ pub use error::{IsolationError, Result};
 pub use executor::Payload;
 pub use wasm_process::LAUNCH_PATH_ENV;
 
-/// The smallest pids limit a container can be created under: libcontainer's
-/// intermediate process and the container's init share the cgroup for a
-/// moment (and a Wasm payload keeps one WASI I/O thread beside its main).
+/// The smallest pids limit a container can be created under: two processes
+/// share the cgroup for a moment (libcontainer's intermediate and the
+/// container's init; on the direct launch path the set-up process and the
+/// container, whose payload waits for the set-up's exit), and a Wasm
+/// payload keeps one WASI I/O thread beside its main.
 pub const MIN_PIDS_LIMIT: i64 = 2;

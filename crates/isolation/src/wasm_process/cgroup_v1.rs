@@ -134,13 +134,7 @@ pub(crate) fn remove(mounts: &[(String, PathBuf)], cgroups_path: &Path) -> Resul
     let relative = relative(cgroups_path)?;
     for (_, mount) in mounts {
         let dir = mount.join(&relative);
-        let procs = match fs::read_to_string(dir.join("cgroup.procs")) {
-            Ok(procs) => procs,
-            // Gone already (the rmdir below says so too).
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
-            Err(e) => return Err(format!("cannot read {}: {e}", dir.display())),
-        };
-        for pid in procs.lines().filter_map(|l| l.trim().parse::<i32>().ok()) {
+        for pid in procs_in(&dir)? {
             let _ = nix::sys::signal::kill(
                 nix::unistd::Pid::from_raw(pid),
                 nix::sys::signal::Signal::SIGKILL,
@@ -149,6 +143,28 @@ pub(crate) fn remove(mounts: &[(String, PathBuf)], cgroups_path: &Path) -> Resul
         remove_dir_when_empty(&dir)?;
     }
     Ok(())
+}
+
+/// The processes in the container's cgroup, as its pids controller lists
+/// them (none when the cgroup is gone).
+pub(crate) fn procs(mounts: &[(String, PathBuf)], cgroups_path: &Path) -> Result<Vec<i32>, String> {
+    let relative = relative(cgroups_path)?;
+    match mounts.iter().find(|(controller, _)| controller == "pids") {
+        Some((_, mount)) => procs_in(&mount.join(relative)),
+        None => Ok(Vec::new()),
+    }
+}
+
+/// The pids in one cgroup folder's `cgroup.procs`; none when it is gone.
+fn procs_in(dir: &Path) -> Result<Vec<i32>, String> {
+    match fs::read_to_string(dir.join("cgroup.procs")) {
+        Ok(procs) => Ok(procs
+            .lines()
+            .filter_map(|l| l.trim().parse().ok())
+            .collect()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Vec::new()),
+        Err(e) => Err(format!("cannot read {}: {e}", dir.display())),
+    }
 }
 
 /// rmdir, retried with a growing pause while the kernel still counts an
@@ -457,6 +473,16 @@ mod tests {
             "1\n",
             "its members untouched"
         );
+    }
+
+    #[test]
+    fn test_the_cgroups_processes_are_read_from_its_pids_controller() {
+        let root = tempfile::tempdir().expect("tempdir");
+        let mounts = fake_mounts(root.path(), "/pod/c1");
+        fs::write(root.path().join("pids/pod/c1/cgroup.procs"), "7\n9\n").expect("procs");
+        assert_eq!(procs(&mounts, Path::new("/pod/c1")), Ok(vec![7, 9]));
+        assert_eq!(procs(&mounts, Path::new("/pod/gone")), Ok(Vec::new()));
+        assert!(procs(&mounts, Path::new("/pod/../x")).is_err(), "climbs");
     }
 
     #[test]

@@ -50,39 +50,24 @@ impl DirectProcess {
                 id: self.id.clone(),
             });
         }
-        let mut pids = vec![self.record.pid];
+        let init = i32::try_from(self.record.pid)
+            .map_err(|_| err(format!("pid {} out of range", self.record.pid)))?;
+        let mut pids = vec![init];
         if all {
-            pids.extend(self.cgroup_procs());
+            let in_cgroup =
+                super::cgroup_v1::procs(&super::controller_mounts(), &self.record.cgroups_path)
+                    .map_err(err)?;
+            pids.extend(in_cgroup);
             pids.sort_unstable();
             pids.dedup();
         }
         for pid in pids {
-            let Ok(raw) = i32::try_from(pid) else {
-                continue;
-            };
-            match nix::sys::signal::kill(Pid::from_raw(raw), signal) {
+            match nix::sys::signal::kill(Pid::from_raw(pid), signal) {
                 Ok(()) | Err(nix::errno::Errno::ESRCH) => {}
                 Err(e) => return Err(err(format!("pid {pid}: {e}"))),
             }
         }
         Ok(())
-    }
-
-    /// The processes in the container's pids cgroup (v1).
-    fn cgroup_procs(&self) -> Vec<u32> {
-        let Some(mount) =
-            crate::cgroups::v1_mount_points().get(&libcgroups::v1::ControllerType::Pids)
-        else {
-            return Vec::new();
-        };
-        let relative = self
-            .record
-            .cgroups_path
-            .strip_prefix("/")
-            .unwrap_or(&self.record.cgroups_path);
-        std::fs::read_to_string(mount.join(relative).join("cgroup.procs"))
-            .map(|procs| procs.lines().filter_map(|l| l.parse().ok()).collect())
-            .unwrap_or_default()
     }
 
     /// Kills what is left, removes the cgroup and the state folder.
