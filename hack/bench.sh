@@ -11,7 +11,10 @@
 # on the wasmtime handler, or CYCLES_HANDLER), SOAK_N (10000, on each Wasm
 # handler or SOAK_HANDLERS; `soak` runs only when named), HANDLERS (wasmtime,runc,
 # plus wasmedge where libwasmedge 0.14.1 is installed, see hack/find-wasmedge.sh;
-# any handler configured in containerd can join, e.g. a peer shim).
+# any handler configured in containerd can join), CTR_N (20).
+# EDGESHIM_PEER_SHIMS=NAME=PATH[,...] (see hack/containerd.sh) registers peer
+# shims, e.g. runwasi=/path/to/runwasi's containerd-shim-wasmtime-v1, and adds
+# them to the default handlers.
 set -euo pipefail
 repo=$(cd "$(dirname "$0")/.." && pwd)
 cd "$repo"
@@ -27,6 +30,9 @@ if wasmedge_dir=$(hack/find-wasmedge.sh); then
   default_handlers=wasmtime,wasmedge,runc
   shims=$shims,target/release/containerd-shim-wasmedge-v1
 fi
+for peer in $(echo "${EDGESHIM_PEER_SHIMS:-}" | tr , ' '); do
+  default_handlers=$default_handlers,${peer%%=*}
+done
 export EDGESHIM_HOME=${EDGESHIM_BENCH_HOME:-$repo/.edgeshim-bench}
 export EDGESHIM_BIN=$repo/target/release
 hack/containerd.sh stop >/dev/null 2>&1 || true
@@ -40,10 +46,11 @@ handlers=${HANDLERS:-$default_handlers}
 # The Wasm handlers alone (the compiled-module cache means nothing to runc).
 wasm_handlers=$(echo "$handlers" | tr , '\n' | grep -vx runc | paste -sd, -)
 scenarios=("$@")
-[ ${#scenarios[@]} -gt 0 ] || scenarios=(cold sensor gate exporter burst density aot shim policy cycles network)
+[ ${#scenarios[@]} -gt 0 ] || scenarios=(cold ctr sensor gate exporter burst density aot shim policy cycles network)
 for scenario in "${scenarios[@]}"; do
   case "$scenario" in
     cold) $bench cold -n "${COLD_N:-30}" --handler "$handlers" ;;
+    ctr) $bench ctr -n "${CTR_N:-20}" --handler "$handlers" ;;
     sensor) $bench cold -n "${COLD_N:-30}" --handler "$handlers" --program sensor --name cold-sensor ;;
     gate) $bench cold -n "${COLD_N:-30}" --handler wasmtime --gate enforce,off ;;
     exporter) $bench cold -n "${COLD_N:-30}" --handler "$wasm_handlers" --exporter on,off ;;

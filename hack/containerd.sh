@@ -9,6 +9,10 @@
 #                   test/policy, the suite's allow-unless-marked policy)
 #   EDGESHIM_POLICY_CHECK  the policy's load-check entrypoint, if any (e.g.
 #                   edgeshim/config_errors with EDGESHIM_POLICY=policies/library)
+#   EDGESHIM_PEER_SHIMS    peer shims to measure beside edgeshim's, as
+#                   NAME=PATH[,NAME=PATH...]: each becomes the CRI handler NAME
+#                   and the runtime io.containerd.NAME.v1 (for ctr --runtime),
+#                   e.g. runwasi=/path/to/runwasi's containerd-shim-wasmtime-v1
 set -euo pipefail
 
 repo=$(cd "$(dirname "$0")/.." && pwd)
@@ -78,6 +82,29 @@ JSON
   runtime_type = "io.containerd.wasmedge.v1"
   pod_annotations = ["edgeshim.io/*"]
 TOML
+  write_peer_shims
+}
+
+# Peer shims (EDGESHIM_PEER_SHIMS): containerd finds a runtime's shim by name
+# on its PATH, so each is linked under its own name in a private folder (a
+# peer's binary often has the same name as one of ours).
+write_peer_shims() {
+  rm -rf "$home/peer-bin"
+  mkdir -p "$home/peer-bin"
+  local entry name path
+  for entry in $(echo "${EDGESHIM_PEER_SHIMS:-}" | tr , ' '); do
+    name=${entry%%=*}
+    path=${entry#*=}
+    if ! [[ $name =~ ^[a-z0-9]+$ ]] || [ ! -x "$path" ] || [ "$name" = "$entry" ]; then
+      echo "EDGESHIM_PEER_SHIMS: '$entry' is not NAME=PATH (NAME in a-z0-9, PATH an executable)" >&2
+      exit 2
+    fi
+    ln -s "$(realpath "$path")" "$home/peer-bin/containerd-shim-$name-v1"
+    cat >> "$home/config.toml" <<TOML
+[plugins."io.containerd.grpc.v1.cri".containerd.runtimes.$name]
+  runtime_type = "io.containerd.$name.v1"
+TOML
+  done
 }
 
 running() {
@@ -97,7 +124,7 @@ start() {
   ulimit -n 1048576 2>/dev/null || ulimit -n "$(ulimit -Hn)"
   # The shims are found on containerd's PATH; their module cache is private
   # too, and so is the socket they send metrics events to.
-  PATH="$bin:$PATH" EDGESHIM_CACHE_DIR="$home/cache" \
+  PATH="$bin:$home/peer-bin:$PATH" EDGESHIM_CACHE_DIR="$home/cache" \
     EDGESHIM_POLICY_CONFIG="$home/policy/policy.toml" \
     EDGESHIM_METRICS_SOCKET="$home/metrics/events.sock" \
     setsid containerd --config "$home/config.toml" >"$log" 2>&1 < /dev/null &

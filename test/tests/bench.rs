@@ -73,6 +73,45 @@ fn test_bench_scenarios_write_well_formed_results_and_a_report() {
             .sum();
         assert!(p50 > 0.0 && parts > 0.0, "{variant}");
     }
+    // Each Wasm pod shim's first decision, read back from the decision log
+    // (hack/containerd.sh env sets EDGESHIM_DECISION_LOG).
+    std::env::var("EDGESHIM_DECISION_LOG").expect("EDGESHIM_DECISION_LOG");
+    // (Written by the cold run, so its command names cold.)
+    let in_situ: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(out.join("policy-in-situ.json")).expect("policy-in-situ.json"),
+    )
+    .expect("json");
+    assert_eq!(
+        in_situ["run"]["command"], cold["run"]["command"],
+        "written by the cold run"
+    );
+    let in_situ = &in_situ["results"][0];
+    assert_eq!(in_situ["decisions"], 2, "{in_situ}");
+    assert!(
+        in_situ["what"]
+            .as_str()
+            .is_some_and(|w| w.starts_with(handler)),
+        "{in_situ}"
+    );
+    assert!(
+        in_situ["latency_us"]["p50"]
+            .as_f64()
+            .is_some_and(|us| us > 0.0)
+    );
+
+    bench(
+        &["ctr", "-n", "1", "--handler", &format!("{handler},runc")],
+        out,
+    );
+    let ctr = results(out, "ctr-run");
+    let ctr = ctr["results"].as_array().expect("results");
+    assert_eq!(ctr.len(), 2);
+    assert_eq!(ctr[0]["runtime"], format!("io.containerd.{handler}.v1"));
+    assert_eq!(ctr[1]["runtime"], "io.containerd.runc.v2");
+    for row in ctr {
+        assert_eq!(row["total"]["n"], 1, "{row}");
+        assert!(row["total"]["p50"].as_f64().is_some_and(|ms| ms > 0.0));
+    }
 
     bench(&["burst", "-n", "2", "--handler", handler], out);
     let burst = results(out, "burst");

@@ -13,6 +13,8 @@
 //! the pod shim's descriptors, threads and memory sampled); `network` (an
 //! echo server in a pod, a client at the pod's IP: connections per second
 //! and round trips, Wasm against native; and the egress check's own cost);
+//! `ctr` (`ctr run --rm` of a hello program, the CLI's whole run timed, as
+//! a new user first tries a runtime);
 //! `soak` (thousands of cycles over a few long-lived pods and pods made
 //! along the way, every leak a count would show judged, RELIABILITY.md).
 //! Each writes a JSON file; `report` turns the files into BENCHMARKS.md's
@@ -22,6 +24,7 @@ mod aot;
 mod burst;
 mod charts;
 mod cold;
+mod ctr_run;
 mod cycles;
 mod density;
 mod egress;
@@ -103,6 +106,20 @@ enum Command {
         /// cold-exporter with --exporter)
         #[arg(long)]
         name: Option<String>,
+        /// The shims' decision log: after a plain run (no --gate, no
+        /// --exporter), each Wasm pod shim's first decision is read from it
+        /// (policy-in-situ)
+        #[arg(long, env = "EDGESHIM_DECISION_LOG")]
+        decision_log: Option<PathBuf>,
+    },
+    /// `ctr run --rm` of a hello program, the whole command timed, handlers
+    /// interleaved (a handler h is the runtime io.containerd.h.v1; runc is
+    /// io.containerd.runc.v2 with busybox)
+    Ctr {
+        #[command(flatten)]
+        target: Target,
+        #[arg(short, default_value_t = 20)]
+        n: usize,
     },
     /// N pods at once
     Burst {
@@ -397,6 +414,7 @@ fn main() -> Result<()> {
             policy_config,
             exporter,
             name,
+            decision_log,
         } => {
             let mut variants = variants(&target, &gate, policy_config.as_ref())?;
             if !exporter.is_empty() {
@@ -421,7 +439,32 @@ fn main() -> Result<()> {
                 &target.out,
                 name.as_deref().unwrap_or(default_name),
                 &results,
-            )
+            )?;
+            match decision_log {
+                Some(log) if default_name == "cold" && program == Program::Hello => {
+                    let in_situ = variants
+                        .iter()
+                        .filter(|v| v.handler != "runc")
+                        .map(|v| {
+                            let pods: Vec<String> = (0..n)
+                                .map(|round| {
+                                    let name = format!("cold-{}-{round}", v.slug());
+                                    format!("bench/{}", pod_run::unique_name(&name))
+                                })
+                                .collect();
+                            policy::first_decisions_in_situ(&log, &v.handler, &pods)
+                        })
+                        .collect::<Result<Vec<_>>>()?;
+                    report::save(&target.out, "policy-in-situ", &in_situ)
+                }
+                _ => Ok(()),
+            }
+        }
+        Command::Ctr { target, n } => {
+            // The images are the CRI scenarios'.
+            connect(&target.address)?;
+            let results = ctr_run::run(&target.address, &target.handlers, n)?;
+            report::save(&target.out, "ctr-run", &results)
         }
         Command::Burst { target, n, program } => {
             let variants = variants(&target, &[], None)?;

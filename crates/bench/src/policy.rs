@@ -193,3 +193,44 @@ pub fn first_in_this_process(policy: &Path, cache: &Path) -> Result<()> {
     println!("{}", start.elapsed().as_secs_f64() * 1e6);
     Ok(())
 }
+
+/// Each new pod shim's first decision as the gate itself timed it, read
+/// from the decision log (and its first rotated file) after a run of the
+/// `cold` scenario: `gate_us` spans the request asking the gate to the
+/// decision, so any wait for the policy load a shim began at start-up
+/// counts. `pods` are `namespace/name`, one shim each.
+pub fn first_decisions_in_situ(log: &Path, handler: &str, pods: &[String]) -> Result<PolicyResult> {
+    let mut first: std::collections::HashMap<&str, f64> = std::collections::HashMap::new();
+    let rotated = PathBuf::from(format!("{}.1", log.display()));
+    for file in [rotated.as_path(), log] {
+        let Ok(text) = std::fs::read_to_string(file) else {
+            continue;
+        };
+        for line in text.lines() {
+            let Ok(entry) = serde_json::from_str::<serde_json::Value>(line) else {
+                continue;
+            };
+            let (Some(pod), Some(us)) = (entry["pod"].as_str(), entry["gate_us"].as_f64()) else {
+                continue;
+            };
+            if let Some(name) = pods.iter().find(|p| p.as_str() == pod) {
+                first.entry(name.as_str()).or_insert(us);
+            }
+        }
+    }
+    if first.len() != pods.len() {
+        bail!(
+            "decision log {}: a first decision (with gate_us) for {} of {} {handler} pods",
+            log.display(),
+            first.len(),
+            pods.len()
+        );
+    }
+    let samples: Vec<f64> = first.into_values().collect();
+    Ok(PolicyResult {
+        what: format!("{handler}: a new pod shim's first decision, in situ (cold scenario)"),
+        format: "as configured".into(),
+        decisions: samples.len(),
+        latency_us: summarize(&samples),
+    })
+}

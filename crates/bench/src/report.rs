@@ -136,6 +136,9 @@ pub fn markdown(results: &Path, charts: &Path, charts_link: &str) -> Result<Stri
             cold_table(&doc, name, title, charts, charts_link, &mut md)?;
         }
     }
+    if let Some(doc) = load(results, "ctr-run") {
+        ctr_run_section(&mut md, &doc);
+    }
     if let Some(doc) = load(results, "burst") {
         table_section(
             &mut md,
@@ -272,11 +275,21 @@ pub fn markdown(results: &Path, charts: &Path, charts_link: &str) -> Result<Stri
             },
         );
     }
-    if let Some(doc) = load(results, "policy") {
+    for (name, heading) in [
+        ("policy", "Policy decisions, µs"),
+        (
+            "policy-in-situ",
+            "Policy: each new pod shim's first decision as the gate timed it \
+             (the decision log's gate_us, cold scenario), µs",
+        ),
+    ] {
+        let Some(doc) = load(results, name) else {
+            continue;
+        };
         table_section(
             &mut md,
             &doc,
-            "Policy decisions, µs",
+            heading,
             &["what", "format", "n", "p50", "p99", "max"],
             |r| {
                 format!(
@@ -422,6 +435,49 @@ fn cycles_section(md: &mut String, doc: &serde_json::Value) {
 
 /// One scenario's table: its heading, the run line, the column header,
 /// then `row`'s cells (without the outer `|`) for each result.
+/// `ctr run --rm` per handler, with each one's p50 as a ratio of the peer
+/// handlers' (every handler that is neither edgeshim's nor runc).
+fn ctr_run_section(md: &mut String, doc: &serde_json::Value) {
+    let rows = doc["results"].as_array().cloned().unwrap_or_default();
+    let p50 = |r: &serde_json::Value| num(r, &["total", "p50"]);
+    let peers: Vec<&serde_json::Value> = rows
+        .iter()
+        .filter(|r| {
+            !matches!(
+                r["handler"].as_str().unwrap_or_default(),
+                "wasmtime" | "wasmedge" | "runc"
+            )
+        })
+        .collect();
+    let mut columns = vec!["handler", "runtime", "runs", "p50", "p90", "p99"];
+    let peer_names: Vec<String> = peers
+        .iter()
+        .map(|r| format!("p50 / {}'s", r["handler"].as_str().unwrap_or_default()))
+        .collect();
+    columns.extend(peer_names.iter().map(String::as_str));
+    table_section(
+        md,
+        doc,
+        "`ctr run --rm` of a hello program (the command's whole run), ms",
+        &columns,
+        |r| {
+            let mut line = format!(
+                "{} | {} | {} | {:.1} | {:.1} | {:.1}",
+                r["handler"].as_str().unwrap_or_default(),
+                r["runtime"].as_str().unwrap_or_default(),
+                num(r, &["total", "n"]),
+                p50(r),
+                num(r, &["total", "p90"]),
+                num(r, &["total", "p99"]),
+            );
+            for peer in &peers {
+                let _ = write!(line, " | {:.2}x", p50(r) / p50(peer));
+            }
+            line
+        },
+    );
+}
+
 fn table_section(
     md: &mut String,
     doc: &serde_json::Value,

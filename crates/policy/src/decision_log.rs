@@ -39,7 +39,12 @@ pub struct LogLine<'a> {
     pub would_deny: Option<bool>,
     pub reasons: &'a [String],
     pub revision: &'a str,
+    /// The policy's evaluation alone.
     pub eval_us: u64,
+    /// The whole gate, from the request asking it to the decision: waiting
+    /// for a load in progress (a new shim's first decision), the reload
+    /// check, the input and the evaluation.
+    pub gate_us: u64,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -243,6 +248,7 @@ mod tests {
             reasons,
             revision: "r1",
             eval_us: 3,
+            gate_us: 5,
             error: None,
             lost: None,
             input: None,

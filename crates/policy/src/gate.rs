@@ -101,6 +101,19 @@ impl PolicyGate {
         self
     }
 
+    /// Loads the config and the policy now, as the first decision would,
+    /// and runs the policy once on a sample input (answer discarded, not
+    /// logged, not kept among the recent inputs). A new shim calls it at
+    /// start-up on a thread of its own, so that the load (reading and
+    /// checking the cached program, the load check's cached verdict) and the
+    /// first evaluation's one-time costs (the evaluator's code paged in) are
+    /// spent before its first request rather than on it. A request that
+    /// arrives meanwhile waits on the gate's lock for that load, exactly as
+    /// it would have loaded the policy itself.
+    pub fn warm_up(&self) {
+        self.lock().warm_up();
+    }
+
     fn lock(&self) -> std::sync::MutexGuard<'_, GateState> {
         // A panic while deciding leaves the state as consistent as before
         // it (replacement is a single assignment), so keep using it.
@@ -120,7 +133,8 @@ impl PolicyGate {
 
 impl Gate for PolicyGate {
     fn decide(&self, input: &DecisionInput) -> Decision {
-        self.lock().decide(input)
+        let asked = Instant::now();
+        self.lock().decide(input, asked)
     }
 
     fn network_refused(&self, container: &str, refusal: &crate::Refusal, held_back: u64) {
@@ -396,7 +410,38 @@ impl GateState {
         }
     }
 
-    fn decide(&mut self, input: &DecisionInput) -> Decision {
+    /// See [`PolicyGate::warm_up`].
+    fn warm_up(&mut self) {
+        let (Some(config), Some(policy)) = (&self.config, self.policy.as_mut()) else {
+            return;
+        };
+        if config.mode == Mode::Off {
+            return;
+        }
+        let sample = serde_json::json!({
+            "action": "create",
+            "container": {
+                "id": "edgeshim-warm-up", "name": "warm-up", "kind": "sandbox",
+                "image": "", "entrypoint": "", "module": null, "args": [],
+                "env": {}, "mounts": [], "resources": {}, "namespaces": [],
+                "host_network": false, "annotations": {}
+            },
+            "pod": null,
+            "node": {}
+        });
+        let (outcome, took) = policy.decide(&sample, Duration::from_millis(config.budget_ms));
+        log::debug!(
+            "policy warmed up in {} us ({})",
+            took.as_micros(),
+            if outcome.is_ok() {
+                "answered"
+            } else {
+                "no answer"
+            }
+        );
+    }
+
+    fn decide(&mut self, input: &DecisionInput, asked: Instant) -> Decision {
         let config = match &self.config {
             _ if self.never_configured => return allow_off(),
             Some(config) if config.mode == Mode::Off => return allow_off(),
@@ -476,6 +521,7 @@ impl GateState {
                 reasons: &reasons,
                 revision: &revision,
                 eval_us: u64::try_from(took.as_micros()).unwrap_or(u64::MAX),
+                gate_us: u64::try_from(asked.elapsed().as_micros()).unwrap_or(u64::MAX),
                 error: error.as_deref(),
                 lost: None,
                 input: config

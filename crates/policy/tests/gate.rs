@@ -873,3 +873,50 @@ fn test_the_example_library_lets_a_data_local_pod_connect_only_to_its_brokers() 
             .allowed
     );
 }
+
+/// A shim warms its gate up at start-up: the policy is loaded then (the
+/// node's last good copy is saved by that load), nothing is decided or
+/// logged by it, and the first real decision is logged with the gate's
+/// whole time, which includes its evaluation.
+#[test]
+fn test_warm_up_loads_the_policy_without_deciding_or_logging() {
+    let setup = Setup::new("", Some(WASM_ONLY));
+    let gate = setup.gate();
+    gate.warm_up();
+    assert!(
+        std::fs::read_dir(setup.path("node")).is_ok_and(|d| d.count() > 0),
+        "the load saved the node's last good copy"
+    );
+    assert!(setup.log_lines().is_empty(), "warm-up logs no decision");
+    assert!(!gate.decide(&input(ContainerKind::Native)).allow);
+    let lines = setup.log_lines();
+    assert_eq!(lines.len(), 1);
+    let (eval, whole) = (&lines[0]["eval_us"], &lines[0]["gate_us"]);
+    assert!(
+        whole
+            .as_u64()
+            .is_some_and(|w| eval.as_u64().is_some_and(|e| w >= e)),
+        "gate_us {whole} covers eval_us {eval}"
+    );
+}
+
+/// A request arriving while the warm-up is loading waits for that load and
+/// is decided by the policy (never by a half-loaded gate); a policy that
+/// fails on the warm-up's sample input changes nothing.
+#[test]
+fn test_a_decision_racing_the_warm_up_is_decided_by_the_policy() {
+    let failing_on_sample = r#"package edgeshim
+decision := {"allow": input.pod.name != "", "reasons": set()}
+"#;
+    let setup = Setup::new("", Some(failing_on_sample));
+    let gate = std::sync::Arc::new(setup.gate());
+    let warming = {
+        let gate = gate.clone();
+        std::thread::spawn(move || gate.warm_up())
+    };
+    let decision = gate.decide(&input(ContainerKind::Wasm));
+    warming.join().expect("warm-up thread");
+    assert!(decision.allow, "{decision:?}");
+    assert_eq!(decision.revision.len(), 12, "decided by the loaded policy");
+    assert_eq!(setup.log_lines().len(), 1, "only the request is logged");
+}

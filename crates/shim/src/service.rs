@@ -174,19 +174,35 @@ impl<E: Engine> Shim for EdgeShim<E> {
                 std::process::exit(1);
             }
         };
+        let gate = Arc::new(edgeshim_policy::PolicyGate::with_wasm_host(
+            &edgeshim_policy::config::config_path(),
+            POLICY_WASM_HOST
+                .get()
+                .copied()
+                .unwrap_or(edgeshim_policy::WasmHost::NONE),
+        ));
+        warm_up_in_background(&gate);
         TaskApi::new(TaskService::new(
             self.id.clone(),
             state_root(&self.namespace),
             events,
-            Arc::new(edgeshim_policy::PolicyGate::with_wasm_host(
-                &edgeshim_policy::config::config_path(),
-                POLICY_WASM_HOST
-                    .get()
-                    .copied()
-                    .unwrap_or(edgeshim_policy::WasmHost::NONE),
-            )),
+            gate,
             self.exit.clone(),
             exits,
         ))
+    }
+}
+
+/// Loads the policy and runs it once while containerd is still connecting
+/// and preparing the first request (a thread that ends when done): the
+/// load is then off the first create's path (`PolicyGate::warm_up`). A
+/// shim that cannot start the thread loads on its first decision instead.
+fn warm_up_in_background(gate: &Arc<edgeshim_policy::PolicyGate>) {
+    let gate = gate.clone();
+    if let Err(e) = std::thread::Builder::new()
+        .name("policy-warm-up".into())
+        .spawn(move || gate.warm_up())
+    {
+        log::warn!("policy warm-up thread: {e}; the first decision loads the policy");
     }
 }
