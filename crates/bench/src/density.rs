@@ -2,6 +2,8 @@
 //! up to a target count, memory read at every step; at the end every
 //! container must still be running.
 
+use std::collections::BTreeMap;
+use std::os::unix::fs::FileTypeExt;
 use std::path::Path;
 use std::time::Instant;
 
@@ -23,6 +25,10 @@ pub struct DensityPoint {
     pub pss_kb_per_container: f64,
     pub node_used_kb_per_container: f64,
     pub cgroup_kb_per_container: f64,
+    /// containerd's descriptors above its count before the run, per
+    /// container, by kind (socket, pipe, fifo, file, ...): what containerd
+    /// holds for each, which its open-file limit divides.
+    pub containerd_fds_per_container: BTreeMap<String, f64>,
 }
 
 #[derive(Debug, Serialize)]
@@ -46,6 +52,8 @@ pub struct Shape {
     pub per_pod: usize,
     /// Drop the kernel's clean caches before each node-memory reading.
     pub drop_caches: bool,
+    /// containerd's pid, for its descriptor counts.
+    pub containerd: Option<u32>,
 }
 
 pub fn run(
@@ -59,6 +67,7 @@ pub fn run(
         step,
         per_pod,
         drop_caches,
+        containerd,
     } = *shape;
     variant.apply()?;
     let sleeper = workload(&variant.handler, Program::Sleep);
@@ -68,6 +77,7 @@ pub fn run(
     let baseline = memory::sample();
     let baseline_pss = baseline.pss_kb;
     let baseline_cgroup = memory::cri_cgroup_bytes();
+    let baseline_fds = containerd.map(descriptor_kinds).unwrap_or_default();
     let progress = crate::progress(target, "density ramp");
     let mut pods: Vec<pod_run::RunningPod> = Vec::new();
     let mut containers = Vec::new();
@@ -129,6 +139,16 @@ pub fn run(
                     as f64
                     / count as f64,
                 cgroup_kb_per_container: cgroup as f64 / count as f64,
+                containerd_fds_per_container: containerd
+                    .map(descriptor_kinds)
+                    .unwrap_or_default()
+                    .into_iter()
+                    .map(|(kind, n)| {
+                        let before = baseline_fds.get(&kind).copied().unwrap_or(0);
+                        (kind, (n as f64 - before as f64) / count as f64)
+                    })
+                    .filter(|(_, per)| *per != 0.0)
+                    .collect(),
             });
             step_start = Instant::now();
         }
@@ -157,4 +177,36 @@ pub fn run(
         points,
         error,
     })
+}
+
+/// `pid`'s descriptors counted by kind: `socket`, `pipe`, `anon_inode:[x]`,
+/// and for paths `fifo`, `file`, `dir` or `other` (by the file's type).
+fn descriptor_kinds(pid: u32) -> BTreeMap<String, u64> {
+    let mut kinds = BTreeMap::new();
+    for fd in std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .into_iter()
+        .flatten()
+        .flatten()
+    {
+        let Ok(target) = std::fs::read_link(fd.path()) else {
+            continue;
+        };
+        let text = target.display().to_string();
+        let kind = if text.starts_with("socket:") {
+            "socket".to_string()
+        } else if text.starts_with("pipe:") {
+            "pipe".to_string()
+        } else if text.starts_with("anon_inode:") {
+            text
+        } else {
+            match std::fs::metadata(fd.path()).map(|m| m.file_type()) {
+                Ok(t) if t.is_fifo() => "fifo".into(),
+                Ok(t) if t.is_file() => "file".into(),
+                Ok(t) if t.is_dir() => "dir".into(),
+                _ => "other".into(),
+            }
+        };
+        *kinds.entry(kind).or_insert(0) += 1;
+    }
+    kinds
 }

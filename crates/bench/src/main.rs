@@ -485,6 +485,7 @@ fn main() -> Result<()> {
                 step: step.max(1),
                 per_pod: per_pod.max(1),
                 drop_caches,
+                containerd: soak::sample::containerd_pid(&target.address),
             };
             let per_pod = shape.per_pod;
             for variant in variants(&target, &[], None)? {

@@ -547,6 +547,20 @@ fn cold_table(
     Ok(())
 }
 
+/// containerd's descriptors per container, total and by kind
+/// (`8.0: socket 3.0, fifo 4.0, ...`); `-` where the run did not count them.
+fn fd_cell(kinds: &serde_json::Value) -> String {
+    let Some(kinds) = kinds.as_object().filter(|k| !k.is_empty()) else {
+        return "-".into();
+    };
+    let total: f64 = kinds.values().filter_map(serde_json::Value::as_f64).sum();
+    let parts: Vec<String> = kinds
+        .iter()
+        .map(|(kind, n)| format!("{kind} {:.1}", n.as_f64().unwrap_or_default()))
+        .collect();
+    format!("{total:.1}: {}", parts.join(", "))
+}
+
 fn density_markdown(
     results: &Path,
     charts: &Path,
@@ -567,7 +581,7 @@ fn density_markdown(
     }
     docs.sort_by(|a, b| a.0.cmp(&b.0));
     md.push_str("### Density: sleeping containers\n\n");
-    md.push_str("| variant | per pod | target | reached | running at end | PSS per container (MB) | node memory per container (MB) | cgroup per container (MB) | ms per container at end | run |\n|---|---|---|---|---|---|---|---|---|---|\n");
+    md.push_str("| variant | per pod | target | reached | running at end | PSS per container (MB) | node memory per container (MB) | cgroup per container (MB) | containerd fds per container | ms per container at end | run |\n|---|---|---|---|---|---|---|---|---|---|---|\n");
     let (mut memory, mut ramp, mut notes) = (Vec::new(), Vec::new(), Vec::new());
     for (_, doc) in &docs {
         let r = &doc["results"];
@@ -578,7 +592,7 @@ fn density_markdown(
             .unwrap_or_default();
         let _ = writeln!(
             md,
-            "| {} | {} | {} | {} | {} | {:.2} | {:.2} | {:.2} | {:.0} | {} |",
+            "| {} | {} | {} | {} | {} | {:.2} | {:.2} | {:.2} | {} | {:.0} | {} |",
             r["variant"].as_str().unwrap_or_default(),
             r["per_pod"].as_u64().unwrap_or(1),
             r["target"],
@@ -587,6 +601,7 @@ fn density_markdown(
             num(&last, &["pss_kb_per_container"]) / 1024.0,
             num(&last, &["node_used_kb_per_container"]) / 1024.0,
             num(&last, &["cgroup_kb_per_container"]) / 1024.0,
+            fd_cell(&last["containerd_fds_per_container"]),
             num(&last, &["ms_per_container"]),
             doc["run"]["time"].as_str().unwrap_or_default()
         );

@@ -6,9 +6,14 @@
 //! sent again, reconnecting, with a growing pause, before any later event:
 //! order is kept, and nothing is dropped unless containerd stays away for
 //! [`Retry::give_up_after`].
+//!
+//! The connection is let go of once the queue has been empty for
+//! [`Retry::release_after`] and made again for the next event: a sleeping
+//! pod's shim then holds no descriptor in containerd for its events, and
+//! containerd's open-file limit is what caps the pods of a node.
 
 use std::sync::Mutex;
-use std::sync::mpsc::{Receiver, Sender, channel};
+use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender, channel};
 use std::time::{Duration, Instant};
 
 use containerd_shim::Context;
@@ -30,6 +35,10 @@ pub trait EventSink: Send + Sync + 'static {
 /// One attempt to hand an event to containerd.
 pub trait Publish: Send + 'static {
     fn publish(&mut self, topic: &str, event: Box<dyn MessageDyn>) -> Result<(), String>;
+
+    /// No event for a while: let go of the connection (the next publish
+    /// makes a new one).
+    fn release(&mut self) {}
 }
 
 /// How failed sends are retried.
@@ -38,6 +47,8 @@ pub struct Retry {
     pub first_pause: Duration,
     pub longest_pause: Duration,
     pub give_up_after: Duration,
+    /// How long the queue stays empty before the connection is let go of.
+    pub release_after: Duration,
 }
 
 impl Default for Retry {
@@ -48,6 +59,9 @@ impl Default for Retry {
             // containerd restarts take seconds; an hour covers an upgrade
             // done by hand on a node nobody watches.
             give_up_after: Duration::from_secs(3600),
+            // A container's events come in bursts (create and start, then
+            // exit and delete); a second without one is the end of a burst.
+            release_after: Duration::from_secs(1),
         }
     }
 }
@@ -97,6 +111,12 @@ impl Publish for Containerd {
     fn publish(&mut self, topic: &str, event: Box<dyn MessageDyn>) -> Result<(), String> {
         let runtime = self.runtime.clone();
         runtime.block_on(self.forward(topic, event))
+    }
+
+    fn release(&mut self) {
+        // Dropping the last handle ends ttrpc's connection task, which
+        // closes the socket.
+        self.client = None;
     }
 }
 
@@ -167,7 +187,27 @@ impl EventSink for ContainerdEvents {
 
 /// Sends each event until containerd takes it, then the next.
 fn forward(events: Receiver<Queued>, mut target: impl Publish, retry: Retry) {
-    for item in events {
+    // Whether a publish went through since the last release: only then is
+    // a connection held, and only then does the thread wake to release it
+    // (an idle shim's event thread otherwise sleeps until the next event).
+    let mut holding = false;
+    loop {
+        let item = if holding {
+            match events.recv_timeout(retry.release_after) {
+                Ok(item) => item,
+                Err(RecvTimeoutError::Timeout) => {
+                    target.release();
+                    holding = false;
+                    continue;
+                }
+                Err(RecvTimeoutError::Disconnected) => return,
+            }
+        } else {
+            match events.recv() {
+                Ok(item) => item,
+                Err(_) => return,
+            }
+        };
         let event = match item {
             Queued::Event(event) => event,
             Queued::Flush(done) => {
@@ -200,6 +240,7 @@ fn forward(events: Receiver<Queued>, mut target: impl Publish, retry: Retry) {
             };
             match target.publish(&topic, message) {
                 Ok(()) => {
+                    holding = true;
                     if failures > 0 {
                         log::info!("{topic} reached containerd after {failures} failed sends");
                     }
@@ -270,6 +311,7 @@ mod tests {
             first_pause: Duration::from_millis(1),
             longest_pause: Duration::from_millis(2),
             give_up_after: Duration::from_secs(60),
+            release_after: Duration::from_secs(60),
         };
         let events = ContainerdEvents::with_publisher(Flaky { attempts: 0, taken }, retry);
         for id in ["a", "b"] {
@@ -324,6 +366,7 @@ mod tests {
             first_pause: Duration::from_millis(5),
             longest_pause: Duration::from_millis(5),
             give_up_after: Duration::from_secs(60),
+            release_after: Duration::from_secs(60),
         };
         let publisher = Slow {
             attempts: 0,
@@ -346,6 +389,7 @@ mod tests {
             first_pause: Duration::from_millis(5),
             longest_pause: Duration::from_millis(5),
             give_up_after: Duration::from_secs(60),
+            release_after: Duration::from_secs(60),
         };
         let events = ContainerdEvents::with_publisher(Gone, retry);
         events.send(Box::new(TaskExit::default()));
@@ -372,8 +416,55 @@ mod tests {
             first_pause: Duration::from_millis(1),
             longest_pause: Duration::from_millis(1),
             give_up_after: Duration::from_millis(20),
+            release_after: Duration::from_secs(60),
         };
         // Returns (rather than retrying forever) once the limit has passed.
         forward(events, Gone, retry);
+    }
+
+    /// Takes everything, and says when it lets go of its connection.
+    struct Releasing {
+        said: SyncSender<&'static str>,
+    }
+
+    impl Publish for Releasing {
+        fn publish(&mut self, _: &str, _: Box<dyn MessageDyn>) -> Result<(), String> {
+            let _ = self.said.send("published");
+            Ok(())
+        }
+
+        fn release(&mut self) {
+            let _ = self.said.send("released");
+        }
+    }
+
+    /// A sleeping pod's shim holds no connection into containerd: once the
+    /// queue has been empty for `release_after` the connection is let go of
+    /// (once), and the next event is published on a new one.
+    #[test]
+    fn test_the_connection_is_let_go_of_when_the_queue_goes_quiet() {
+        let (said, heard) = std::sync::mpsc::sync_channel(16);
+        let retry = Retry {
+            release_after: Duration::from_millis(10),
+            ..Retry::default()
+        };
+        let events = ContainerdEvents::with_publisher(Releasing { said }, retry);
+        let wait = |what| {
+            assert_eq!(
+                heard.recv_timeout(Duration::from_secs(30)).expect(what),
+                what
+            );
+        };
+        events.send(Box::new(TaskCreate::default()));
+        wait("published");
+        wait("released");
+        events.send(Box::new(TaskStart::default()));
+        wait("published");
+        wait("released");
+        assert!(events.flush(Duration::from_secs(30)));
+        assert!(
+            heard.try_recv().is_err(),
+            "a flush with nothing to send releases nothing more"
+        );
     }
 }
