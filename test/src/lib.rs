@@ -647,3 +647,30 @@ pub fn module_printing(line: &str) -> Vec<u8> {
     ))
     .expect("the module's text")
 }
+
+/// How many connections process `pid` holds to containerd's ttrpc socket
+/// (`<address>.ttrpc`, its event service), from `ss -xpn`: the sockets of
+/// `pid` whose peer is a socket containerd accepted there.
+pub fn connections_to_containerd_events(pid: u32) -> usize {
+    let output = Command::new("ss")
+        .arg("-xpn")
+        .output()
+        .expect("ss (iproute2)");
+    let text = String::from_utf8_lossy(&output.stdout);
+    let listening = format!("{}.ttrpc", address());
+    // Netid State Recv-Q Send-Q Local-path Local-inode Peer-path Peer-inode users
+    let rows: Vec<Vec<&str>> = text
+        .lines()
+        .map(|l| l.split_whitespace().collect::<Vec<_>>())
+        .filter(|f| f.len() >= 9)
+        .collect();
+    let accepted: Vec<&str> = rows
+        .iter()
+        .filter(|f| f[4] == listening)
+        .map(|f| f[5])
+        .collect();
+    let owner = format!("pid={pid},");
+    rows.iter()
+        .filter(|f| f[8..].iter().any(|u| u.contains(&owner)) && accepted.contains(&f[7]))
+        .count()
+}

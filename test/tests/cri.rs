@@ -410,3 +410,37 @@ fn thread_names(pid: u32) -> Vec<String> {
     names.sort();
     names
 }
+
+/// A quiet pod shim lets go of its event connection into containerd (one
+/// descriptor there per pod, and containerd's open-file limit caps a
+/// node's pods), and makes a new one when it has something to say: the
+/// container's exit, after the connection was let go of, still reaches
+/// CRI (which learns of exits from TaskExit events only).
+#[test]
+fn test_a_quiet_pod_shim_holds_no_event_connection_and_its_exits_still_arrive() {
+    let logs = tempfile::tempdir().expect("log dir");
+    let pod = pod("quiet-pod", "uid-quiet-1", true, logs.path());
+    let mut cri = cri();
+    let pod_id = cri.run_pod(&pod, handler()).expect("RunPodSandbox");
+    let sleeper = cri
+        .create_container(
+            &pod_id,
+            &container("sleeper", &["sleep", "3600"]).to_cri(),
+            &pod,
+        )
+        .expect("CreateContainer");
+    cri.start_container(&sleeper).expect("StartContainer");
+    let shim = shim_pid_for(&pod_id).expect("the pod's shim");
+    await_condition(
+        "the quiet shim to let go of its event connection",
+        LIMIT,
+        || connections_to_containerd_events(shim) == 0,
+    );
+    let status = cri.container_status(&sleeper).expect("status");
+    assert_eq!(edgeshim_cri::state_name(status.state), "Running");
+
+    cri.stop_container(&sleeper, 10).expect("StopContainer");
+    let status = wait_exited(&mut cri, &sleeper);
+    assert_eq!(status.exit_code, 143, "{status:?}");
+    remove_pod(&mut cri, &pod_id, &[&sleeper]);
+}

@@ -12,6 +12,7 @@
 //! pod's shim then holds no descriptor in containerd for its events, and
 //! containerd's open-file limit is what caps the pods of a node.
 
+use std::os::fd::{AsRawFd, BorrowedFd, OwnedFd};
 use std::sync::Mutex;
 use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender, channel};
 use std::time::{Duration, Instant};
@@ -74,19 +75,39 @@ impl Default for Retry {
 struct Containerd {
     runtime: tokio::runtime::Handle,
     client: Option<EventsClient>,
+    /// A duplicate of the client's socket, to shut the connection down on
+    /// release: dropping ttrpc's client ends its writer, but its reader
+    /// keeps the socket open until containerd closes it.
+    connection: Option<OwnedFd>,
     address: String,
     namespace: String,
 }
 
 impl Containerd {
+    /// Ends the last connection, whoever still holds its socket: both
+    /// ends see it closed, and ttrpc's tasks for it end and close theirs.
+    fn shut_down_connection(&mut self) {
+        if let Some(socket) = self.connection.take() {
+            let _ =
+                nix::sys::socket::shutdown(socket.as_raw_fd(), nix::sys::socket::Shutdown::Both);
+        }
+    }
+
     async fn forward(&mut self, topic: &str, event: Box<dyn MessageDyn>) -> Result<(), String> {
         let client = match self.client.take() {
             Some(client) => client,
             None => {
+                self.shut_down_connection();
                 let fd = connect(&self.address)
                     .map_err(|e| format!("cannot reach containerd at {}: {e}", self.address))?;
                 // SAFETY: `fd` is the connected socket `connect` just made,
-                // owned by nothing else; the client takes it.
+                // owned by nothing else until the client takes it below.
+                let borrowed = unsafe { BorrowedFd::borrow_raw(fd) };
+                self.connection = borrowed
+                    .try_clone_to_owned()
+                    .map_err(|e| log::debug!("no duplicate of the event socket: {e}"))
+                    .ok();
+                // SAFETY: as above; the client owns `fd` from here on.
                 EventsClient::new(unsafe { Client::from_raw_unix_socket_fd(fd) })
             }
         };
@@ -114,9 +135,44 @@ impl Publish for Containerd {
     }
 
     fn release(&mut self) {
-        // Dropping the last handle ends ttrpc's connection task, which
-        // closes the socket.
         self.client = None;
+        self.shut_down_connection();
+    }
+}
+
+/// Shuts down every connection this process holds to the socket at
+/// `address` (containerd's event service).
+///
+/// Written by hand because containerd-shim 0.11's `RemotePublisher`, which
+/// its `run` connects before the task service exists and which the shim
+/// drops unused (it sends its own events, in order), keeps its connection
+/// for the process's life: its queue task holds a sender of its own queue,
+/// so dropping the publisher ends nothing. That is a descriptor in
+/// containerd per pod for nothing. Shutting the socket down (not closing
+/// it: the library's task owns the descriptor) makes ttrpc's reader see
+/// the end and close it. It runs before this shim's own first event, so
+/// the only connection to that socket is the library's.
+pub fn shut_down_connections_to(address: &str) {
+    use nix::sys::socket::{Shutdown, UnixAddr, getpeername, shutdown};
+    let path = std::path::Path::new(address.strip_prefix("unix://").unwrap_or(address));
+    let Ok(entries) = std::fs::read_dir("/proc/self/fd") else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let Some(fd) = entry
+            .file_name()
+            .to_str()
+            .and_then(|n| n.parse::<i32>().ok())
+        else {
+            continue;
+        };
+        let peer = getpeername::<UnixAddr>(fd).ok();
+        if peer.as_ref().and_then(UnixAddr::path) == Some(path) {
+            match shutdown(fd, Shutdown::Both) {
+                Ok(()) => log::debug!("shut down the library's event connection (fd {fd})"),
+                Err(e) => log::debug!("cannot shut down fd {fd} to {address}: {e}"),
+            }
+        }
     }
 }
 
@@ -140,6 +196,7 @@ impl ContainerdEvents {
         let target = Containerd {
             runtime: tokio::runtime::Handle::current(),
             client: None,
+            connection: None,
             address,
             namespace,
         };
@@ -466,5 +523,33 @@ mod tests {
             heard.try_recv().is_err(),
             "a flush with nothing to send releases nothing more"
         );
+    }
+
+    /// The library's event connection is ended by shutting its socket down:
+    /// containerd's side sees the end; the descriptor stays the library's
+    /// (open, never closed under it); a connection elsewhere is left alone.
+    #[test]
+    fn test_connections_to_an_address_are_shut_down_and_others_left_alone() {
+        use std::io::{Read, Write};
+        use std::os::unix::net::{UnixListener, UnixStream};
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (target, other) = (dir.path().join("events.sock"), dir.path().join("other.sock"));
+        let (target_listener, other_listener) = (
+            UnixListener::bind(&target).expect("bind"),
+            UnixListener::bind(&other).expect("bind"),
+        );
+        let library = UnixStream::connect(&target).expect("connect");
+        let elsewhere = UnixStream::connect(&other).expect("connect");
+        let (mut containerd_side, _) = target_listener.accept().expect("accept");
+        let (mut other_side, _) = other_listener.accept().expect("accept");
+
+        shut_down_connections_to(&format!("unix://{}", target.display()));
+
+        let mut byte = [0u8; 1];
+        assert_eq!(containerd_side.read(&mut byte).expect("read"), 0, "the end seen");
+        assert!((&library).write(b"x").is_err(), "shut down, still open");
+        (&elsewhere).write_all(b"y").expect("the other connection works");
+        other_side.read_exact(&mut byte).expect("read");
+        assert_eq!(&byte, b"y");
     }
 }

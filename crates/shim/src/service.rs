@@ -163,7 +163,9 @@ impl<E: Engine> Shim for EdgeShim<E> {
         // The library's publisher queues an event and answers before it is
         // sent, and retries out of order: the shim sends its own, in order
         // (events.rs). Dropping it ends its queue task.
+        let library_connection = publisher.address.clone();
         drop(publisher);
+        crate::events::shut_down_connections_to(&library_connection);
         let events = Arc::new(ContainerdEvents::new(self.namespace.clone()));
         let _ = self.events.set(events.clone());
         let exits = match crate::exits::subscribe().await {
