@@ -533,7 +533,10 @@ mod tests {
         use std::io::{Read, Write};
         use std::os::unix::net::{UnixListener, UnixStream};
         let dir = tempfile::tempdir().expect("tempdir");
-        let (target, other) = (dir.path().join("events.sock"), dir.path().join("other.sock"));
+        let (target, other) = (
+            dir.path().join("events.sock"),
+            dir.path().join("other.sock"),
+        );
         let (target_listener, other_listener) = (
             UnixListener::bind(&target).expect("bind"),
             UnixListener::bind(&other).expect("bind"),
@@ -546,9 +549,15 @@ mod tests {
         shut_down_connections_to(&format!("unix://{}", target.display()));
 
         let mut byte = [0u8; 1];
-        assert_eq!(containerd_side.read(&mut byte).expect("read"), 0, "the end seen");
+        assert_eq!(
+            containerd_side.read(&mut byte).expect("read"),
+            0,
+            "the end seen"
+        );
         assert!((&library).write(b"x").is_err(), "shut down, still open");
-        (&elsewhere).write_all(b"y").expect("the other connection works");
+        (&elsewhere)
+            .write_all(b"y")
+            .expect("the other connection works");
         other_side.read_exact(&mut byte).expect("read");
         assert_eq!(&byte, b"y");
     }
