@@ -136,6 +136,24 @@ fn test_bench_scenarios_write_well_formed_results_and_a_report() {
     let points = density["results"]["points"].as_array().expect("points");
     assert_eq!(points.len(), 2);
     assert!(points[1]["pss_kb"].as_u64().is_some_and(|kb| kb > 0));
+    // Where the memory goes: both pods' shims and containers, sorted by
+    // role (other pods on the node may add to the counts, never take).
+    let roles = density["results"]["breakdown"].as_array().expect("breakdown");
+    let role = |name: &str| {
+        roles
+            .iter()
+            .find(|r| r["role"] == name)
+            .unwrap_or_else(|| panic!("no {name} in {roles:?}"))
+    };
+    for name in ["shim", "pause"] {
+        assert!(role(name)["processes"].as_u64().is_some_and(|n| n >= 2), "{name}: {roles:?}");
+        assert!(role(name)["pss_kb"].as_f64().is_some_and(|kb| kb > 0.0));
+        assert!(role(name)["threads"].as_f64().is_some_and(|n| n >= 1.0));
+    }
+    assert!(
+        role("Wasm container")["processes"].as_u64().is_some_and(|n| n >= 2),
+        "{roles:?}"
+    );
 
     let cache_dir = std::env::var("EDGESHIM_CACHE_DIR")
         .expect("EDGESHIM_CACHE_DIR (hack/containerd.sh env sets it)");

@@ -11,6 +11,7 @@ use anyhow::Result;
 use edgeshim_cri::Cri;
 use serde::Serialize;
 
+use crate::breakdown::{self, RoleMemory};
 use crate::images::{Program, workload};
 use crate::memory;
 use crate::pod_run;
@@ -40,6 +41,9 @@ pub struct DensityResult {
     pub reached: usize,
     pub running_at_end: usize,
     pub points: Vec<DensityPoint>,
+    /// Every process under the shims by role at the last point, once the
+    /// idle launchers have stopped: where the memory goes.
+    pub breakdown: Vec<RoleMemory>,
     pub error: Option<String>,
 }
 
@@ -83,6 +87,7 @@ pub fn run(
     let mut containers = Vec::new();
     let mut points = Vec::new();
     let mut error = None;
+    let mut roles = Vec::new();
     let mut step_start = Instant::now();
     while containers.len() < target {
         let index = containers.len();
@@ -121,6 +126,7 @@ pub fn run(
                 if left > 0 {
                     eprintln!("density: {left} launchers still running at the last sample");
                 }
+                roles = breakdown::by_role();
             }
             if drop_caches {
                 memory::drop_caches();
@@ -175,6 +181,7 @@ pub fn run(
         reached,
         running_at_end,
         points,
+        breakdown: roles,
         error,
     })
 }

@@ -21,6 +21,7 @@
 //! tables and SVG charts.
 
 mod aot;
+mod breakdown;
 mod burst;
 mod charts;
 mod cold;

@@ -561,6 +561,55 @@ fn fd_cell(kinds: &serde_json::Value) -> String {
     format!("{total:.1}: {}", parts.join(", "))
 }
 
+/// A density run's processes by role at its last point: means per process.
+fn breakdown_markdown(result: &serde_json::Value, md: &mut String) {
+    let Some(roles) = result["breakdown"].as_array().filter(|r| !r.is_empty()) else {
+        return;
+    };
+    let _ = writeln!(
+        md,
+        "\n#### Where the memory goes: {} ({} per pod) at {} containers\n",
+        result["variant"].as_str().unwrap_or_default(),
+        result["per_pod"].as_u64().unwrap_or(1),
+        result["reached"]
+    );
+    md.push_str("Means per process (KB); page tables are kernel memory outside PSS.\n\n");
+    md.push_str("| role | processes | PSS | anonymous | private | page tables | PSS by mapping | threads by name |\n|---|---|---|---|---|---|---|---|\n");
+    for role in roles {
+        let threads: Vec<String> = role["thread_names"]
+            .as_object()
+            .map(|names| {
+                names
+                    .iter()
+                    .map(|(name, n)| format!("{name} {:.2}", n.as_f64().unwrap_or_default()))
+                    .collect()
+            })
+            .unwrap_or_default();
+        let mappings: Vec<String> = role["pss_kb_by_mapping"]
+            .as_object()
+            .map(|kinds| {
+                kinds
+                    .iter()
+                    .map(|(kind, kb)| format!("{kind} {:.0}", kb.as_f64().unwrap_or_default()))
+                    .collect()
+            })
+            .unwrap_or_default();
+        let _ = writeln!(
+            md,
+            "| {} | {} | {:.0} | {:.0} | {:.0} | {:.0} | {} | {:.2}: {} |",
+            role["role"].as_str().unwrap_or_default(),
+            role["processes"],
+            num(role, &["pss_kb"]),
+            num(role, &["anonymous_kb"]),
+            num(role, &["private_kb"]),
+            num(role, &["page_tables_kb"]),
+            mappings.join(", "),
+            num(role, &["threads"]),
+            threads.join(", ")
+        );
+    }
+}
+
 fn density_markdown(
     results: &Path,
     charts: &Path,
@@ -640,6 +689,9 @@ fn density_markdown(
     if !notes.is_empty() {
         md.push('\n');
         md.push_str(&notes.join("\n"));
+    }
+    for (_, doc) in &docs {
+        breakdown_markdown(&doc["results"], md);
     }
     lines(
         &charts.join("density-memory.svg"),
