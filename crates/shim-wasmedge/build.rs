@@ -6,6 +6,11 @@
 //! in the loader's default paths (/usr/local/lib after `ldconfig`) needs
 //! none.
 //!
+//! `WASMEDGE_COMPILER_LIB_DIR` (read by the engine crate at build time)
+//! names the folder of an LLVM libwasmedge for the compile helpers when
+//! the rpath's is runtime-only; `EDGESHIM_WASMEDGE_COMPILER_LIB` overrides
+//! it at run time.
+//!
 //! Like the Wasmtime shim, it is linked as a position-dependent executable
 //! (docs/design.md, "Where a pod's memory goes"): its own read-only data
 //! then need no relocation, so the shim, its launcher and every container
@@ -33,6 +38,11 @@ fn main() {
                 .find(|lib| Path::new(lib).join("libwasmedge.so").exists())
         });
     if let Some(rpath) = rpath {
-        println!("cargo:rustc-link-arg-bins=-Wl,-rpath,{rpath}");
+        // As DT_RUNPATH (new dtags), which LD_LIBRARY_PATH precedes: the
+        // compile helpers are this binary, run with the LLVM libwasmedge's
+        // folder on LD_LIBRARY_PATH when the shim links a runtime-only one
+        // (the engine's `compiler_library`). An old-style DT_RPATH would
+        // win over it.
+        println!("cargo:rustc-link-arg-bins=-Wl,--enable-new-dtags,-rpath,{rpath}");
     }
 }

@@ -145,7 +145,10 @@ fn pss_by_mapping(smaps: &str, exe: &str) -> BTreeMap<String, f64> {
             // A mapping's header: range perms offset dev inode [path].
             kind = mapping_kind(fields.nth(4).unwrap_or_default(), exe);
         } else if first == "Pss:" {
-            let kb: f64 = fields.next().and_then(|v| v.parse().ok()).unwrap_or_default();
+            let kb: f64 = fields
+                .next()
+                .and_then(|v| v.parse().ok())
+                .unwrap_or_default();
             *kinds.entry(kind.to_string()).or_default() += kb;
         }
     }
@@ -213,18 +216,21 @@ mod tests {
         // A zygote keeps the shim's program name until it renames itself;
         // its command line tells it apart.
         assert_eq!(
-            role("containerd-shim", &words("/proc/self/exe --edgeshim-zygote")),
+            role(
+                "containerd-shim",
+                &words("/proc/self/exe --edgeshim-zygote")
+            ),
             "zygote"
         );
         assert_eq!(
-            role("edgeshim-launch", &words("/proc/self/exe --edgeshim-launcher")),
+            role(
+                "edgeshim-launch",
+                &words("/proc/self/exe --edgeshim-launcher")
+            ),
             "launcher"
         );
         assert_eq!(
-            role(
-                "c1",
-                &words("/proc/self/exe --edgeshim-wasm-container c1")
-            ),
+            role("c1", &words("/proc/self/exe --edgeshim-wasm-container c1")),
             "Wasm container"
         );
         assert_eq!(
@@ -313,6 +319,9 @@ Pss:                   0 kB
         assert_eq!(kinds["libraries"], 2.0);
         assert_eq!(kinds["stack"], 8.0);
         assert_eq!(kinds["kernel"], 0.0);
-        assert_eq!(mapping_kind("/usr/bin/shim", "/usr/bin/shim (deleted)"), "binary");
+        assert_eq!(
+            mapping_kind("/usr/bin/shim", "/usr/bin/shim (deleted)"),
+            "binary"
+        );
     }
 }

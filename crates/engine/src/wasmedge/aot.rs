@@ -28,7 +28,6 @@
 use std::fs::File;
 use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 use wasmedge_sdk::config::{CommonConfigOptions, CompilerConfigOptions, Config, ConfigBuilder};
 use wasmedge_sdk::{CompilerOptimizationLevel, CompilerOutputFormat, Module};
@@ -203,7 +202,7 @@ impl AotCache {
                 format!("cannot write module cache {}: {e}", input.display())
             })?;
         let root = self.cache.dir().parent().unwrap_or(self.cache.dir());
-        Command::new(helper)
+        super::compiler_library::helper_command(helper)
             .arg(BACKGROUND_COMPILE_ARG)
             .arg(root)
             .arg(hash)
@@ -370,7 +369,7 @@ impl AotCache {
             Compiler::InProcess => return compile_file(wasm, out, level),
             Compiler::Helper(helper) => helper,
         };
-        let mut command = Command::new(helper);
+        let mut command = super::compiler_library::helper_command(helper);
         command
             .arg(COMPILE_HELPER_ARG)
             .arg(wasm)

@@ -14,6 +14,7 @@
 //! [`WasiView`], instantiates and calls `_start`; see [`run`].
 
 mod aot;
+mod compiler_library;
 mod run;
 
 use std::collections::{HashMap, HashSet};

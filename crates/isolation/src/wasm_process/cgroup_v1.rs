@@ -447,7 +447,11 @@ mod tests {
         );
         assert_eq!(file("cpuset", "cpuset.mems"), "0");
         for controller in ["memory", "cpu", "cpuset", "pids", "devices"] {
-            assert_eq!(file(controller, "tasks"), "0", "{controller}: the caller's thread");
+            assert_eq!(
+                file(controller, "tasks"),
+                "0",
+                "{controller}: the caller's thread"
+            );
         }
         // A file takes one write each; the fake keeps the last.
         assert_eq!(
