@@ -138,7 +138,9 @@ fn test_bench_scenarios_write_well_formed_results_and_a_report() {
     assert!(points[1]["pss_kb"].as_u64().is_some_and(|kb| kb > 0));
     // Where the memory goes: both pods' shims and containers, sorted by
     // role (other pods on the node may add to the counts, never take).
-    let roles = density["results"]["breakdown"].as_array().expect("breakdown");
+    let roles = density["results"]["breakdown"]
+        .as_array()
+        .expect("breakdown");
     let role = |name: &str| {
         roles
             .iter()
@@ -146,12 +148,17 @@ fn test_bench_scenarios_write_well_formed_results_and_a_report() {
             .unwrap_or_else(|| panic!("no {name} in {roles:?}"))
     };
     for name in ["shim", "pause"] {
-        assert!(role(name)["processes"].as_u64().is_some_and(|n| n >= 2), "{name}: {roles:?}");
+        assert!(
+            role(name)["processes"].as_u64().is_some_and(|n| n >= 2),
+            "{name}: {roles:?}"
+        );
         assert!(role(name)["pss_kb"].as_f64().is_some_and(|kb| kb > 0.0));
         assert!(role(name)["threads"].as_f64().is_some_and(|n| n >= 1.0));
     }
     assert!(
-        role("Wasm container")["processes"].as_u64().is_some_and(|n| n >= 2),
+        role("Wasm container")["processes"]
+            .as_u64()
+            .is_some_and(|n| n >= 2),
         "{roles:?}"
     );
 
