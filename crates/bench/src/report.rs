@@ -576,24 +576,6 @@ fn breakdown_markdown(result: &serde_json::Value, md: &mut String) {
     md.push_str("Means per process (KB); page tables are kernel memory outside PSS.\n\n");
     md.push_str("| role | processes | PSS | anonymous | private | page tables | PSS by mapping | threads by name |\n|---|---|---|---|---|---|---|---|\n");
     for role in roles {
-        let threads: Vec<String> = role["thread_names"]
-            .as_object()
-            .map(|names| {
-                names
-                    .iter()
-                    .map(|(name, n)| format!("{name} {:.2}", n.as_f64().unwrap_or_default()))
-                    .collect()
-            })
-            .unwrap_or_default();
-        let mappings: Vec<String> = role["pss_kb_by_mapping"]
-            .as_object()
-            .map(|kinds| {
-                kinds
-                    .iter()
-                    .map(|(kind, kb)| format!("{kind} {:.0}", kb.as_f64().unwrap_or_default()))
-                    .collect()
-            })
-            .unwrap_or_default();
         let _ = writeln!(
             md,
             "| {} | {} | {:.0} | {:.0} | {:.0} | {:.0} | {} | {:.2}: {} |",
@@ -603,11 +585,25 @@ fn breakdown_markdown(result: &serde_json::Value, md: &mut String) {
             num(role, &["anonymous_kb"]),
             num(role, &["private_kb"]),
             num(role, &["page_tables_kb"]),
-            mappings.join(", "),
+            named_values(&role["pss_kb_by_mapping"], 0),
             num(role, &["threads"]),
-            threads.join(", ")
+            named_values(&role["thread_names"], 2)
         );
     }
+}
+
+/// A JSON object of numbers as `name value, ...` with `decimals`.
+fn named_values(object: &serde_json::Value, decimals: usize) -> String {
+    object
+        .as_object()
+        .map(|values| {
+            values
+                .iter()
+                .map(|(name, v)| format!("{name} {:.decimals$}", v.as_f64().unwrap_or_default()))
+                .collect::<Vec<_>>()
+                .join(", ")
+        })
+        .unwrap_or_default()
 }
 
 fn density_markdown(
