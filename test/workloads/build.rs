@@ -1,6 +1,7 @@
 //! Builds the test workloads from source into OUT_DIR: C to Wasm with
-//! Debian's clang + wasi-libc, WAT with the `wat` crate, and a static native
-//! pause program with the system C compiler. Nothing binary is committed.
+//! Debian's clang + wasi-libc (SQLite's amalgamation from a crate's
+//! sources), WAT with the `wat` crate, and a static native pause program
+//! with the system C compiler. Nothing binary is committed.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -45,6 +46,21 @@ fn main() {
             .arg(out.join(format!("{guest}-core.wasm")))
             .arg(modules.join(format!("{guest}.c"))));
     }
+    // A module the size of a real edge application: SQLite's amalgamation
+    // (see modules/sqlite_logger.c).
+    let sqlite = sqlite_amalgamation();
+    run(Command::new("clang")
+        .args(["--target=wasm32-wasi", "-O2", "-Wl,--strip-all"])
+        .args([
+            "-DSQLITE_THREADSAFE=0",
+            "-DSQLITE_OMIT_LOAD_EXTENSION",
+            "-I",
+        ])
+        .arg(&sqlite)
+        .arg("-o")
+        .arg(out.join("sqlite_logger.wasm"))
+        .arg(modules.join("sqlite_logger.c"))
+        .arg(sqlite.join("sqlite3.c")));
     for native in ["pause", "hog", "echo"] {
         run(Command::new("cc")
             .args(["-static", "-O2", "-s", "-o"])
@@ -60,6 +76,35 @@ fn main() {
     let bytes =
         wat::parse_file(&source).unwrap_or_else(|e| panic!("compile {}: {e}", source.display()));
     std::fs::write(out.join("spin.wasm"), bytes).expect("write module");
+}
+
+/// The libsqlite3-sys version in Cargo.toml, whose `sqlite3/` folder holds
+/// the amalgamation.
+const LIBSQLITE3_SYS: &str = "libsqlite3-sys-0.30.1";
+
+/// The folder of SQLite's amalgamation, where cargo unpacked the
+/// libsqlite3-sys build-dependency (`$CARGO_HOME/registry/src/<index>/`).
+/// Found by path because a build-dependency's build script passes nothing
+/// on to ours.
+fn sqlite_amalgamation() -> PathBuf {
+    let cargo_home = std::env::var_os("CARGO_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|home| Path::new(&home).join(".cargo")))
+        .expect("CARGO_HOME or HOME");
+    let registry = cargo_home.join("registry").join("src");
+    std::fs::read_dir(&registry)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .map(|index| index.path().join(LIBSQLITE3_SYS).join("sqlite3"))
+        .find(|dir| dir.join("sqlite3.c").is_file())
+        .unwrap_or_else(|| {
+            panic!(
+                "no {LIBSQLITE3_SYS}/sqlite3/sqlite3.c under {}: cargo unpacks it there \
+                 as this crate's build-dependency",
+                registry.display()
+            )
+        })
 }
 
 fn run(command: &mut Command) {

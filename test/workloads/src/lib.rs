@@ -8,6 +8,9 @@
 //!   window aggregates and an anomaly flag out.
 //! - `compute.wasm`: compute-heavy kernels (filter, CRC-32, sieve) that
 //!   print one line when done: the ahead-of-time compilation benchmark.
+//! - `sqlite_logger.wasm`: sensor readings into SQLite (3.46's
+//!   amalgamation, about 1 MB of Wasm): a module the size of a real edge
+//!   application, for first starts.
 //! - `spin.wasm`: a loop with no host calls (WAT).
 //! - `pause`, `hog`: static native programs (a pod sandbox; a memory and
 //!   process hog); `echo`: the network bench's TCP echo server, native.

@@ -181,8 +181,13 @@ impl AotCache {
             return Ok(());
         }
         // A bounded queue: each waiting helper is a process, and a pod
-        // starting many new modules at once must not start as many.
-        let waiting = self.waiting_compiles();
+        // starting many new modules at once must not start as many. Every
+        // pod has a shim of its own: when another shim's helper already
+        // waits with this module, that one compile serves them all.
+        let (waiting, this_module) = self.waiting_compiles(hash);
+        if this_module {
+            return Ok(());
+        }
         if waiting >= MAX_WAITING_COMPILES {
             return Err(format!(
                 "{waiting} background compiles already wait on this node; it is compiled at O2 \
@@ -220,15 +225,18 @@ impl AotCache {
             })
     }
 
-    /// The background compiles waiting on the node (their inputs); an input
-    /// older than an hour is a helper that died (killed, the node
-    /// rebooted): it is removed, and no longer holds a place.
-    fn waiting_compiles(&self) -> usize {
+    /// The background compiles waiting on the node (their inputs), and
+    /// whether one of them is `hash`'s; an input older than an hour is a
+    /// helper that died (killed, the node rebooted): it is removed, and no
+    /// longer holds a place.
+    fn waiting_compiles(&self, hash: &str) -> (usize, bool) {
         let stale = std::time::Duration::from_secs(3600);
         let Ok(dir) = std::fs::read_dir(self.cache.dir()) else {
-            return 0;
+            return (0, false);
         };
-        dir.flatten()
+        let this_module = format!(".pending-{hash}-");
+        let waiting: Vec<String> = dir
+            .flatten()
             .filter(|e| e.file_name().to_string_lossy().starts_with(".pending-"))
             .filter(|e| {
                 let age = e
@@ -242,7 +250,10 @@ impl AotCache {
                 }
                 true
             })
-            .count()
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .collect();
+        let this_module = waiting.iter().any(|name| name.starts_with(&this_module));
+        (waiting.len(), this_module)
     }
 
     /// The background compile's own work (in the helper): compiles the

@@ -5,8 +5,10 @@
 //! LLVM compiler, has it compiled ahead of time into native code cached on
 //! disk ([`aot`]); the cached code is what later starts load. A module not
 //! yet compiled is compiled at O0 for its first start (a tenth of O2's
-//! time, code a little slower) while a helper process compiles it at O2 in
-//! the background (`compile_in_background`) for the starts after. Without
+//! time, code a little slower), or, when it is large, starts in the
+//! interpreter (see [`FirstStart`]), while a helper process compiles it at
+//! O2 in the background (`compile_in_background`) for the starts after.
+//! Without
 //! a compiler every module runs in the interpreter, and the shim says so
 //! once.
 //!
@@ -35,12 +37,60 @@ pub use self::aot::{COMPILE_HELPER_ARG, Compiler, compile_helper_main};
 enum Compile {
     /// Compiled at O2 before `prepare` returns (tools, tests).
     Now,
-    /// Compiled at O0 now (a tenth of O2's time), and at O2 by a helper
-    /// process in the background for the starts after (the shim).
+    /// Compiled at O0 now (a tenth of O2's time), or interpreted when large
+    /// ([`FirstStart`]), and at O2 by a helper process in the background
+    /// for the starts after (the shim).
     Background,
     /// Never compiled here (the launcher, which must not start threads or
     /// wait on LLVM): O2 code if cached, else O0's, else the interpreter.
     Never,
+}
+
+/// How a module with no O2 code in the cache makes its first start.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum FirstStart {
+    /// Compiled at O0 now: LLVM's fixed cost dominates for small modules
+    /// (the 28 KB compute module: 0.19 s to compile, 0.10 s to run; 3.2 s
+    /// in the interpreter).
+    Quick,
+    /// In the interpreter, at once: an O0 compile grows with the code (the
+    /// 1.1 MB SQLite logger: 4.7 s at O0, 0.33 s for its whole run
+    /// interpreted, 1.5 s on Wasmtime's first start), and most of a large
+    /// module's code runs rarely.
+    Interpreter,
+}
+
+impl FirstStart {
+    /// Modules with more code than this start in the interpreter: at
+    /// WasmEdge 0.14.1's O0 speed here (about 230 KB of module a second on
+    /// this machine kind, plus ~0.1 s of fixed cost), 256 KiB would already
+    /// wait over a second, twice what Wasmtime takes for the same module.
+    const INTERPRET_ABOVE: usize = 256 * 1024;
+
+    /// By the size of the code section alone: data (a model's weights, a
+    /// table) costs LLVM nothing, and such a module's compute is what
+    /// compiled code is for.
+    fn for_module(wasm: &[u8]) -> Self {
+        if code_section_len(wasm) > Self::INTERPRET_ABOVE {
+            Self::Interpreter
+        } else {
+            Self::Quick
+        }
+    }
+}
+
+/// The length of a (validated) module's code section; 0 when it has none.
+fn code_section_len(wasm: &[u8]) -> usize {
+    for payload in wasmparser::Parser::new(0).parse_all(wasm) {
+        match payload {
+            Ok(wasmparser::Payload::CodeSectionStart { size, .. }) => {
+                return usize::try_from(size).unwrap_or(usize::MAX);
+            }
+            Ok(_) => {}
+            Err(_) => return 0,
+        }
+    }
+    0
 }
 
 /// Import module name of WASI preview 1.
@@ -114,6 +164,20 @@ impl Engine for WasmEdgeEngine {
                     Some(native) => native,
                     None => {
                         self.lock_provisional().insert(sha256.to_string());
+                        if FirstStart::for_module(module) == FirstStart::Interpreter {
+                            match aot.compile_in_background(sha256, module) {
+                                Ok(()) => log::info!(
+                                    "module {sha256} ({} KiB of code) starts in the interpreter \
+                                     (an O0 compile of that much takes seconds) while it is \
+                                     compiled at O2 in the background",
+                                    code_section_len(module) / 1024
+                                ),
+                                Err(e) => {
+                                    log::warn!("module {sha256} runs in the interpreter here: {e}")
+                                }
+                            }
+                            return self.keep(sha256, validated);
+                        }
                         let quick = match aot.quick(sha256, module, &config) {
                             Ok(native) => native,
                             Err(AotUnavailable::NoCompiler(reason)) => {

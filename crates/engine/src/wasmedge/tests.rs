@@ -256,3 +256,85 @@ fn test_background_compiles_wait_in_a_bounded_queue() {
         "no input written for a compile that does not start"
     );
 }
+
+/// A WASI command whose `_start` holds `instructions` constant drops:
+/// about three bytes of code each.
+fn command_with_code(instructions: usize) -> Vec<u8> {
+    let body = "(drop (i32.const 7))\n".repeat(instructions);
+    wat::parse_str(format!(
+        r#"(module (memory (export "memory") 1) (func (export "_start") {body}))"#
+    ))
+    .expect("wat")
+}
+
+#[test]
+fn test_first_start_is_chosen_by_the_code_section_alone() {
+    let small = command_with_code(1_000);
+    assert_eq!(FirstStart::for_module(&small), FirstStart::Quick);
+    let large = command_with_code(100_000);
+    assert!(code_section_len(&large) > FirstStart::INTERPRET_ABOVE);
+    assert_eq!(FirstStart::for_module(&large), FirstStart::Interpreter);
+    // Data (a model's weights) is no code: compiled code is what it needs.
+    let data = wat::parse_str(format!(
+        r#"(module (memory (export "memory") 8) (data (i32.const 0) "{}")
+                   (func (export "_start")))"#,
+        "\\00".repeat(400 * 1024)
+    ))
+    .expect("wat");
+    assert!(data.len() > FirstStart::INTERPRET_ABOVE);
+    assert_eq!(FirstStart::for_module(&data), FirstStart::Quick);
+    assert_eq!(code_section_len(b"\0asm\x01\0\0\0"), 0, "no code section");
+}
+
+/// A large module's first start is interpreted: no O0 compile is made for
+/// it (the O2 one needs a helper, which tests have none of), and it stays
+/// provisional, to be taken up as O2 code once that is cached.
+#[test]
+fn test_a_large_module_starts_in_the_interpreter_without_an_o0_compile() {
+    let root = tempfile::tempdir().expect("tempdir");
+    let bytes = command_with_code(100_000);
+    let hash = content_hash(&bytes);
+    let engine = WasmEdgeEngine::with_compiler(
+        EngineConfig {
+            cache_dir: Some(root.path().to_path_buf()),
+            single_threaded: false,
+            compile_in_background: true,
+        },
+        Compiler::InProcess,
+    )
+    .expect("engine");
+    let module = prepare(&engine, &bytes).expect("interpreted");
+    engine
+        .check_runnable(&module, &WasiView::default(), &NetworkGrant::All)
+        .expect("a command");
+    let aot = engine.aot.as_ref().expect("a cache");
+    assert!(
+        !aot.cache().artifact_path(&format!("{hash}-o0")).exists(),
+        "no O0 compile for a large module"
+    );
+    assert!(engine.lock_provisional().contains(&hash));
+}
+
+/// Every pod has a shim of its own: the second shim to start a new module
+/// finds the first one's background compile waiting and starts none.
+#[test]
+fn test_a_module_already_waiting_for_its_compile_gets_no_second_helper() {
+    let root = tempfile::tempdir().expect("tempdir");
+    // A helper that must never run here: starting it would fail.
+    let aot = AotCache::new(root.path(), Compiler::Helper("/nonexistent/helper".into()));
+    std::fs::create_dir_all(aot.cache().dir()).expect("cache folder");
+    let bytes = wat::parse_str(COMMAND).expect("wat");
+    let hash = content_hash(&bytes);
+    std::fs::write(
+        aot.cache().dir().join(format!(".pending-{hash}-4242.wasm")),
+        &bytes,
+    )
+    .expect("another shim's waiting compile");
+    aot.compile_in_background(&hash, &bytes)
+        .expect("served by the waiting compile");
+    let other = wat::parse_str(r#"(module (func (export "_start")))"#).expect("wat");
+    let err = aot
+        .compile_in_background(&content_hash(&other), &other)
+        .expect_err("another module needs its own helper");
+    assert!(err.contains("/nonexistent/helper"), "{err}");
+}
