@@ -1035,6 +1035,45 @@ fn test_a_wasm_container_holds_no_descriptor_onto_a_procfs_and_names_itself() {
     assert_no_leftovers("proc-fds");
 }
 
+/// A module the size of a real application (SQLite, about 1 MB of Wasm),
+/// never seen before, logs into a database on a volume; a second container
+/// adds to it. On WasmEdge the first start runs in the interpreter while
+/// O2 compiles in the background, on Wasmtime it compiles first: the same
+/// rows either way, and the file is SQLite's own format on the host.
+#[test]
+fn test_a_1mb_sqlite_module_logs_into_a_database_on_a_volume() {
+    const IMAGE: &str = "edgeshim.test/sqlite-logger:1";
+    import_module_image_in(
+        NAMESPACE,
+        IMAGE,
+        &edgeshim_workloads::built("sqlite_logger.wasm"),
+    );
+    let host = tempfile::tempdir().expect("tempdir");
+    let mount = format!(
+        "type=bind,src={},dst=/data,options=rbind:rw",
+        host.path().display()
+    );
+    for (run, count) in [("sqlite-first", 250), ("sqlite-second", 500)] {
+        let out = run_rm(
+            run,
+            IMAGE,
+            &["--mount", &mount],
+            &["/sqlite_logger.wasm", "/data/readings.db", "500"],
+        );
+        assert!(out.status.success(), "{run}: {}", stderr(&out));
+        assert_eq!(
+            stdout(&out),
+            format!(
+                "humidity count={count} mean=12.25\ntemperature count={count} mean=12.50\n"
+            ),
+            "{run}"
+        );
+        assert_no_leftovers(run);
+    }
+    let database = std::fs::read(host.path().join("readings.db")).expect("readings.db");
+    assert!(database.starts_with(b"SQLite format 3\0"), "not a database");
+}
+
 #[test]
 fn test_the_sensor_module_aggregates_its_readings_into_windows() {
     let out = run_sensor("sensor-windows", 10);

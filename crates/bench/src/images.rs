@@ -13,6 +13,7 @@ use edgeshim_workloads::{built, components, wasmedge_sockets};
 pub const PROBE_IMAGE: &str = "edgeshim.bench/probe:1";
 pub const SENSOR_IMAGE: &str = "edgeshim.bench/sensor:1";
 pub const COMPUTE_IMAGE: &str = "edgeshim.bench/compute:1";
+pub const SQLITE_IMAGE: &str = "edgeshim.bench/sqlite-logger:1";
 pub const BUSYBOX_IMAGE: &str = "edgeshim.bench/busybox:1";
 /// The network scenario's echo servers: a WASI 0.2 component (Wasmtime), a
 /// module on WasmEdge's socket extension, and the native program (runc).
@@ -42,6 +43,9 @@ pub enum Program {
     Sleep,
     /// Compute-heavy kernels, one line when done (ahead-of-time compilation).
     Compute,
+    /// 1,000 readings into an in-memory SQLite database, a line per sensor
+    /// when done: a module the size of a real application (about 1 MB).
+    Sqlite,
 }
 
 /// The workload for `handler`: `runc` runs busybox, every other handler the
@@ -49,7 +53,7 @@ pub enum Program {
 pub fn workload(handler: &str, program: Program) -> Workload {
     let words = |w: &[&str]| w.iter().map(|s| s.to_string()).collect();
     match (handler == "runc", program) {
-        (true, Program::Hello | Program::Sensor | Program::Compute) => Workload {
+        (true, Program::Hello | Program::Sensor | Program::Compute | Program::Sqlite) => Workload {
             image: BUSYBOX_IMAGE,
             command: words(&[BUSYBOX, "echo", "hello from busybox"]),
         },
@@ -74,6 +78,10 @@ pub fn workload(handler: &str, program: Program) -> Workload {
         (false, Program::Compute) => Workload {
             image: COMPUTE_IMAGE,
             command: words(&["/compute.wasm", "20"]),
+        },
+        (false, Program::Sqlite) => Workload {
+            image: SQLITE_IMAGE,
+            command: words(&["/sqlite_logger.wasm", ":memory:", "1000"]),
         },
         (false, Program::Sleep) => Workload {
             image: PROBE_IMAGE,
@@ -115,6 +123,10 @@ pub fn prepare(address: &Path, cri: &mut Cri) -> Result<()> {
         (
             COMPUTE_IMAGE,
             vec![(built("compute.wasm"), "/compute.wasm")],
+        ),
+        (
+            SQLITE_IMAGE,
+            vec![(built("sqlite_logger.wasm"), "/sqlite_logger.wasm")],
         ),
         (SANDBOX_IMAGE, vec![(built("pause"), "/pause")]),
         (ECHO_COMPONENT_IMAGE, vec![(component, "/echo.wasm")]),
