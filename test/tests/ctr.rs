@@ -1063,9 +1063,7 @@ fn test_a_1mb_sqlite_module_logs_into_a_database_on_a_volume() {
         assert!(out.status.success(), "{run}: {}", stderr(&out));
         assert_eq!(
             stdout(&out),
-            format!(
-                "humidity count={count} mean=12.25\ntemperature count={count} mean=12.50\n"
-            ),
+            format!("humidity count={count} mean=12.25\ntemperature count={count} mean=12.50\n"),
             "{run}"
         );
         assert_no_leftovers(run);

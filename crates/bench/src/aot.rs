@@ -126,7 +126,8 @@ pub fn run(
                 empty_module_cache(cache_dir)?;
                 let runs = &mut runs[index];
                 for attempt in 0..2 {
-                    let name = format!("aot-{program:?}-{handler}-{round}-{attempt}").to_lowercase();
+                    let name =
+                        format!("aot-{program:?}-{handler}-{round}-{attempt}").to_lowercase();
                     let (pod, timing) =
                         pod_run::start(cri, handler, &workload(handler, program), &name, log_root)?;
                     pod_run::remove(cri, &pod)?;
