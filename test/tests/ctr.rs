@@ -1236,3 +1236,63 @@ fn test_a_new_module_starts_before_its_native_code_and_is_cached_for_later_start
         });
     assert!(!pending, "the background compile's input was left behind");
 }
+
+/// The state letter and current system call of `pid` (`/proc/PID/stat`'s
+/// third field, `/proc/PID/syscall`'s first); `None` once it is gone.
+fn state_and_syscall(pid: u32) -> Option<(char, String)> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let state = stat.rsplit_once(") ")?.1.chars().next()?;
+    let syscall = std::fs::read_to_string(format!("/proc/{pid}/syscall")).ok()?;
+    Some((state, syscall.split_whitespace().next()?.to_string()))
+}
+
+/// A sleeping module stopped and continued (`kill -STOP`/`-CONT`, a
+/// debugger attaching) sleeps on, as a native process does: Wasmtime's
+/// event loop retries the interrupted wait. WasmEdge 0.14.1 does not: its
+/// `poll_oneoff` (lib/host/wasi/inode-linux.cpp, `Poller::wait`) hands
+/// `epoll_wait`'s EINTR, which Linux returns after a stop even without a
+/// signal handler, to the module, whose sleep then ends early. The test
+/// holds each engine to what it does, so that an engine upgrade that
+/// changes it is noticed.
+#[test]
+fn test_a_sleeping_module_stopped_and_continued_sleeps_on() {
+    use nix::sys::signal::{Signal, kill};
+    use nix::unistd::Pid;
+    let id = "stop-cont";
+    let out = run_detached(id, PROBE_IMAGE, &[], &["/probe.wasm", "sleep", "100000"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let pid = task_pid(id);
+    let mut asleep = None;
+    await_condition("the module asleep", LIMIT, || {
+        asleep = state_and_syscall(pid).filter(|(state, _)| *state == 'S');
+        asleep.is_some()
+    });
+    let Some((_, sleeping_in)) = asleep else {
+        unreachable!("awaited")
+    };
+    let target = Pid::from_raw(i32::try_from(pid).expect("a pid"));
+    kill(target, Signal::SIGSTOP).expect("SIGSTOP");
+    // A SIGCONT sent while the stop is still pending would discard it.
+    await_condition("the module stopped", LIMIT, || {
+        state_and_syscall(pid).is_some_and(|(state, _)| state == 'T')
+    });
+    kill(target, Signal::SIGCONT).expect("SIGCONT");
+    if engine() == WASMEDGE {
+        await_condition("the sleep cut short", LIMIT, || {
+            task_status(id).as_deref() == Some("STOPPED")
+        });
+    } else {
+        // The kernel resumes an interrupted sleep through restart_syscall.
+        let restarted = nix::libc::SYS_restart_syscall.to_string();
+        await_condition("the module back in its sleep", LIMIT, || {
+            !process_alive(pid)
+                || state_and_syscall(pid).is_some_and(|(state, call)| {
+                    state == 'S' && (call == sleeping_in || call == restarted)
+                })
+        });
+        assert!(process_alive(pid), "the module ended after SIGCONT");
+        assert_eq!(task_status(id).as_deref(), Some("RUNNING"));
+    }
+    remove(id);
+    assert_no_leftovers(id);
+}
