@@ -108,6 +108,7 @@ fn wasmtime() -> &'static edgeshim_engine::WasmtimeEngine {
             cache_dir: None,
             single_threaded: false,
             compile_in_background: false,
+            checks_only: false,
         })
         .expect("engine")
     })
@@ -132,6 +133,7 @@ fn wasmedge() -> &'static edgeshim_engine::WasmEdgeEngine {
             cache_dir: None,
             single_threaded: false,
             compile_in_background: false,
+            checks_only: false,
         })
         .expect("engine")
     })

@@ -148,6 +148,12 @@ impl AotCache {
         self.load_cached(&level.key(hash), config)
     }
 
+    /// Whether the cache holds native code at `level` whose digest checks
+    /// out; nothing is loaded.
+    pub fn has(&self, hash: &str, level: Level) -> bool {
+        self.cache.open_verified(&level.key(hash)).is_some()
+    }
+
     /// Native code for a first start: O2's if cached, else O0's, compiled
     /// now if need be (a fraction of O2's time).
     pub fn quick(

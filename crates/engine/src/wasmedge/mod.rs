@@ -96,6 +96,37 @@ fn code_section_len(wasm: &[u8]) -> usize {
 /// Import module name of WASI preview 1.
 const WASI_MODULE: &str = "wasi_snapshot_preview1";
 
+/// A module as this engine holds it: loaded where it runs (the launcher,
+/// tools), and where it is only checked (the shim) just what the checks
+/// read, the loaded module dropped (see [`EngineConfig::checks_only`]).
+#[derive(Debug, Clone)]
+pub struct Prepared {
+    /// `None` where modules are only checked.
+    module: Option<Module>,
+    /// The names the module exports.
+    exports: std::sync::Arc<HashSet<String>>,
+    /// Whether it imports any of WASI's socket functions.
+    imports_sockets: bool,
+}
+
+impl Prepared {
+    fn new(module: Module, checks_only: bool) -> Self {
+        let exports = module
+            .exports()
+            .iter()
+            .map(|export| export.name().into_owned())
+            .collect();
+        let imports_sockets = module.imports().iter().any(|import| {
+            import.module_name() == WASI_MODULE && import.name().starts_with("sock_")
+        });
+        Self {
+            module: (!checks_only).then_some(module),
+            exports: std::sync::Arc::new(exports),
+            imports_sockets,
+        }
+    }
+}
+
 /// WasmEdge behind the [`Engine`] trait.
 pub struct WasmEdgeEngine {
     /// Native-code cache; `None` when the cache is disabled (then modules
@@ -112,12 +143,14 @@ pub struct WasmEdgeEngine {
     /// at create time (WasmEdge itself would only notice at instantiation,
     /// in the container process).
     wasi_functions: HashSet<String>,
-    /// Modules this shim already prepared, by content hash.
-    prepared: Mutex<HashMap<String, Module>>,
+    /// Modules are checked here and run elsewhere (the shim).
+    checks_only: bool,
+    /// Modules this process already prepared, by content hash.
+    prepared: Mutex<HashMap<String, Prepared>>,
 }
 
 impl Engine for WasmEdgeEngine {
-    type Prepared = Module;
+    type Prepared = Prepared;
     const NAME: &'static str = "wasmedge";
 
     /// Compiles ahead of time in a helper process: this executable, which
@@ -128,7 +161,7 @@ impl Engine for WasmEdgeEngine {
         Self::with_compiler(config, Compiler::Helper(helper))
     }
 
-    fn prepare(&self, module: &[u8], sha256: &str) -> Result<Module> {
+    fn prepare(&self, module: &[u8], sha256: &str) -> Result<Prepared> {
         let known = self.lock_prepared().get(sha256).cloned();
         if let Some(prepared) = known {
             return Ok(self.refresh(&prepared, sha256).unwrap_or(prepared));
@@ -160,6 +193,11 @@ impl Engine for WasmEdgeEngine {
                         validated
                     }
                 },
+                // The shim only checks: the O2 code's digest verified is all
+                // it needs of the entry (the launcher loads it).
+                Compile::Background if self.checks_only && aot.has(sha256, Level::Full) => {
+                    validated
+                }
                 Compile::Background => match aot.cached(sha256, Level::Full, &config) {
                     Some(native) => native,
                     None => {
@@ -218,12 +256,12 @@ impl Engine for WasmEdgeEngine {
 
     fn check_runnable(
         &self,
-        prepared: &Module,
+        prepared: &Prepared,
         view: &WasiView,
         _network: &NetworkGrant,
     ) -> Result<()> {
         let name = view.entry_export.as_deref().unwrap_or("_start");
-        if prepared.get_export(name).is_none() {
+        if !prepared.exports.contains(name) {
             return Err(EngineError::NotACommand(format!("no `{name}` export")));
         }
         Ok(())
@@ -232,22 +270,21 @@ impl Engine for WasmEdgeEngine {
     /// WasmEdge 0.14.1's built-in WASI sockets call the kernel directly:
     /// a module that imports any of them is guarded unless everything is
     /// allowed. One that imports none cannot open a socket.
-    fn needs_guard(&self, prepared: &Module, network: &NetworkGrant) -> bool {
-        *network != NetworkGrant::All
-            && prepared.imports().iter().any(|import| {
-                import.module_name() == WASI_MODULE && import.name().starts_with("sock_")
-            })
+    fn needs_guard(&self, prepared: &Prepared, network: &NetworkGrant) -> bool {
+        *network != NetworkGrant::All && prepared.imports_sockets
     }
 
     /// The module's O2 code, once the background compile put it in the
-    /// cache, for a module prepared interpreted or at O0.
-    fn refresh(&self, _prepared: &Module, sha256: &str) -> Option<Module> {
-        if !self.lock_provisional().contains(sha256) {
+    /// cache, for a module prepared interpreted or at O0; never where
+    /// modules are only checked (nothing runs there).
+    fn refresh(&self, _prepared: &Prepared, sha256: &str) -> Option<Prepared> {
+        if self.checks_only || !self.lock_provisional().contains(sha256) {
             return None;
         }
         let config = base_config(None).ok()?;
         let native = self.aot.as_ref()?.cached(sha256, Level::Full, &config)?;
         self.lock_provisional().remove(sha256);
+        let native = Prepared::new(native, false);
         self.lock_prepared()
             .insert(sha256.to_string(), native.clone());
         Some(native)
@@ -255,12 +292,15 @@ impl Engine for WasmEdgeEngine {
 
     fn run(
         &self,
-        prepared: &Module,
+        prepared: &Prepared,
         view: &WasiView,
         _network: &NetworkGrant,
         _report: Option<crate::ReportRefusal>,
     ) -> Result<i32> {
-        run::run_command(prepared, view)
+        let module = prepared.module.as_ref().ok_or_else(|| {
+            EngineError::Setup("the module was only checked here, not loaded to run".into())
+        })?;
+        run::run_command(module, view)
     }
 }
 
@@ -292,12 +332,13 @@ impl WasmEdgeEngine {
             compile,
             provisional: Mutex::new(HashSet::new()),
             interpret_only: AtomicBool::new(false),
+            checks_only: config.checks_only,
             wasi_functions,
             prepared: Mutex::new(HashMap::new()),
         })
     }
 
-    fn lock_prepared(&self) -> std::sync::MutexGuard<'_, HashMap<String, Module>> {
+    fn lock_prepared(&self) -> std::sync::MutexGuard<'_, HashMap<String, Prepared>> {
         // A poisoned map only means another create panicked mid-insert; the
         // entries themselves are immutable, so keep using it.
         self.prepared
@@ -305,8 +346,10 @@ impl WasmEdgeEngine {
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
-    /// Remembers `prepared` for `sha256` and hands it back.
-    fn keep(&self, sha256: &str, prepared: Module) -> Result<Module> {
+    /// Remembers `module` for `sha256` (all of it, or what the checks
+    /// read) and hands it back.
+    fn keep(&self, sha256: &str, module: Module) -> Result<Prepared> {
+        let prepared = Prepared::new(module, self.checks_only);
         self.lock_prepared()
             .insert(sha256.to_string(), prepared.clone());
         Ok(prepared)

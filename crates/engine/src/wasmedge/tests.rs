@@ -12,13 +12,14 @@ fn engine(cache: Option<&std::path::Path>) -> WasmEdgeEngine {
             cache_dir: cache.map(std::path::Path::to_path_buf),
             single_threaded: false,
             compile_in_background: false,
+            checks_only: false,
         },
         Compiler::InProcess,
     )
     .expect("engine")
 }
 
-fn prepare(engine: &WasmEdgeEngine, bytes: &[u8]) -> Result<Module> {
+fn prepare(engine: &WasmEdgeEngine, bytes: &[u8]) -> Result<Prepared> {
     engine.prepare(bytes, &content_hash(bytes))
 }
 
@@ -148,6 +149,7 @@ fn test_an_interpreted_module_is_refreshed_once_its_native_code_is_cached() {
             cache_dir: Some(root.path().to_path_buf()),
             single_threaded: true,
             compile_in_background: true,
+            checks_only: false,
         },
         Compiler::InProcess,
     )
@@ -190,6 +192,7 @@ fn test_a_first_start_gets_quick_code_and_the_o2_compile_needs_a_helper() {
             cache_dir: Some(root.path().to_path_buf()),
             single_threaded: false,
             compile_in_background: true,
+            checks_only: false,
         },
         Compiler::InProcess,
     )
@@ -299,6 +302,7 @@ fn test_a_large_module_starts_in_the_interpreter_without_an_o0_compile() {
             cache_dir: Some(root.path().to_path_buf()),
             single_threaded: false,
             compile_in_background: true,
+            checks_only: false,
         },
         Compiler::InProcess,
     )
@@ -337,4 +341,53 @@ fn test_a_module_already_waiting_for_its_compile_gets_no_second_helper() {
         .compile_in_background(&content_hash(&other), &other)
         .expect_err("another module needs its own helper");
     assert!(err.contains("/nonexistent/helper"), "{err}");
+}
+
+/// The shim only checks modules: it keeps what the checks read, never the
+/// loaded module (about sixteen times the module's size in WasmEdge's
+/// heap), and finds O2 code in the cache without loading it.
+#[test]
+fn test_a_shim_that_only_checks_keeps_no_loaded_module() {
+    let root = tempfile::tempdir().expect("tempdir");
+    let bytes = wat::parse_str(COMMAND).expect("wat");
+    let hash = content_hash(&bytes);
+    let tools = engine(Some(root.path()));
+    prepare(&tools, &bytes).expect("compiled at O2");
+    if tools.interpret_only.load(Ordering::Relaxed) {
+        panic!("this libwasmedge has no AOT compiler: the AOT tests need one built with LLVM");
+    }
+    let shim = WasmEdgeEngine::with_compiler(
+        EngineConfig {
+            cache_dir: Some(root.path().to_path_buf()),
+            single_threaded: false,
+            compile_in_background: true,
+            checks_only: true,
+        },
+        Compiler::InProcess,
+    )
+    .expect("engine");
+    let checked = prepare(&shim, &bytes).expect("checked");
+    assert!(checked.module.is_none(), "the shim kept the loaded module");
+    assert!(!shim.lock_provisional().contains(&hash), "O2 code is there");
+    shim.check_runnable(&checked, &WasiView::default(), &NetworkGrant::All)
+        .expect("exports _start");
+    let view = WasiView {
+        entry_export: Some("main".into()),
+        ..WasiView::default()
+    };
+    let err = shim
+        .check_runnable(&checked, &view, &NetworkGrant::All)
+        .expect_err("no `main`");
+    assert!(matches!(err, EngineError::NotACommand(_)), "{err}");
+    assert!(
+        shim.refresh(&checked, &hash).is_none(),
+        "nothing to refresh"
+    );
+    let err = shim
+        .run(&checked, &WasiView::default(), &NetworkGrant::All, None)
+        .expect_err("nothing loaded to run");
+    assert!(err.to_string().contains("only checked"), "{err}");
+    // Its second create of the module is answered from what it kept.
+    let again = prepare(&shim, &bytes).expect("kept");
+    assert!(std::sync::Arc::ptr_eq(&checked.exports, &again.exports));
 }

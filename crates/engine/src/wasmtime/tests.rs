@@ -25,6 +25,7 @@ fn engine(cache: Option<&std::path::Path>) -> WasmtimeEngine {
         cache_dir: cache.map(std::path::Path::to_path_buf),
         single_threaded: false,
         compile_in_background: false,
+        checks_only: false,
     })
     .expect("engine")
 }

@@ -129,13 +129,18 @@ impl<E: Engine> TaskService<E> {
         if let Some(engine) = slot.as_ref() {
             return Ok(engine.clone());
         }
-        let engine =
-            Arc::new(
-                E::new(EngineConfig::from_env()).map_err(|source| TaskError::Engine {
-                    id: id.to_string(),
-                    source,
-                })?,
-            );
+        let engine = Arc::new(
+            E::new(EngineConfig {
+                // Containers run in the launcher's processes, which
+                // prepare the module themselves.
+                checks_only: true,
+                ..EngineConfig::from_env()
+            })
+            .map_err(|source| TaskError::Engine {
+                id: id.to_string(),
+                source,
+            })?,
+        );
         *slot = Some(engine.clone());
         Ok(engine)
     }
