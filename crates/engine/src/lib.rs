@@ -164,18 +164,3 @@ pub trait Engine: Send + Sync + Sized + 'static {
 pub fn is_component(bytes: &[u8]) -> bool {
     bytes.get(4..8) == Some(&[0x0d, 0x00, 0x01, 0x00][..])
 }
-
-/// Hands the free pages of glibc's heap back to the kernel. Loading,
-/// validating and instantiating a module allocate far more than they keep
-/// (a module's bytes, WasmEdge's parse of every function body); in a
-/// process that then lives for days (a shim, a sleeping container), those
-/// pages would stay resident for nothing. glibc trims only the top of its
-/// heap by itself; `malloc_trim` also releases free pages in the middle.
-/// Costs a walk of the heap's free lists: call it off the hot path or once.
-pub fn release_free_heap() {
-    // SAFETY: malloc_trim only returns free pages of glibc's own heap to the
-    // kernel; no allocation this program holds is touched.
-    unsafe {
-        libc::malloc_trim(0);
-    }
-}

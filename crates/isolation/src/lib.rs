@@ -29,6 +29,25 @@ pub use error::{IsolationError, Result};
 pub use executor::Payload;
 pub use wasm_process::LAUNCH_PATH_ENV;
 
+/// Hands the free pages of glibc's heap back to the kernel. Preparing a
+/// module allocates far more than it keeps (its bytes, a validation pass,
+/// WasmEdge's parse of every function body, dropped once the cached native
+/// code is loaded); in a process that then lives for days (a pod's shim, a
+/// sleeping container, which inherits its launcher's heap) those pages
+/// stay resident for nothing: on the WasmEdge shim they were 516 KB of a
+/// sleeping container's 728 KB of heap (BENCHMARKS.md, density). glibc
+/// trims only the top of its heap by itself; `malloc_trim` also releases
+/// free pages in the middle. Each call walks the heap and the next
+/// allocations fault their pages in again: call it where a process
+/// settles, never per request.
+pub fn release_free_heap() {
+    // SAFETY: malloc_trim only returns free pages of glibc's own heap to the
+    // kernel; no allocation this program holds is touched.
+    unsafe {
+        libc::malloc_trim(0);
+    }
+}
+
 /// The smallest pids limit a container can be created under: two processes
 /// share the cgroup for a moment (libcontainer's intermediate and the
 /// container's init; on the direct launch path the set-up process and the

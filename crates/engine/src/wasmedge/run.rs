@@ -79,10 +79,6 @@ pub fn run_command(module: &Module, view: &WasiView) -> Result<i32> {
         let mut vm = Vm::new(store);
         vm.register_module(None, module.clone())
             .map_err(|e| EngineError::Instantiate(e.to_string()))?;
-        // What loading and instantiating left free is memory this
-        // container would otherwise hold all its life (measured: the
-        // container's heap, BENCHMARKS.md, density breakdown).
-        crate::release_free_heap();
         let start = view.entry_export.as_deref().unwrap_or("_start");
         let outcome = vm.run_func(None, start, []).map(|_| ());
         if let Some(budget) = budget {

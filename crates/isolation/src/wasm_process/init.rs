@@ -65,6 +65,10 @@ pub(super) fn run(
         unsafe { libc::_exit(1) }
     }
     drop(ready);
+    // The launcher's leftovers, free in this copy of its heap, go back to
+    // the kernel while the shim answers the create and before the start:
+    // off both requests' paths.
+    crate::release_free_heap();
     if !started(start) {
         // The shim let go of the container before starting it.
         // SAFETY: as above.

@@ -72,19 +72,13 @@ impl<E: Engine> Task for TaskApi<E> {
     async fn start(&self, _: &TtrpcContext, req: StartRequest) -> TtrpcResult<StartResponse> {
         reject_exec(&req.exec_id, "exec")?;
         let id = req.id.clone();
-        let started = self
-            .blocking(&req.id, move |s| {
-                let since = Instant::now();
-                let started = s.do_start(&id);
-                s.telemetry.answered(Step::Start, &started, since);
-                started
-            })
-            .await;
-        // The create and start of a container leave freed memory behind
-        // (the module's bytes, the engine's checks); the shim lives as long
-        // as the pod. Off the reply's path.
-        tokio::task::spawn_blocking(edgeshim_engine::release_free_heap);
-        started
+        self.blocking(&req.id, move |s| {
+            let since = Instant::now();
+            let started = s.do_start(&id);
+            s.telemetry.answered(Step::Start, &started, since);
+            started
+        })
+        .await
     }
 
     async fn kill(&self, _: &TtrpcContext, req: KillRequest) -> TtrpcResult<Empty> {
