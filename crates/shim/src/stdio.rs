@@ -61,21 +61,36 @@ fn open_one(path: &str, write: bool) -> Result<Option<OwnedFd>, String> {
 /// through an `O_PATH` descriptor taken first, so that this works even when
 /// the FIFO was unlinked meanwhile (containerd removing a failed task's).
 fn wait_for_reader(path: &Path, limit: Duration) -> std::io::Result<File> {
+    wait_for_reader_observed(path, limit, |_| {})
+}
+
+/// [`wait_for_reader`], handing `waiter` the thread id of the thread that
+/// blocks in the open (a test unlinks the FIFO once it is blocked there).
+fn wait_for_reader_observed(
+    path: &Path,
+    limit: Duration,
+    waiter: impl FnOnce(i32),
+) -> std::io::Result<File> {
     let anchor = OpenOptions::new()
         .read(true)
         .custom_flags(libc::O_PATH | libc::O_CLOEXEC)
         .open(path)?;
     let (sender, opened) = std::sync::mpsc::channel();
+    let (tid_sender, tid) = std::sync::mpsc::channel();
     let target = path.to_path_buf();
     std::thread::Builder::new()
         .name(WAITER_NAME.into())
         .spawn(move || {
+            let _ = tid_sender.send(nix::unistd::gettid().as_raw());
             let open = OpenOptions::new()
                 .write(true)
                 .custom_flags(libc::O_CLOEXEC)
                 .open(&target);
             let _ = sender.send(open);
         })?;
+    if let Ok(tid) = tid.recv() {
+        waiter(tid);
+    }
     match opened.recv_timeout(limit) {
         Ok(open) => open,
         Err(_) => {
@@ -159,20 +174,48 @@ mod tests {
         assert_eq!(text, "hi");
     }
 
+    /// Whether thread `tid` of this process is blocked in `openat`.
+    fn blocked_in_open(tid: i32) -> bool {
+        std::fs::read_to_string(format!("/proc/self/task/{tid}/syscall"))
+            .is_ok_and(|call| call.split_whitespace().next() == Some(&libc::SYS_openat.to_string()))
+    }
+
     #[test]
     fn a_fifo_unlinked_while_waiting_still_releases_the_waiter() {
         let dir = tempfile::tempdir().expect("temp dir");
         let path = fifo(dir.path());
         let _one_at_a_time = serial();
         let target = path.clone();
-        let waiting =
-            std::thread::spawn(move || wait_for_reader(&target, Duration::from_millis(300)));
-        await_waiter(true);
+        let (tid_sender, tid) = std::sync::mpsc::channel();
+        // The time a reader is waited for: long enough that the unlink
+        // below always comes while this call's waiter is blocked in open.
+        let limit = Duration::from_secs(2);
+        let waiting = std::thread::spawn(move || {
+            wait_for_reader_observed(&target, limit, |waiter| {
+                let _ = tid_sender.send(waiter);
+            })
+        });
+        let waiter = tid.recv().expect("the waiter's thread id");
+        let deadline = std::time::Instant::now() + Duration::from_secs(20);
+        while !blocked_in_open(waiter) {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "never blocked in open"
+            );
+            std::thread::yield_now();
+        }
         std::fs::remove_file(&path).expect("unlink");
         let err = waiting.join().expect("thread").expect_err("no reader");
         assert!(err.to_string().contains("no reader"), "{err}");
         // Its waiting thread was let go, not left blocked on the FIFO.
-        await_waiter(false);
+        let gone = std::path::PathBuf::from(format!("/proc/self/task/{waiter}"));
+        while gone.exists() {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the waiter still runs"
+            );
+            std::thread::yield_now();
+        }
     }
 
     #[test]
