@@ -8,9 +8,8 @@
 //! time, code a little slower), or, when it is large, starts in the
 //! interpreter (see [`FirstStart`]), while a helper process compiles it at
 //! O2 in the background (`compile_in_background`) for the starts after.
-//! Without
-//! a compiler every module runs in the interpreter, and the shim says so
-//! once.
+//! Without a compiler every module runs in the interpreter, and the shim
+//! says so once.
 //!
 //! `run` (in the container process) builds a WASI module from the
 //! [`WasiView`], instantiates and calls `_start`; see [`run`].

@@ -19,6 +19,20 @@ fn engine(cache: Option<&std::path::Path>) -> WasmEdgeEngine {
     .expect("engine")
 }
 
+/// An engine as the shim has it (compiles in the background), in process.
+fn shim_like_engine(cache: &std::path::Path, checks_only: bool) -> WasmEdgeEngine {
+    WasmEdgeEngine::with_compiler(
+        EngineConfig {
+            cache_dir: Some(cache.to_path_buf()),
+            single_threaded: false,
+            compile_in_background: true,
+            checks_only,
+        },
+        Compiler::InProcess,
+    )
+    .expect("engine")
+}
+
 fn prepare(engine: &WasmEdgeEngine, bytes: &[u8]) -> Result<Prepared> {
     engine.prepare(bytes, &content_hash(bytes))
 }
@@ -187,16 +201,7 @@ fn test_an_interpreted_module_is_refreshed_once_its_native_code_is_cached() {
 fn test_a_first_start_gets_quick_code_and_the_o2_compile_needs_a_helper() {
     let root = tempfile::tempdir().expect("tempdir");
     let bytes = wat::parse_str(COMMAND).expect("wat");
-    let engine = WasmEdgeEngine::with_compiler(
-        EngineConfig {
-            cache_dir: Some(root.path().to_path_buf()),
-            single_threaded: false,
-            compile_in_background: true,
-            checks_only: false,
-        },
-        Compiler::InProcess,
-    )
-    .expect("engine");
+    let engine = shim_like_engine(root.path(), false);
     let aot = engine.aot.as_ref().expect("a cache");
     let err = aot
         .compile_in_background(&content_hash(&bytes), &bytes)
@@ -297,16 +302,7 @@ fn test_a_large_module_starts_in_the_interpreter_without_an_o0_compile() {
     let root = tempfile::tempdir().expect("tempdir");
     let bytes = command_with_code(100_000);
     let hash = content_hash(&bytes);
-    let engine = WasmEdgeEngine::with_compiler(
-        EngineConfig {
-            cache_dir: Some(root.path().to_path_buf()),
-            single_threaded: false,
-            compile_in_background: true,
-            checks_only: false,
-        },
-        Compiler::InProcess,
-    )
-    .expect("engine");
+    let engine = shim_like_engine(root.path(), false);
     let module = prepare(&engine, &bytes).expect("interpreted");
     engine
         .check_runnable(&module, &WasiView::default(), &NetworkGrant::All)
@@ -356,16 +352,7 @@ fn test_a_shim_that_only_checks_keeps_no_loaded_module() {
     if tools.interpret_only.load(Ordering::Relaxed) {
         panic!("this libwasmedge has no AOT compiler: the AOT tests need one built with LLVM");
     }
-    let shim = WasmEdgeEngine::with_compiler(
-        EngineConfig {
-            cache_dir: Some(root.path().to_path_buf()),
-            single_threaded: false,
-            compile_in_background: true,
-            checks_only: true,
-        },
-        Compiler::InProcess,
-    )
-    .expect("engine");
+    let shim = shim_like_engine(root.path(), true);
     let checked = prepare(&shim, &bytes).expect("checked");
     assert!(checked.module.is_none(), "the shim kept the loaded module");
     assert!(!shim.lock_provisional().contains(&hash), "O2 code is there");
