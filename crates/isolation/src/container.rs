@@ -17,7 +17,7 @@ use crate::cgroups::{self, CgroupDriver};
 use crate::error::chain;
 use crate::executor::{ContainerExecutor, Payload};
 use crate::launcher::{LaunchReply, LaunchRequest, Launcher};
-use crate::wasm_process::{self, DirectProcess, record};
+use crate::wasm_process::{self, DirectProcess, Program, record};
 use crate::{IsolationError, Result};
 
 /// The container's fds 0-2 (`None`: `/dev/null`).
@@ -67,13 +67,18 @@ impl IsolatedContainer {
         stdio: Stdio,
         payload: Option<LaunchPayload<'_>>,
     ) -> Result<Self> {
-        let supplementary_gids = if payload.is_some() {
-            wasm_supplementary_gids(id, spec)?
+        let (driver, cgroups_path) = cgroups::prepare(id, spec)?;
+        let program = match payload {
+            Some(_) => Program::Wasm,
+            None => Program::Native,
+        };
+        let direct = direct_path(id, spec, driver == CgroupDriver::Systemd, program);
+        // libcontainer sets a native program's groups itself.
+        let supplementary_gids = if payload.is_some() || direct {
+            supplementary_gids(id, spec)?
         } else {
             Vec::new()
         };
-        let (driver, cgroups_path) = cgroups::prepare(id, spec)?;
-        let direct = payload.is_some() && direct_path(id, spec, driver == CgroupDriver::Systemd);
         // A failed direct create removes what its id names: never another's.
         if direct && state_root.join(id).exists() {
             return Err(IsolationError::Create {
@@ -295,11 +300,11 @@ fn remove_direct_remains(state_root: &Path, id: &str, spec: &Spec, laid_out: Opt
     }
 }
 
-/// Whether the direct path makes this Wasm container (else libcontainer,
-/// and the reason is logged).
-fn direct_path(id: &str, spec: &Spec, systemd: bool) -> bool {
+/// Whether the direct path makes this container (else libcontainer, and
+/// the reason is logged).
+fn direct_path(id: &str, spec: &Spec, systemd: bool, program: Program) -> bool {
     let why_not = match cgroups::host_setup() {
-        Ok(setup) => wasm_process::unsupported(spec, setup, systemd),
+        Ok(setup) => wasm_process::unsupported(spec, setup, systemd, program),
         Err(e) => Some(e),
     };
     match why_not {
@@ -352,10 +357,11 @@ pub(crate) fn build_process(
         .ok_or_else(|| "libcontainer reported no pid".to_string())
 }
 
-/// The groups a Wasm container's set-up process takes for it (its spec's
-/// `process.user.additionalGids`). Host gids: with a user namespace they
-/// would need the spec's mapping, which libcontainer applies; refused.
-fn wasm_supplementary_gids(id: &str, spec: &Spec) -> Result<Vec<u32>> {
+/// The groups a Wasm container's (or a direct-path native program's) set-up
+/// process takes for it: its spec's `process.user.additionalGids`. Host
+/// gids: with a user namespace they would need the spec's mapping, which
+/// libcontainer applies; refused.
+fn supplementary_gids(id: &str, spec: &Spec) -> Result<Vec<u32>> {
     let gids = spec
         .process()
         .as_ref()

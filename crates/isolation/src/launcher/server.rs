@@ -153,7 +153,7 @@ fn set_up(
                 .map_err(|e| format!("cannot set supplementary groups {gids:?}: {e}"));
             let sent = match (grouped, payload) {
                 (Err(reason), _) => send_reply(sock, &LaunchReply::Failed { reason }),
-                (Ok(()), Some(payload)) if request.direct => {
+                (Ok(()), payload) if request.direct => {
                     match crate::wasm_process::make(request, stdio, payload) {
                         Ok(made) => send_reply_with(
                             sock,

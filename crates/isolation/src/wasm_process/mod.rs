@@ -1,6 +1,7 @@
-//! The direct launch path: a Wasm container's process made by one clone
-//! from the launcher's set-up process, without libcontainer's builder,
-//! intermediate and init processes.
+//! The direct launch path: a container's process made by one clone from
+//! the launcher's set-up process, without libcontainer's builder,
+//! intermediate and init processes. A Wasm container runs its payload in
+//! that process; a native program (a pod's pause) is `exec`ed there.
 //!
 //! Why: those three spent about 10 of the 13 ms from create to a module's
 //! first output (docs/design.md, "Where a start's time goes") on state
@@ -16,9 +17,13 @@
 //! capabilities and rlimits ([`init`]); the mounts are made here
 //! ([`rootfs`]).
 //!
-//! A spec it does not cover ([`unsupported`]) goes through libcontainer,
-//! as does every native container; `EDGESHIM_LAUNCH_PATH=libcontainer`
-//! sends every container there.
+//! A spec it does not cover ([`unsupported`]) goes through libcontainer;
+//! `EDGESHIM_LAUNCH_PATH=libcontainer` sends every container there.
+//!
+//! Why native programs too: a pod's pause went through libcontainer,
+//! whose join of a v1 cgroup (a pid written to `cgroup.procs`) waits for
+//! an RCU grace period when the node has been quiet (8 to 25 ms here,
+//! docs/design.md "Where a start's time goes"), on every pod's sandbox.
 
 mod cgroup_v1;
 mod handle;
@@ -44,11 +49,26 @@ use crate::launcher::LaunchRequest;
 /// libcontainer (`libcontainer`); anything else, or unset, is the default.
 pub const LAUNCH_PATH_ENV: &str = "EDGESHIM_LAUNCH_PATH";
 
+/// What the container process runs once started.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Program {
+    /// A payload run in the process itself (the shim's Wasm engine).
+    Wasm,
+    /// The spec's `process.args`, `exec`ed.
+    Native,
+}
+
 /// Why `spec` must be made by libcontainer, or `None` when the direct path
 /// makes it exactly as libcontainer would. A Wasm spec's devices,
 /// read-only paths and sysctls are gone before it is made
-/// (`bundle_config::wasm_sandbox`), so they are not asked about.
-pub(crate) fn unsupported(spec: &Spec, setup: &CgroupSetup, systemd: bool) -> Option<String> {
+/// (`bundle_config::wasm_sandbox`); a native spec with devices or sysctls
+/// goes to libcontainer.
+pub(crate) fn unsupported(
+    spec: &Spec,
+    setup: &CgroupSetup,
+    systemd: bool,
+    program: Program,
+) -> Option<String> {
     if std::env::var(LAUNCH_PATH_ENV).is_ok_and(|v| v == "libcontainer") {
         return Some(format!("{LAUNCH_PATH_ENV}=libcontainer"));
     }
@@ -64,12 +84,12 @@ pub(crate) fn unsupported(spec: &Spec, setup: &CgroupSetup, systemd: bool) -> Op
     if linux.cgroups_path().is_none() {
         return Some("no cgroups path".into());
     }
-    spec_unsupported(spec)
+    spec_unsupported(spec, program)
 }
 
 /// The part of [`unsupported`] read from the spec alone; the set-up
 /// process asks it again of the config.json it loads.
-fn spec_unsupported(spec: &Spec) -> Option<String> {
+fn spec_unsupported(spec: &Spec, program: Program) -> Option<String> {
     let Some(linux) = spec.linux() else {
         return Some("no linux section".into());
     };
@@ -95,9 +115,15 @@ fn spec_unsupported(spec: &Spec) -> Option<String> {
             linux.uid_mappings().is_some() || linux.gid_mappings().is_some(),
             "id mappings",
         ),
+        (linux.net_devices().is_some(), "network devices"),
     ];
     if let Some((_, what)) = named.iter().find(|(present, _)| *present) {
         return Some((*what).to_string());
+    }
+    if program == Program::Native
+        && let Some(why) = native_unsupported(spec)
+    {
+        return Some(why.to_string());
     }
     for namespace in linux.namespaces().iter().flatten() {
         if clone_flag(namespace.typ()).is_none() {
@@ -107,7 +133,28 @@ fn spec_unsupported(spec: &Spec) -> Option<String> {
     if let Some(why) = linux.resources().as_ref().and_then(cgroup_v1::unsupported) {
         return Some(why.to_string());
     }
-    rootfs::unsupported(spec)
+    rootfs::unsupported(spec, program)
+}
+
+/// What of a native program's spec the direct path does not make (a
+/// Wasm spec loses these in the sandbox edit).
+fn native_unsupported(spec: &Spec) -> Option<&'static str> {
+    let linux = spec.linux().as_ref()?;
+    let has_args = spec
+        .process()
+        .as_ref()
+        .and_then(|p| p.args().as_ref())
+        .is_some_and(|args| !args.is_empty());
+    if !has_args {
+        return Some("no program to run");
+    }
+    if linux.devices().as_ref().is_some_and(|d| !d.is_empty()) {
+        return Some("devices");
+    }
+    if linux.sysctl().as_ref().is_some_and(|s| !s.is_empty()) {
+        return Some("sysctls");
+    }
+    None
 }
 
 /// The clone flag of a namespace the direct path makes or joins.
@@ -150,13 +197,17 @@ pub(crate) struct Made {
 pub(crate) fn make(
     request: &LaunchRequest,
     stdio: Stdio,
-    payload: Arc<dyn Payload>,
+    payload: Option<Arc<dyn Payload>>,
 ) -> Result<Made, String> {
     let config = request.bundle.join("config.json");
     let spec = Spec::load(&config).map_err(|e| format!("cannot load {}: {e}", config.display()))?;
+    let program = match payload {
+        Some(_) => Program::Wasm,
+        None => Program::Native,
+    };
     // The shim chose this path from the spec it was given; a config.json
     // changed since must not take the container past what it checked.
-    if let Some(why) = spec_unsupported(&spec) {
+    if let Some(why) = spec_unsupported(&spec, program) {
         return Err(format!("{} now asks for {why}", config.display()));
     }
     let linux = spec
@@ -289,5 +340,57 @@ fn wait_ready(ready: OwnedFd) -> Result<(), String> {
         READY => Ok(()),
         "" => Err("the container's process ended during its set-up".into()),
         reason => Err(reason.to_string()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use oci_spec::runtime::{LinuxBuilder, LinuxDeviceBuilder, ProcessBuilder, SpecBuilder};
+
+    fn native_spec(args: &[&str], linux: LinuxBuilder) -> Spec {
+        let process = ProcessBuilder::default()
+            .args(args.iter().map(|a| a.to_string()).collect::<Vec<_>>())
+            .build()
+            .expect("process");
+        SpecBuilder::default()
+            .process(process)
+            .linux(linux.build().expect("linux"))
+            .build()
+            .expect("spec")
+    }
+
+    #[test]
+    fn test_what_a_native_program_needs_beyond_the_direct_path_is_named() {
+        assert_eq!(
+            native_unsupported(&native_spec(&["/pause"], LinuxBuilder::default())),
+            None
+        );
+        assert_eq!(
+            native_unsupported(&native_spec(&[], LinuxBuilder::default())),
+            Some("no program to run")
+        );
+        let device = LinuxDeviceBuilder::default()
+            .path("/dev/fuse")
+            .major(10)
+            .minor(229)
+            .build()
+            .expect("device");
+        assert_eq!(
+            native_unsupported(&native_spec(
+                &["/pause"],
+                LinuxBuilder::default().devices(vec![device])
+            )),
+            Some("devices")
+        );
+        let sysctl: std::collections::HashMap<String, String> =
+            [("net.ipv4.ip_forward".to_string(), "1".to_string())].into();
+        assert_eq!(
+            native_unsupported(&native_spec(
+                &["/pause"],
+                LinuxBuilder::default().sysctl(sysctl)
+            )),
+            Some("sysctls")
+        );
     }
 }

@@ -1,12 +1,15 @@
 //! The container's filesystem view, made in its own mount namespace: the
-//! rootfs bound on itself, the spec's tmpfs and bind mounts, the default
-//! devices, the pivot into it, then the read-only root and the masks.
+//! rootfs bound on itself, the spec's mounts, the default devices, the
+//! pivot into it, then the read-only root, the read-only paths and the
+//! masks.
 //!
 //! Written here rather than through libcontainer's `RootFS`: that walks
 //! every path through pathrs's procfs checks (about 400 system calls and
 //! 1.3 ms per container, docs/design.md "Where a start's time goes"). A Wasm
-//! sandbox's spec holds only tmpfs and bind mounts ([`unsupported`] sends
-//! anything else to libcontainer), and every destination is resolved
+//! sandbox's spec holds only tmpfs and bind mounts (its proc mount becomes
+//! a mask); a native program's (a pod's pause) may also hold proc, sysfs,
+//! mqueue and devpts, made as the kernel's own file systems. [`unsupported`]
+//! sends anything else to libcontainer, and every destination is resolved
 //! inside the rootfs by the kernel (`openat2` with `RESOLVE_IN_ROOT`), so a
 //! link in the image cannot point a mount outside it. Mounts are made
 //! detached and attached to that resolved descriptor (`open_tree`,
@@ -19,11 +22,13 @@ use libcontainer::rootfs::utils::{MountOptionConfig, parse_mount};
 use libcontainer::syscall::Syscall;
 use nix::mount::MsFlags;
 use oci_spec::runtime::{Mount, Spec};
+
+use super::Program;
 use rustix::fs::{Mode, OFlags, ResolveFlags};
 use rustix::mount::{FsMountFlags, FsOpenFlags, MountAttrFlags, MoveMountFlags, OpenTreeFlags};
 
 /// Why a spec's mounts need libcontainer, or `None`.
-pub(crate) fn unsupported(spec: &Spec) -> Option<String> {
+pub(crate) fn unsupported(spec: &Spec, program: Program) -> Option<String> {
     let propagation = spec
         .linux()
         .as_ref()
@@ -31,12 +36,14 @@ pub(crate) fn unsupported(spec: &Spec) -> Option<String> {
     if let Some(p) = propagation.filter(|p| !matches!(p.as_str(), "slave" | "private")) {
         return Some(format!("rootfs propagation {p:?}"));
     }
-    // The mounts the sandbox edit leaves (bundle_config::wasm_sandbox).
+    // A Wasm spec: the mounts the sandbox edit leaves
+    // (bundle_config::wasm_sandbox).
     let kept = spec.mounts().iter().flatten().filter(|m| {
-        crate::bundle_config::kept_in_wasm_sandbox(
-            m.typ().as_deref().unwrap_or_default(),
-            &m.destination().to_string_lossy(),
-        )
+        program == Program::Native
+            || crate::bundle_config::kept_in_wasm_sandbox(
+                m.typ().as_deref().unwrap_or_default(),
+                &m.destination().to_string_lossy(),
+            )
     });
     let mut dev_tmpfs = false;
     for mount in kept {
@@ -60,6 +67,8 @@ pub(crate) fn unsupported(spec: &Spec) -> Option<String> {
             }
             Kind::Tmpfs => dev_tmpfs |= at_dev,
             Kind::Proc => {}
+            Kind::Kernel(_) if program == Program::Native => {}
+            Kind::Kernel(kind) => return Some(format!("a {kind} mount on {destination}")),
             Kind::Other(kind) => return Some(format!("a {kind} mount on {destination}")),
         }
     }
@@ -70,8 +79,11 @@ pub(crate) fn unsupported(spec: &Spec) -> Option<String> {
 enum Kind {
     Bind,
     Tmpfs,
-    /// Made a mask by the direct path (an empty read-only tmpfs).
+    /// A native program's proc; a Wasm sandbox's is made a mask (an empty
+    /// read-only tmpfs).
     Proc,
+    /// sysfs, mqueue or devpts: a native program's only.
+    Kernel(&'static str),
     Other(String),
 }
 
@@ -83,12 +95,20 @@ fn kind(mount: &Mount, options: &MountOptionConfig) -> Kind {
         Some("bind") => Kind::Bind,
         Some("tmpfs") => Kind::Tmpfs,
         Some("proc") => Kind::Proc,
+        Some("sysfs") => Kind::Kernel("sysfs"),
+        Some("mqueue") => Kind::Kernel("mqueue"),
+        Some("devpts") => Kind::Kernel("devpts"),
         other => Kind::Other(other.unwrap_or("typeless").to_string()),
     }
 }
 
 /// Makes the view and pivots into it; `rootfs` is the bundle's, absolute.
-pub(super) fn enter(spec: &Spec, rootfs: &Path, syscall: &dyn Syscall) -> Result<(), String> {
+pub(super) fn enter(
+    spec: &Spec,
+    rootfs: &Path,
+    program: Program,
+    syscall: &dyn Syscall,
+) -> Result<(), String> {
     let linux = spec.linux().as_ref().ok_or("no linux section")?;
     let propagation = match linux.rootfs_propagation().as_deref() {
         Some("private") => MsFlags::MS_PRIVATE,
@@ -118,7 +138,7 @@ pub(super) fn enter(spec: &Spec, rootfs: &Path, syscall: &dyn Syscall) -> Result
     )
     .map_err(|e| format!("cannot open the rootfs {}: {e}", rootfs.display()))?;
     for mount in spec.mounts().iter().flatten() {
-        attach(&root, mount)
+        attach(&root, mount, program)
             .map_err(|e| format!("mount on {}: {e}", mount.destination().display()))?;
     }
     drop(root);
@@ -130,6 +150,10 @@ pub(super) fn enter(spec: &Spec, rootfs: &Path, syscall: &dyn Syscall) -> Result
         nix::mount::mount(None::<&str>, "/", None::<&str>, flags, None::<&str>)
             .map_err(|e| format!("cannot make the root read-only: {e}"))?;
     }
+    // A Wasm spec has none (bundle_config::wasm_sandbox).
+    for path in linux.readonly_paths().iter().flatten() {
+        make_read_only(Path::new(path))?;
+    }
     for masked in linux.masked_paths().iter().flatten() {
         mask(Path::new(masked))?;
     }
@@ -137,7 +161,7 @@ pub(super) fn enter(spec: &Spec, rootfs: &Path, syscall: &dyn Syscall) -> Result
 }
 
 /// One spec mount, made detached and attached at its resolved destination.
-fn attach(root: &OwnedFd, mount: &Mount) -> Result<(), String> {
+fn attach(root: &OwnedFd, mount: &Mount, program: Program) -> Result<(), String> {
     let options = parse_mount(mount).map_err(|e| e.to_string())?;
     let attrs = attributes(options.flags);
     let (tree, is_file) = match kind(mount, &options) {
@@ -159,7 +183,7 @@ fn attach(root: &OwnedFd, mount: &Mount) -> Result<(), String> {
             (tree, is_file)
         }
         Kind::Tmpfs => {
-            let tree = new_tmpfs(&options.data, attrs)?;
+            let tree = new_fs("tmpfs", mount, &options, attrs)?;
             // Made in the new tmpfs itself, through its own descriptor: no
             // link in the image and no later mount can put them elsewhere.
             if mount.destination().to_string_lossy().trim_end_matches('/') == "/dev" {
@@ -167,13 +191,16 @@ fn attach(root: &OwnedFd, mount: &Mount) -> Result<(), String> {
             }
             (tree, false)
         }
-        Kind::Proc => {
-            let mask = MountAttrFlags::MOUNT_ATTR_RDONLY
-                | MountAttrFlags::MOUNT_ATTR_NOSUID
-                | MountAttrFlags::MOUNT_ATTR_NODEV
-                | MountAttrFlags::MOUNT_ATTR_NOEXEC;
-            (new_tmpfs(&[], mask)?, false)
+        // This process is in the container's pid, network and IPC
+        // namespaces: the kernel's file systems made here show those.
+        Kind::Proc if program == Program::Native => {
+            (new_fs("proc", mount, &options, attrs)?, false)
         }
+        Kind::Kernel(kind) if program == Program::Native => {
+            (new_fs(kind, mount, &options, attrs)?, false)
+        }
+        Kind::Proc => (new_mask()?, false),
+        Kind::Kernel(kind) => return Err(format!("{kind} mounts are not made here")),
         Kind::Other(kind) => return Err(format!("{kind} mounts are not made here")),
     };
     let destination = relative(mount.destination())?;
@@ -208,10 +235,50 @@ fn same_inode(a: &OwnedFd, b: &OwnedFd) -> Result<bool, String> {
     Ok(a.st_dev == b.st_dev && a.st_ino == b.st_ino)
 }
 
-/// A detached tmpfs with the spec's data (`size=`, `mode=`, ...).
-fn new_tmpfs(data: &[String], attrs: MountAttrFlags) -> Result<OwnedFd, String> {
-    let fs = rustix::mount::fsopen("tmpfs", FsOpenFlags::FSOPEN_CLOEXEC)
-        .map_err(|e| format!("fsopen tmpfs: {e}"))?;
+/// A detached file system of `kind` (tmpfs, proc, sysfs, mqueue, devpts)
+/// with the spec's source name and data (`size=`, `mode=`, `newinstance`,
+/// ...); read-only all through when the spec says `ro`, as mount(2) makes
+/// it.
+fn new_fs(
+    kind: &str,
+    mount: &Mount,
+    options: &MountOptionConfig,
+    attrs: MountAttrFlags,
+) -> Result<OwnedFd, String> {
+    let source = mount
+        .source()
+        .as_deref()
+        .map(|s| s.to_string_lossy().into_owned());
+    let read_only = options.flags.contains(MsFlags::MS_RDONLY);
+    configured_fs(kind, source.as_deref(), &options.data, read_only, attrs)
+}
+
+/// A Wasm sandbox's proc: an empty read-only tmpfs.
+fn new_mask() -> Result<OwnedFd, String> {
+    let attrs = MountAttrFlags::MOUNT_ATTR_RDONLY
+        | MountAttrFlags::MOUNT_ATTR_NOSUID
+        | MountAttrFlags::MOUNT_ATTR_NODEV
+        | MountAttrFlags::MOUNT_ATTR_NOEXEC;
+    configured_fs("tmpfs", Some("tmpfs"), &[], true, attrs)
+}
+
+fn configured_fs(
+    kind: &str,
+    source: Option<&str>,
+    data: &[String],
+    read_only: bool,
+    attrs: MountAttrFlags,
+) -> Result<OwnedFd, String> {
+    let fs = rustix::mount::fsopen(kind, FsOpenFlags::FSOPEN_CLOEXEC)
+        .map_err(|e| format!("fsopen {kind}: {e}"))?;
+    if let Some(source) = source {
+        rustix::mount::fsconfig_set_string(fs.as_fd(), "source", source)
+            .map_err(|e| format!("{kind} source {source}: {e}"))?;
+    }
+    if read_only {
+        rustix::mount::fsconfig_set_flag(fs.as_fd(), "ro")
+            .map_err(|e| format!("{kind} read-only: {e}"))?;
+    }
     for item in data
         .iter()
         .flat_map(|d| d.split(','))
@@ -221,11 +288,11 @@ fn new_tmpfs(data: &[String], attrs: MountAttrFlags) -> Result<OwnedFd, String> 
             Some((key, value)) => rustix::mount::fsconfig_set_string(fs.as_fd(), key, value),
             None => rustix::mount::fsconfig_set_flag(fs.as_fd(), item),
         };
-        set.map_err(|e| format!("tmpfs option {item}: {e}"))?;
+        set.map_err(|e| format!("{kind} option {item}: {e}"))?;
     }
-    rustix::mount::fsconfig_create(fs.as_fd()).map_err(|e| format!("tmpfs: {e}"))?;
+    rustix::mount::fsconfig_create(fs.as_fd()).map_err(|e| format!("{kind}: {e}"))?;
     rustix::mount::fsmount(fs.as_fd(), FsMountFlags::FSMOUNT_CLOEXEC, attrs)
-        .map_err(|e| format!("fsmount tmpfs: {e}"))
+        .map_err(|e| format!("fsmount {kind}: {e}"))
 }
 
 /// The mount attributes the spec's flags ask for.
@@ -299,25 +366,32 @@ fn mount_setattr(tree: &OwnedFd, recursive: bool, attr: &MountAttr) -> Result<()
     }
 }
 
-/// Sets a bind mount's attributes on its top mount, as a bind and remount
-/// would (atime flags replace the source's).
+/// Sets a bind mount's attributes on its top mount as runc's bind and
+/// remount does: a spec that asks for any attribute gets exactly those
+/// (the source's nosuid, nodev, noexec and read-only are dropped when not
+/// asked for, the access-time mode is the spec's or relatime); a spec that
+/// asks for none keeps the source's.
 fn set_attributes(tree: &OwnedFd, attrs: MountAttrFlags) -> Result<(), String> {
     if attrs.is_empty() {
         return Ok(());
     }
-    let atime = MountAttrFlags::MOUNT_ATTR_NOATIME | MountAttrFlags::MOUNT_ATTR_STRICTATIME;
-    let attr_clr = if attrs.intersects(atime) {
-        libc::MOUNT_ATTR__ATIME
-    } else {
-        0
-    };
     let attr = MountAttr {
         attr_set: u64::from(attrs.bits()),
-        attr_clr,
+        attr_clr: remount_clears(attrs),
         propagation: 0,
         userns_fd: 0,
     };
     mount_setattr(tree, false, &attr)
+}
+
+/// What a remount to exactly `attrs` clears of a mount's attributes.
+fn remount_clears(attrs: MountAttrFlags) -> u64 {
+    let replaced = MountAttrFlags::MOUNT_ATTR_RDONLY
+        | MountAttrFlags::MOUNT_ATTR_NOSUID
+        | MountAttrFlags::MOUNT_ATTR_NODEV
+        | MountAttrFlags::MOUNT_ATTR_NOEXEC
+        | MountAttrFlags::MOUNT_ATTR_NODIRATIME;
+    u64::from((replaced - attrs).bits()) | libc::MOUNT_ATTR__ATIME
 }
 
 fn set_propagation(tree: &OwnedFd, propagation: MsFlags, recursive: bool) -> Result<(), String> {
@@ -464,6 +538,42 @@ fn make_devices(dev: &OwnedFd) -> Result<(), String> {
     Ok(())
 }
 
+/// A spec's read-only path (after the pivot): a copy of the mount tree
+/// there, made read-only, nosuid, nodev and noexec all the way down and
+/// put in its place (libcontainer's `readonly_path` binds and remounts;
+/// the copy is one mount and keeps the flags of the mounts below). A
+/// missing path is skipped, as runc does.
+fn make_read_only(path: &Path) -> Result<(), String> {
+    let flags = OpenTreeFlags::OPEN_TREE_CLONE
+        | OpenTreeFlags::OPEN_TREE_CLOEXEC
+        | OpenTreeFlags::AT_RECURSIVE;
+    let tree = match rustix::mount::open_tree(rustix::fs::CWD, path, flags) {
+        Ok(tree) => tree,
+        Err(rustix::io::Errno::NOENT) => return Ok(()),
+        Err(e) => return Err(format!("cannot make {} read-only: {e}", path.display())),
+    };
+    let attrs = MountAttrFlags::MOUNT_ATTR_RDONLY
+        | MountAttrFlags::MOUNT_ATTR_NOSUID
+        | MountAttrFlags::MOUNT_ATTR_NODEV
+        | MountAttrFlags::MOUNT_ATTR_NOEXEC;
+    let attr = MountAttr {
+        attr_set: u64::from(attrs.bits()),
+        attr_clr: 0,
+        propagation: 0,
+        userns_fd: 0,
+    };
+    mount_setattr(&tree, true, &attr)
+        .map_err(|e| format!("cannot make {} read-only: {e}", path.display()))?;
+    rustix::mount::move_mount(
+        tree.as_fd(),
+        "",
+        rustix::fs::CWD,
+        path,
+        MoveMountFlags::MOVE_MOUNT_F_EMPTY_PATH,
+    )
+    .map_err(|e| format!("cannot make {} read-only: {e}", path.display()))
+}
+
 /// A folder is covered by an empty read-only tmpfs; a file by /dev/null.
 /// Inside the new root, so a link in the path resolves there.
 fn mask(path: &Path) -> Result<(), String> {
@@ -506,31 +616,43 @@ mod tests {
             .expect("mount")
     }
 
+    /// The mounts containerd's default spec gives every container.
+    fn default_mounts() -> Vec<Mount> {
+        vec![
+            mount("/proc", "proc", "proc", &["nosuid", "noexec", "nodev"]),
+            mount(
+                "/dev",
+                "tmpfs",
+                "tmpfs",
+                &["nosuid", "strictatime", "mode=755"],
+            ),
+            mount(
+                "/dev/pts",
+                "devpts",
+                "devpts",
+                &["nosuid", "newinstance", "gid=5"],
+            ),
+            mount(
+                "/dev/shm",
+                "tmpfs",
+                "shm",
+                &["nosuid", "noexec", "size=65536k"],
+            ),
+            mount(
+                "/sys",
+                "sysfs",
+                "sysfs",
+                &["nosuid", "noexec", "nodev", "ro"],
+            ),
+        ]
+    }
+
     #[test]
     fn test_the_mounts_of_a_wasm_sandbox_spec_are_covered() {
-        let spec = spec_with(
-            vec![
-                mount("/dev/pts", "devpts", "devpts", &["nosuid", "gid=5"]),
-                mount("/sys", "sysfs", "sysfs", &["ro"]),
-                mount("/proc", "proc", "proc", &["nosuid", "noexec", "nodev"]),
-                mount(
-                    "/dev",
-                    "tmpfs",
-                    "tmpfs",
-                    &["nosuid", "strictatime", "mode=755"],
-                ),
-                mount(
-                    "/dev/shm",
-                    "tmpfs",
-                    "shm",
-                    &["nosuid", "noexec", "size=65536k"],
-                ),
-                mount("/data", "bind", "/srv", &["rbind", "rprivate", "ro"]),
-                mount("/etc/hosts", "", "/etc/hosts", &["bind", "ro"]),
-            ],
-            None,
-        );
-        assert_eq!(unsupported(&spec), None);
+        let mut mounts = default_mounts();
+        mounts.push(mount("/data", "bind", "/srv", &["rbind", "rprivate", "ro"]));
+        mounts.push(mount("/etc/hosts", "", "/etc/hosts", &["bind", "ro"]));
+        assert_eq!(unsupported(&spec_with(mounts, None), Program::Wasm), None);
     }
 
     #[test]
@@ -559,7 +681,7 @@ mod tests {
             ),
         ];
         for (spec, reason) in cases {
-            assert_eq!(unsupported(&spec).as_deref(), Some(reason));
+            assert_eq!(unsupported(&spec, Program::Wasm).as_deref(), Some(reason));
         }
     }
 
@@ -575,6 +697,50 @@ mod tests {
             Some(MsFlags::MS_PRIVATE)
         );
         assert_eq!(propagation(MsFlags::MS_BIND), None);
+    }
+
+    #[test]
+    fn test_a_remount_keeps_only_what_the_spec_asks_for() {
+        let clears = remount_clears(MountAttrFlags::MOUNT_ATTR_RDONLY);
+        for dropped in [
+            MountAttrFlags::MOUNT_ATTR_NOSUID,
+            MountAttrFlags::MOUNT_ATTR_NODEV,
+            MountAttrFlags::MOUNT_ATTR_NOEXEC,
+        ] {
+            assert_ne!(clears & u64::from(dropped.bits()), 0, "{dropped:?}");
+        }
+        assert_eq!(
+            clears & u64::from(MountAttrFlags::MOUNT_ATTR_RDONLY.bits()),
+            0
+        );
+        assert_eq!(clears & libc::MOUNT_ATTR__ATIME, libc::MOUNT_ATTR__ATIME);
+    }
+
+    #[test]
+    fn test_the_mounts_of_a_pause_spec_are_covered_for_a_native_program() {
+        let mut mounts = default_mounts();
+        mounts.push(mount(
+            "/dev/mqueue",
+            "mqueue",
+            "mqueue",
+            &["nosuid", "nodev"],
+        ));
+        mounts.push(mount("/dev/shm", "bind", "/run/pod/shm", &["rbind", "ro"]));
+        mounts.push(mount(
+            "/etc/resolv.conf",
+            "bind",
+            "/run/pod/resolv.conf",
+            &["rbind", "ro"],
+        ));
+        assert_eq!(
+            unsupported(&spec_with(mounts.clone(), None), Program::Native),
+            None
+        );
+        mounts.push(mount("/sys/fs/cgroup", "cgroup", "cgroup", &["ro"]));
+        assert_eq!(
+            unsupported(&spec_with(mounts, None), Program::Native).as_deref(),
+            Some("a cgroup mount on /sys/fs/cgroup")
+        );
     }
 
     #[test]
