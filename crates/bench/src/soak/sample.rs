@@ -143,7 +143,8 @@ fn read(cycle: usize, pods: &[(String, String)], places: &Places) -> Sample {
     Sample {
         cycle,
         processes,
-        cgroups: folders_under(Path::new(CGROUP_ROOT), 0),
+        cgroups: folders_under(Path::new(CGROUP_ROOT), 0)
+            - namespace_parents(Path::new(CGROUP_ROOT), CRI_NAMESPACE),
         mounts: std::fs::read_to_string("/proc/self/mountinfo")
             .map(|t| t.lines().count() as u64)
             .unwrap_or_default(),
@@ -227,6 +228,23 @@ fn socket_lines(ss: &str, inode: &str) -> String {
     }
 }
 
+/// containerd's CRI namespace, whose name is the pods' parent cgroup.
+const CRI_NAMESPACE: &str = "k8s.io";
+
+/// The namespace's parent folders (one per hierarchy): made by the node's
+/// first pod, whatever its runtime, and kept after its last pod, as runc
+/// keeps them, so not a pod's leftover. Their children are counted.
+fn namespace_parents(root: &Path, namespace: &str) -> u64 {
+    let Ok(hierarchies) = std::fs::read_dir(root) else {
+        return 0;
+    };
+    hierarchies
+        .flatten()
+        .filter(|h| h.file_type().is_ok_and(|t| t.is_dir()))
+        .filter(|h| h.path().join(namespace).is_dir())
+        .count() as u64
+}
+
 /// Folders below `dir`, not following links (a cgroup tree has none, but
 /// `/sys/fs/cgroup` holds links like `cpu -> cpu,cpuacct`).
 fn folders_under(dir: &Path, depth: usize) -> u64 {
@@ -283,6 +301,16 @@ pub fn containerd_pid(address: &Path) -> Option<u32> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn test_the_namespace_parent_is_not_counted_but_what_is_below_it_is() {
+        let root = tempfile::tempdir().expect("root");
+        for dir in ["memory/k8s.io/pod-a", "cpu/k8s.io", "pids/other", "devices"] {
+            std::fs::create_dir_all(root.path().join(dir)).expect("dir");
+        }
+        assert_eq!(folders_under(root.path(), 0), 8);
+        assert_eq!(namespace_parents(root.path(), CRI_NAMESPACE), 2);
+    }
 
     #[test]
     fn test_a_socket_is_told_with_its_peer_and_a_closed_peer_as_such() {
