@@ -68,10 +68,7 @@ impl IsolatedContainer {
         payload: Option<LaunchPayload<'_>>,
     ) -> Result<Self> {
         let (driver, cgroups_path) = cgroups::prepare(id, spec)?;
-        let program = match payload {
-            Some(_) => Program::Wasm,
-            None => Program::Native,
-        };
+        let program = Program::of(&payload);
         let direct = direct_path(id, spec, driver == CgroupDriver::Systemd, program);
         // libcontainer sets a native program's groups itself.
         let supplementary_gids = if payload.is_some() || direct {

@@ -41,10 +41,7 @@ pub(super) fn run(
     pipes: Pipes,
     payload: Option<Arc<dyn Payload>>,
 ) -> ! {
-    let program = match payload {
-        Some(_) => Program::Wasm,
-        None => Program::Native,
-    };
+    let program = Program::of(&payload);
     let Pipes {
         ready,
         start,

@@ -58,6 +58,16 @@ pub(crate) enum Program {
     Native,
 }
 
+impl Program {
+    /// A Wasm payload's container, or (`None`) a native program's.
+    pub(crate) fn of<T>(payload: &Option<T>) -> Self {
+        match payload {
+            Some(_) => Self::Wasm,
+            None => Self::Native,
+        }
+    }
+}
+
 /// Why `spec` must be made by libcontainer, or `None` when the direct path
 /// makes it exactly as libcontainer would. A Wasm spec's devices,
 /// read-only paths and sysctls are gone before it is made
@@ -201,10 +211,7 @@ pub(crate) fn make(
 ) -> Result<Made, String> {
     let config = request.bundle.join("config.json");
     let spec = Spec::load(&config).map_err(|e| format!("cannot load {}: {e}", config.display()))?;
-    let program = match payload {
-        Some(_) => Program::Wasm,
-        None => Program::Native,
-    };
+    let program = Program::of(&payload);
     // The shim chose this path from the spec it was given; a config.json
     // changed since must not take the container past what it checked.
     if let Some(why) = spec_unsupported(&spec, program) {
