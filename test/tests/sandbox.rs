@@ -126,3 +126,71 @@ fn mounts(pid: u32) -> Vec<String> {
         })
         .collect()
 }
+
+/// `ctr oci spec` less its cgroup mount: a native spec the direct path
+/// makes (containerd's own specs keep that mount and go to libcontainer).
+fn direct_native(spec: &mut serde_json::Value) {
+    spec["mounts"]
+        .as_array_mut()
+        .expect("mounts")
+        .retain(|m| m["type"] != "cgroup");
+}
+
+/// Whether the shim said it made container `id` through libcontainer.
+fn made_through_libcontainer(id: &str) -> bool {
+    let said = format!("container {id}: made through libcontainer");
+    containerd_log().contains(&said)
+}
+
+/// Runs `/hog <mode>` as container `id` on the direct path (`edit` adds to
+/// the spec); returns what it printed, once nothing of it is left.
+fn hog_made_directly(id: &str, mode: &str, edit: impl FnOnce(&mut serde_json::Value)) -> String {
+    let files = [(edgeshim_workloads::built("hog"), "/hog")];
+    let out = run_rm_with_spec(id, &files, &["/hog", mode], |spec| {
+        direct_native(spec);
+        edit(spec);
+    });
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(!made_through_libcontainer(id));
+    assert_no_leftovers(id);
+    stdout(&out)
+}
+
+#[test]
+fn test_a_native_program_made_directly_keeps_no_launcher_descriptor() {
+    let printed = hog_made_directly("direct-fds", "fds", |_| {});
+    assert_eq!(printed, "fd 0\nfd 1\nfd 2\n");
+}
+
+#[test]
+fn test_a_fifo_at_the_images_passwd_does_not_hold_a_native_create() {
+    let printed = hog_made_directly("direct-home", "home", |spec| {
+        let rootfs = Path::new(spec["root"]["path"].as_str().expect("rootfs")).to_path_buf();
+        std::fs::create_dir_all(rootfs.join("etc")).expect("etc");
+        nix::unistd::mkfifo(
+            &rootfs.join("etc/passwd"),
+            nix::sys::stat::Mode::from_bits_truncate(0o644),
+        )
+        .expect("mkfifo");
+    });
+    assert_eq!(printed, "HOME=/\n");
+}
+
+#[test]
+fn test_a_native_program_missing_from_the_image_fails_the_create_by_name() {
+    let out = run_rm_with_spec("direct-missing", &[], &["/missing"], |spec| {
+        direct_native(spec);
+        let rootfs = spec["root"]["path"].as_str().expect("rootfs");
+        std::fs::create_dir_all(rootfs).expect("an empty rootfs");
+    });
+    assert!(!out.status.success());
+    let said = stderr(&out);
+    assert!(
+        said.contains("direct-missing") && said.contains("/missing"),
+        "{said}"
+    );
+    assert!(!made_through_libcontainer("direct-missing"));
+    // ctr removes what it made; the shim must leave nothing either.
+    ctr(&["container", "rm", "direct-missing"]);
+    assert_no_leftovers("direct-missing");
+}

@@ -2,7 +2,7 @@
 // it gets the container OOM-killed. Built by test/build.rs with `cc -static`.
 // With `fork`, forks until the kernel refuses (the pids limit) and prints how
 // many children it made; with `cmdline`, prints its /proc/self/cmdline; with
-// `fds`, the descriptors it holds.
+// `fds`, the descriptors it holds; with `home`, its HOME.
 #include <dirent.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -53,6 +53,11 @@ int main(int argc, char **argv) {
     if (argc > 1 && !strcmp(argv[1], "fork")) return fork_until_refused();
     if (argc > 1 && !strcmp(argv[1], "cmdline")) return own_cmdline();
     if (argc > 1 && !strcmp(argv[1], "fds")) return own_fds();
+    if (argc > 1 && !strcmp(argv[1], "home")) {
+        const char *home = getenv("HOME");
+        printf("HOME=%s\n", home ? home : "(unset)");
+        return 0;
+    }
     long mib = argc > 1 ? atol(argv[1]) : 1;
     for (long i = 0; i < mib; i++) {
         volatile char *p = malloc(1 << 20);

@@ -1,7 +1,8 @@
 //! The direct launch path: a container's process made by one clone from
 //! the launcher's set-up process, without libcontainer's builder,
 //! intermediate and init processes. A Wasm container runs its payload in
-//! that process; a native program (a pod's pause) is `exec`ed there.
+//! that process; a native program (a pod's pause, a `ctr run` program) is
+//! `exec`ed there.
 //!
 //! Why: those three spent about 10 of the 13 ms from create to a module's
 //! first output (docs/design.md, "Where a start's time goes") on state
