@@ -248,30 +248,7 @@ fn test_wasm_containers_start_every_time_in_a_shared_pid_namespace() {
 #[test]
 fn test_a_burst_of_pods_starting_a_new_module_compiles_it_once_and_never_interprets() {
     const PODS: usize = 20;
-    let nonce = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .expect("time")
-        .as_nanos();
-    let text = format!("fresh {nonce}\n");
-    let module = wat::parse_str(format!(
-        r#"(module
-          (import "wasi_snapshot_preview1" "fd_write"
-            (func $fd_write (param i32 i32 i32 i32) (result i32)))
-          (memory (export "memory") 1)
-          (data (i32.const 16) "{text}")
-          (func (export "_start")
-            (i32.store (i32.const 0) (i32.const 16))
-            (i32.store (i32.const 4) (i32.const {len}))
-            (drop (call $fd_write (i32.const 1) (i32.const 0) (i32.const 1) (i32.const 8)))))"#,
-        text = text.escape_default(),
-        len = text.len()
-    ))
-    .expect("wat");
-    let dir = tempfile::tempdir().expect("tempdir");
-    let path = dir.path().join("fresh.wasm");
-    std::fs::write(&path, &module).expect("module");
-    let image = format!("edgeshim.test/fresh-{nonce}:1");
-    import_module_image(&image, &path);
+    let (module, image, nonce) = fresh_module_image("fresh");
     let marker = containerd_log().len();
 
     let logs = tempfile::tempdir().expect("log dir");
@@ -317,9 +294,7 @@ fn test_a_burst_of_pods_starting_a_new_module_compiles_it_once_and_never_interpr
     if engine() == WASMEDGE {
         expected.insert(0, format!("{digest}-o0.d"));
     }
-    let cache = std::path::PathBuf::from(
-        std::env::var_os("EDGESHIM_CACHE_DIR").expect("EDGESHIM_CACHE_DIR"),
-    );
+    let cache = cache_root();
     let entries = || {
         let mut names: Vec<_> = walk_names(&cache)
             .into_iter()
@@ -331,6 +306,143 @@ fn test_a_burst_of_pods_starting_a_new_module_compiles_it_once_and_never_interpr
     await_condition("one compiled entry per level", COMPILE_LIMIT, || {
         entries() == expected
     });
+}
+
+/// A module's first start does not share the CPU evenly with its own O2
+/// compile: on the WasmEdge shim the background helper runs at nice 19,
+/// every thread of it, and still puts the O2 code in the cache; on the
+/// Wasmtime shim no helper runs (its one compile is the shim's own, done
+/// before the first start returns).
+#[test]
+fn test_the_background_compile_yields_the_cpu_and_still_fills_the_cache() {
+    let (module, image, nonce) = fresh_module_image("niced");
+    let digest = edgeshim_engine_digest(&module);
+    // The node's turn for background compiles, held here so the helper
+    // waits where it can be looked at (released on every path by drop).
+    let turn = (engine() == WASMEDGE).then(|| {
+        let folder = cache_root().join("wasmedge-0.14.1-x86_64");
+        std::fs::create_dir_all(&folder).expect("the WasmEdge cache folder");
+        let lock = std::fs::File::options()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(folder.join(".background-compile.lock"))
+            .expect("the node's compile lock");
+        nix::fcntl::Flock::lock(lock, nix::fcntl::FlockArg::LockExclusive)
+            .map_err(|(_, e)| e)
+            .expect("flock")
+    });
+
+    let logs = tempfile::tempdir().expect("log dir");
+    let pod = pod("niced", &format!("uid-niced-{nonce}"), true, logs.path());
+    let mut cri = cri();
+    let pod_id = cri.run_pod(&pod, handler()).expect("RunPodSandbox");
+    let spec = ContainerSpec {
+        name: "niced".into(),
+        image,
+        command: vec!["/fresh.wasm".into()],
+        log_path: "niced.log".into(),
+        ..Default::default()
+    };
+    let (id, status, log) = run_to_exit(&mut cri, &pod_id, &pod, &spec, logs.path());
+    assert_eq!(status.exit_code, 0, "{log}");
+    assert!(log.contains(&format!("niced {nonce}")), "{log}");
+
+    let has_o2 = || walk_names(&cache_root()).contains(&format!("{digest}.d"));
+    if engine() == WASMEDGE {
+        let helpers = background_compiles_of(&digest);
+        assert_eq!(helpers.len(), 1, "one background compile: {helpers:?}");
+        let nice = nice_of_threads(helpers[0]);
+        assert!(
+            !nice.is_empty() && nice.iter().all(|n| *n == 19),
+            "the helper's threads' nice values: {nice:?}"
+        );
+        assert!(!has_o2(), "compiled while the node's turn was held");
+        drop(turn);
+        await_condition("the O2 code in the cache", COMPILE_LIMIT, has_o2);
+        await_condition("the helper to exit", COMPILE_LIMIT, || {
+            background_compiles_of(&digest).is_empty()
+        });
+    } else {
+        assert!(has_o2(), "Wasmtime's compile precedes the first start");
+        assert!(background_compiles_of(&digest).is_empty());
+    }
+    remove_pod(&mut cri, &pod_id, &[&id]);
+}
+
+/// A hello module no shim has seen (its line carries a nonce), imported
+/// as an image: its bytes, the image's name and the nonce.
+fn fresh_module_image(label: &str) -> (Vec<u8>, String, u128) {
+    let nonce = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("time")
+        .as_nanos();
+    let text = format!("{label} {nonce}\n");
+    let module = wat::parse_str(format!(
+        r#"(module
+          (import "wasi_snapshot_preview1" "fd_write"
+            (func $fd_write (param i32 i32 i32 i32) (result i32)))
+          (memory (export "memory") 1)
+          (data (i32.const 16) "{text}")
+          (func (export "_start")
+            (i32.store (i32.const 0) (i32.const 16))
+            (i32.store (i32.const 4) (i32.const {len}))
+            (drop (call $fd_write (i32.const 1) (i32.const 0) (i32.const 1) (i32.const 8)))))"#,
+        text = text.escape_default(),
+        len = text.len()
+    ))
+    .expect("wat");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("fresh.wasm");
+    std::fs::write(&path, &module).expect("module");
+    let image = format!("edgeshim.test/{label}-{nonce}:1");
+    import_module_image(&image, &path);
+    (module, image, nonce)
+}
+
+/// The shims' module cache root, as the suite's containerd gives it them.
+fn cache_root() -> std::path::PathBuf {
+    std::path::PathBuf::from(std::env::var_os("EDGESHIM_CACHE_DIR").expect("EDGESHIM_CACHE_DIR"))
+}
+
+/// The pids of running background compiles of the module `digest`
+/// (the WasmEdge shim's `--edgeshim-aot-compile-into-cache` helpers).
+fn background_compiles_of(digest: &str) -> Vec<u32> {
+    let mut pids = Vec::new();
+    for entry in std::fs::read_dir("/proc").expect("/proc").flatten() {
+        let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else {
+            continue;
+        };
+        let Ok(cmdline) = std::fs::read(entry.path().join("cmdline")) else {
+            continue;
+        };
+        let args: Vec<&[u8]> = cmdline.split(|b| *b == 0).collect();
+        if args.contains(&b"--edgeshim-aot-compile-into-cache".as_slice())
+            && args.contains(&digest.as_bytes())
+        {
+            pids.push(pid);
+        }
+    }
+    pids
+}
+
+/// The nice value of every thread of `pid` (field 19 of each thread's
+/// `stat`, counted after the command's closing parenthesis).
+fn nice_of_threads(pid: u32) -> Vec<i64> {
+    let tasks = std::fs::read_dir(format!("/proc/{pid}/task")).expect("the helper's threads");
+    tasks
+        .flatten()
+        .map(|task| {
+            let stat = std::fs::read_to_string(task.path().join("stat")).expect("stat");
+            let after_comm = &stat[stat.rfind(')').expect("stat's comm") + 2..];
+            // After the comm, field 3 (state) is the first: nice is field 19.
+            after_comm
+                .split(' ')
+                .nth(19 - 3)
+                .and_then(|n| n.parse().ok())
+                .expect("nice field")
+        })
+        .collect()
 }
 
 /// The module's hex sha256, as the shims key their cache.
