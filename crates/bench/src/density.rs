@@ -30,6 +30,11 @@ pub struct DensityPoint {
     /// container, by kind (socket, pipe, fifo, file, ...): what containerd
     /// holds for each, which its open-file limit divides.
     pub containerd_fds_per_container: BTreeMap<String, f64>,
+    /// The node memory per container by where it went: the shims' and
+    /// their processes' PSS, containerd's own PSS growth, each kernel part
+    /// of [`memory::node_parts_kb`], and the rest (what none of them
+    /// names; negative when the parts overlap or the node gave memory back).
+    pub node_kb_per_container_by_part: BTreeMap<String, f64>,
 }
 
 #[derive(Debug, Serialize)]
@@ -82,6 +87,8 @@ pub fn run(
     let baseline_pss = baseline.pss_kb;
     let baseline_cgroup = memory::cri_cgroup_bytes();
     let baseline_fds = containerd.map(descriptor_kinds).unwrap_or_default();
+    let baseline_parts = memory::node_parts_kb();
+    let baseline_containerd = containerd.and_then(memory::process_pss_kb);
     let progress = crate::progress(target, "density ramp");
     let mut pods: Vec<pod_run::RunningPod> = Vec::new();
     let mut containers = Vec::new();
@@ -134,16 +141,25 @@ pub fn run(
             let now = memory::sample();
             let pss = now.pss_kb.saturating_sub(baseline_pss);
             let cgroup = memory::cri_cgroup_bytes().saturating_sub(baseline_cgroup) / 1024;
+            let node_used_kb = baseline
+                .node_available_kb
+                .saturating_sub(now.node_available_kb) as f64;
+            let by_part = node_parts(
+                count,
+                node_used_kb,
+                pss,
+                containerd
+                    .and_then(memory::process_pss_kb)
+                    .zip(baseline_containerd),
+                &baseline_parts,
+                &memory::node_parts_kb(),
+            );
             points.push(DensityPoint {
                 containers: count,
                 ms_per_container,
                 pss_kb: pss,
                 pss_kb_per_container: pss as f64 / count as f64,
-                node_used_kb_per_container: baseline
-                    .node_available_kb
-                    .saturating_sub(now.node_available_kb)
-                    as f64
-                    / count as f64,
+                node_used_kb_per_container: node_used_kb / count as f64,
                 cgroup_kb_per_container: cgroup as f64 / count as f64,
                 containerd_fds_per_container: containerd
                     .map(descriptor_kinds)
@@ -155,6 +171,7 @@ pub fn run(
                     })
                     .filter(|(_, per)| *per != 0.0)
                     .collect(),
+                node_kb_per_container_by_part: by_part,
             });
             step_start = Instant::now();
         }
@@ -184,6 +201,35 @@ pub fn run(
         breakdown: roles,
         error,
     })
+}
+
+/// Node memory used (`node_used_kb`, from MemAvailable) split by part,
+/// each per container: the processes' PSS (`pss_kb`), containerd's PSS
+/// growth (`(now, before)`), each kernel part's growth, and the rest.
+fn node_parts(
+    count: usize,
+    node_used_kb: f64,
+    pss_kb: u64,
+    containerd: Option<(u64, u64)>,
+    before: &[(&'static str, u64)],
+    now: &[(&'static str, u64)],
+) -> BTreeMap<String, f64> {
+    let mut parts = BTreeMap::new();
+    parts.insert("shims and their processes (PSS)".to_string(), pss_kb as f64);
+    if let Some((now, before)) = containerd {
+        parts.insert("containerd (PSS)".to_string(), now as f64 - before as f64);
+    }
+    for (name, kb) in now {
+        if let Some((_, was)) = before.iter().find(|(n, _)| n == name) {
+            parts.insert(name.to_string(), *kb as f64 - *was as f64);
+        }
+    }
+    let named: f64 = parts.values().sum();
+    parts.insert("rest".to_string(), node_used_kb - named);
+    parts
+        .into_iter()
+        .map(|(name, kb)| (name, kb / count as f64))
+        .collect()
 }
 
 /// `pid`'s descriptors counted by kind: `socket`, `pipe`, `anon_inode:[x]`,
@@ -216,4 +262,35 @@ fn descriptor_kinds(pid: u32) -> BTreeMap<String, u64> {
         *kinds.entry(kind).or_insert(0) += 1;
     }
     kinds
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn test_node_memory_parts_add_up_to_what_the_node_lost() {
+        let parts = node_parts(
+            2,
+            1000.0,
+            400,
+            Some((300, 100)),
+            &[("slab unreclaimable", 100), ("page tables", 50)],
+            &[("slab unreclaimable", 300), ("page tables", 40)],
+        );
+        assert_eq!(parts["shims and their processes (PSS)"], 200.0);
+        assert_eq!(parts["containerd (PSS)"], 100.0);
+        assert_eq!(parts["slab unreclaimable"], 100.0);
+        // A part that shrank counts as given back.
+        assert_eq!(parts["page tables"], -5.0);
+        assert_eq!(parts["rest"], 105.0);
+        assert_eq!(parts.values().sum::<f64>(), 500.0);
+    }
+
+    #[test]
+    fn test_without_containerd_its_part_is_left_out_not_zero() {
+        let parts = node_parts(1, 10.0, 4, None, &[], &[]);
+        assert!(!parts.contains_key("containerd (PSS)"));
+        assert_eq!(parts["rest"], 6.0);
+    }
 }

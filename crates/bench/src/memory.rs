@@ -141,6 +141,34 @@ fn pss_kb_of(pid: u32) -> Option<u64> {
     field_kb(&text, "Pss:")
 }
 
+/// The node's memory a container can cost outside any process's PSS, as
+/// /proc/meminfo names it: kernel objects (slab, stacks, page tables,
+/// per-CPU areas) and shared memory (tmpfs, such as `/run`'s state files).
+const NODE_PARTS: &[(&str, &str)] = &[
+    ("slab unreclaimable", "SUnreclaim:"),
+    ("slab reclaimable", "SReclaimable:"),
+    ("kernel stacks", "KernelStack:"),
+    ("page tables", "PageTables:"),
+    ("per-CPU", "Percpu:"),
+    ("shared memory", "Shmem:"),
+];
+
+/// The node's [`NODE_PARTS`] now, in KB.
+pub fn node_parts_kb() -> Vec<(&'static str, u64)> {
+    let Ok(text) = std::fs::read_to_string("/proc/meminfo") else {
+        return Vec::new();
+    };
+    NODE_PARTS
+        .iter()
+        .filter_map(|(name, key)| field_kb(&text, key).map(|kb| (*name, kb)))
+        .collect()
+}
+
+/// `pid`'s PSS in KB (containerd's, in the density scenario).
+pub fn process_pss_kb(pid: u32) -> Option<u64> {
+    pss_kb_of(pid)
+}
+
 fn meminfo(key: &str) -> Option<u64> {
     field_kb(&std::fs::read_to_string("/proc/meminfo").ok()?, key)
 }

@@ -584,6 +584,11 @@ fn breakdown_markdown(result: &serde_json::Value, md: &mut String) {
     let Some(roles) = result["breakdown"].as_array().filter(|r| !r.is_empty()) else {
         return;
     };
+    let last = result["points"]
+        .as_array()
+        .and_then(|p| p.last())
+        .cloned()
+        .unwrap_or_default();
     let _ = writeln!(
         md,
         "\n#### Where the memory goes: {} ({} per pod) at {} containers\n",
@@ -606,6 +611,15 @@ fn breakdown_markdown(result: &serde_json::Value, md: &mut String) {
             named_values(&role["pss_kb_by_mapping"], 0),
             num(role, &["threads"]),
             named_values(&role["thread_names"], 2)
+        );
+    }
+    let by_part = &last["node_kb_per_container_by_part"];
+    if by_part.as_object().is_some_and(|parts| !parts.is_empty()) {
+        let _ = writeln!(
+            md,
+            "\nNode memory per container ({:.0} KB, MemAvailable's fall) by part, KB: {}.",
+            num(&last, &["node_used_kb_per_container"]),
+            named_values(by_part, 0)
         );
     }
 }
