@@ -12,7 +12,7 @@ use edgeshim_isolation::proc_cgroup::ControllerType;
 use tokio::io::Interest;
 use tokio::io::unix::AsyncFd;
 
-use crate::events::EventSink;
+use crate::events::{EventSink, TaskEvent};
 use crate::metrics::Telemetry;
 
 /// The shim's OOM watcher, turned by a task on the shim's runtime
@@ -22,7 +22,7 @@ pub fn watcher(events: Arc<dyn EventSink>, telemetry: Arc<Telemetry>) -> Option<
     let on_oom = Box::new(move |id: &str| {
         log::warn!("container {id}: out of memory");
         telemetry.oom();
-        events.send(Box::new(TaskOOM {
+        events.send(TaskEvent::of(TaskOOM {
             container_id: id.to_string(),
             ..Default::default()
         }));

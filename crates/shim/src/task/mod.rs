@@ -17,6 +17,7 @@ use std::time::SystemTime;
 
 use containerd_shim::ExitSignal;
 use containerd_shim::event::Event;
+use containerd_shim::protos::protobuf::Message;
 use containerd_shim::protos::protobuf::well_known_types::timestamp::Timestamp;
 use edgeshim_engine::{Engine, EngineConfig};
 use edgeshim_isolation::launcher::Launcher;
@@ -24,7 +25,7 @@ use edgeshim_policy::Gate;
 
 use crate::container::ContainerRecord;
 use crate::error::{Result, TaskError};
-use crate::events::EventSink;
+use crate::events::{EventSink, TaskEvent};
 use crate::exits::{self, UnclaimedExits};
 
 pub use api::TaskApi;
@@ -208,8 +209,8 @@ pub fn timestamp(at: SystemTime) -> Timestamp {
     }
 }
 
-fn send(events: &dyn EventSink, event: impl Event + Send + 'static) {
-    events.send(Box::new(event));
+fn send<M: Event + Message>(events: &dyn EventSink, event: M) {
+    events.send(TaskEvent::of(event));
 }
 
 pub(crate) fn reject_exec(exec_id: &str, what: &'static str) -> Result<()> {

@@ -19,7 +19,7 @@ use containerd_shim::protos::events::task::{TaskCreate, TaskExit};
 
 use super::{Containers, timestamp};
 use crate::container::{ContainerRecord, Exit};
-use crate::events::EventSink;
+use crate::events::{EventSink, TaskEvent};
 use crate::exits::UnclaimedExits;
 
 /// Makes `record` known, so that its process's exit is claimed by it, and
@@ -40,7 +40,7 @@ pub(super) fn publish_created(
         map.insert(record.id.clone(), record.clone());
         unclaimed.take(record.pid, since)
     };
-    events.send(Box::new(created));
+    events.send(TaskEvent::of(created));
     if let Some(status) = early_exit {
         let exit = record.set_exited(&mut inner, status as u32);
         send_exit(events, record, exit);
@@ -74,7 +74,7 @@ pub(super) fn record_exit(
 
 /// Queues TaskExit for `record`.
 pub(super) fn send_exit(events: &dyn EventSink, record: &ContainerRecord, exit: Exit) {
-    events.send(Box::new(TaskExit {
+    events.send(TaskEvent::of(TaskExit {
         container_id: record.id.clone(),
         id: record.id.clone(),
         pid: record.pid,
@@ -87,7 +87,6 @@ pub(super) fn send_exit(events: &dyn EventSink, record: &ContainerRecord, exit: 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::events::TaskEvent;
     use edgeshim_isolation::IsolatedContainer;
     use std::sync::Mutex;
     use std::sync::mpsc;
@@ -122,11 +121,11 @@ mod tests {
     impl EventSink for Recorder {
         fn send(&self, event: TaskEvent) {
             let topic = event.topic();
-            (self.on_send)(&topic);
+            (self.on_send)(topic);
             self.topics
                 .lock()
                 .unwrap_or_else(PoisonError::into_inner)
-                .push(topic);
+                .push(topic.to_string());
         }
     }
 
