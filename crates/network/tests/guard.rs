@@ -70,7 +70,18 @@ fn test_a_guarded_process_uses_only_what_its_grant_allows() {
         connect: vec![format!("127.0.0.1:{granted_port}").parse().expect("rule")],
         listen: vec![],
     };
+    // No thread until a container needs answering.
+    assert_eq!(threads_named("net-guard"), 0);
     assert!(supervisor.watch("c1", NetworkGrant::Rules(rules.clone()), listener));
+    // The thread names itself once it runs.
+    let started = std::time::Instant::now();
+    while threads_named("net-guard") != 1 {
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(30),
+            "no net-guard thread after the first watch"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
     // One guard per container.
     let (a, _b) = socketpair(
         AddressFamily::Unix,
@@ -189,4 +200,15 @@ fn guarded_child(args: &[String]) {
             target.display()
         );
     }
+}
+
+/// How many threads of this process are named `name`.
+fn threads_named(name: &str) -> usize {
+    std::fs::read_dir("/proc/self/task")
+        .expect("threads")
+        .flatten()
+        .filter(|task| {
+            std::fs::read_to_string(task.path().join("comm")).is_ok_and(|comm| comm.trim() == name)
+        })
+        .count()
 }

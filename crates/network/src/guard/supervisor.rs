@@ -1,5 +1,8 @@
 //! The shim's side: one thread that answers the guarded calls of every
 //! Wasm container of this shim, each under the grant its decision gave.
+//! It starts with the first guarded container: a shim whose containers
+//! need no guard (every Wasmtime container, and a WasmEdge one that
+//! imports no sockets or may use them all) holds no thread for it.
 //!
 //! A call is answered in microseconds (read a few bytes of the caller's
 //! memory, match them against the rules), so one thread serves all
@@ -30,6 +33,8 @@ pub struct Supervisor {
     wake: UnixDatagram,
     woken: UnixDatagram,
     report: RefusalSink,
+    /// Whether the thread runs (started by the first `watch`).
+    serving: Mutex<bool>,
 }
 
 struct Watched {
@@ -46,30 +51,50 @@ struct Watched {
 const MAX_FAILURES: u32 = 64;
 
 impl Supervisor {
-    /// Starts the thread; refusals go to `report`.
+    /// A supervisor whose refusals go to `report`; its thread starts with
+    /// the first container it watches.
     pub fn start(report: RefusalSink) -> io::Result<Arc<Self>> {
         let (wake, woken) = UnixDatagram::pair()?;
         woken.set_nonblocking(true)?;
         wake.set_nonblocking(true)?;
-        let supervisor = Arc::new(Self {
+        Ok(Arc::new(Self {
             watched: Mutex::new(Vec::new()),
             wake,
             woken,
             report,
-        });
-        let serving = supervisor.clone();
-        std::thread::Builder::new()
-            .name("net-guard".into())
-            .spawn(move || serving.serve())?;
-        Ok(supervisor)
+            serving: Mutex::new(false),
+        }))
+    }
+
+    /// Starts the answering thread unless it runs; whether it runs.
+    fn serve_in_background(self: &Arc<Self>) -> bool {
+        let mut serving = self.serving.lock().unwrap_or_else(PoisonError::into_inner);
+        if !*serving {
+            let supervisor = self.clone();
+            match std::thread::Builder::new()
+                .name("net-guard".into())
+                .spawn(move || supervisor.serve())
+            {
+                Ok(_) => *serving = true,
+                Err(e) => log::error!("cannot start the network guard's thread: {e}"),
+            }
+        }
+        *serving
     }
 
     /// Answers the calls `listener` traps, as `container`'s, under `grant`.
     /// A container has one guard: a second listener is refused (and
     /// closed), as is anything that is not a seccomp listener (a pipe
     /// always readable would keep this thread spinning).
-    pub fn watch(&self, container: &str, grant: NetworkGrant, listener: OwnedFd) -> bool {
-        if !is_listener(&listener) {
+    /// Refused too when the thread cannot be started: the container's
+    /// guarded calls then fail (ENOSYS), never pass unanswered.
+    pub fn watch(
+        self: &Arc<Self>,
+        container: &str,
+        grant: NetworkGrant,
+        listener: OwnedFd,
+    ) -> bool {
+        if !is_listener(&listener) || !self.serve_in_background() {
             return false;
         }
         wake_synchronously(&listener);
