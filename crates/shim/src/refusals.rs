@@ -8,23 +8,25 @@
 //! receives the sender's pid from the kernel (`SO_PASSCRED`), so the
 //! container a line names is the one whose process sent it, never what the
 //! datagram says; a sender that is no container of this shim is ignored.
-//! One thread per shim, limited again per container; a container's delete
-//! drains what its process sent before it exited.
+//! Read by a task on the shim's runtime whenever the socket is readable
+//! (no thread of its own), limited again per container; a container's
+//! delete drains what its process sent before it exited.
 
 use std::collections::HashMap;
 use std::io::IoSliceMut;
-use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Instant;
 
 use edgeshim_network::guard::{HAND_OVER, Supervisor};
 use edgeshim_network::{NetworkGrant, RateLimit, Refusal};
 use edgeshim_policy::Gate;
-use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
 use nix::sys::socket::{
     AddressFamily, ControlMessageOwned, MsgFlags, SockFlag, SockType, recvmsg, setsockopt,
     socketpair, sockopt,
 };
+use tokio::io::Interest;
+use tokio::io::unix::AsyncFd;
 
 /// The two ends: the shim's (receives) and the payloads' (sends).
 pub fn channel() -> std::io::Result<(OwnedFd, OwnedFd)> {
@@ -77,7 +79,9 @@ fn admit(limits: &mut HashMap<String, RateLimit>, id: &str) -> Option<u64> {
 
 impl RefusalLog {
     /// Receives reports on `shim_end` for as long as the shim lives, naming
-    /// each by `container_of(pid)`.
+    /// each by `container_of(pid)`: a task on the calling runtime (the
+    /// shim's) drains the socket whenever it is readable. Fails outside a
+    /// Tokio runtime.
     pub fn watch(
         shim_end: OwnedFd,
         gate: Arc<dyn Gate>,
@@ -100,18 +104,31 @@ impl RefusalLog {
             limited,
             guard,
         });
-        let reader = log.clone();
-        std::thread::Builder::new()
-            .name("net-refusals".into())
-            .spawn(move || {
-                loop {
-                    let mut readable = [PollFd::new(reader.shim_end.as_fd(), PollFlags::POLLIN)];
-                    if poll(&mut readable, PollTimeout::NONE).is_err() {
-                        continue;
+        let runtime = tokio::runtime::Handle::try_current().map_err(std::io::Error::other)?;
+        // SAFETY: `as_raw_fd` is the log's report socket, which the log
+        // owns and neither closes nor replaces while it lives (the Arc in
+        // `Reading` keeps it alive as long as the AsyncFd).
+        let readable =
+            unsafe { AsyncFd::register_with_interest(Reading(log.clone()), Interest::READABLE) }
+                .map_err(|e| std::io::Error::other(e.to_string()))?;
+        runtime.spawn(async move {
+            loop {
+                let mut ready = match readable.readable().await {
+                    Ok(ready) => ready,
+                    Err(e) => {
+                        log::error!("network refusals: the report socket failed: {e}");
+                        return;
                     }
-                    reader.drain();
-                }
-            })?;
+                };
+                // Readiness is cleared only when nothing new came in since
+                // it was seen (Tokio's own check), so a report that lands
+                // during the drain wakes the task again.
+                let _ = ready.try_io(|reading| {
+                    reading.get_ref().0.drain();
+                    Err::<(), _>(std::io::ErrorKind::WouldBlock.into())
+                });
+            }
+        });
         Ok(log)
     }
 
@@ -161,6 +178,15 @@ impl RefusalLog {
     pub fn forget(&self, id: &str) {
         self.guard.forget(id);
         self.limited.lock().remove(id);
+    }
+}
+
+/// The report socket as the runtime's reactor watches it.
+struct Reading(Arc<RefusalLog>);
+
+impl AsRawFd for Reading {
+    fn as_raw_fd(&self) -> RawFd {
+        self.0.shim_end.as_raw_fd()
     }
 }
 
@@ -283,8 +309,8 @@ mod tests {
         (log, gate, payload_end)
     }
 
-    #[test]
-    fn test_garbage_from_a_container_counts_against_its_limit() {
+    #[tokio::test]
+    async fn test_garbage_from_a_container_counts_against_its_limit() {
         let (log, gate, payload_end) = watched_as_c1();
         for _ in 0..30 {
             nix::sys::socket::send(payload_end.as_raw_fd(), b"not json", MsgFlags::empty())
@@ -304,8 +330,8 @@ mod tests {
         );
     }
 
-    #[test]
-    fn test_reports_are_named_by_the_senders_pid_and_limited() {
+    #[tokio::test]
+    async fn test_reports_are_named_by_the_senders_pid_and_limited() {
         let (log, gate, payload_end) = watched_as_c1();
         let refusal = Refusal {
             usage: edgeshim_network::Use::Connect,
@@ -328,5 +354,38 @@ mod tests {
         let lines = gate.0.lock().expect("recorder").clone();
         assert_eq!(lines.len(), 10, "the per-container limit");
         assert_eq!(lines[0], ("c1".to_string(), refusal, 0));
+    }
+
+    /// A report reaches the decision log while its container runs: the
+    /// runtime's task reads it, no delete needed.
+    #[tokio::test]
+    async fn test_a_report_is_logged_without_waiting_for_a_delete() {
+        let (_log, gate, payload_end) = watched_as_c1();
+        let refusal = Refusal {
+            usage: edgeshim_network::Use::Connect,
+            address: "10.1.2.3:443".parse().expect("address"),
+            decided_by: "default".into(),
+        };
+        let bytes = serde_json::to_vec(&refusal).expect("json");
+        nix::sys::socket::send(payload_end.as_raw_fd(), &bytes, MsgFlags::empty()).expect("send");
+        let logged = tokio::time::timeout(std::time::Duration::from_secs(30), async {
+            while gate.0.lock().expect("recorder").is_empty() {
+                tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+            }
+        })
+        .await;
+        assert!(logged.is_ok(), "the report was never logged");
+        assert_eq!(
+            gate.0.lock().expect("recorder").clone(),
+            vec![("c1".to_string(), refusal, 0)]
+        );
+    }
+
+    #[test]
+    fn test_outside_a_runtime_watching_fails_rather_than_reading_nothing() {
+        let (shim_end, _payload_end) = channel().expect("channel");
+        let watched =
+            RefusalLog::watch(shim_end, Arc::new(Recorder::default()), Box::new(|_| None));
+        assert!(watched.is_err());
     }
 }
