@@ -377,21 +377,7 @@ fn fresh_module_image(label: &str) -> (Vec<u8>, String, u128) {
         .duration_since(std::time::UNIX_EPOCH)
         .expect("time")
         .as_nanos();
-    let text = format!("{label} {nonce}\n");
-    let module = wat::parse_str(format!(
-        r#"(module
-          (import "wasi_snapshot_preview1" "fd_write"
-            (func $fd_write (param i32 i32 i32 i32) (result i32)))
-          (memory (export "memory") 1)
-          (data (i32.const 16) "{text}")
-          (func (export "_start")
-            (i32.store (i32.const 0) (i32.const 16))
-            (i32.store (i32.const 4) (i32.const {len}))
-            (drop (call $fd_write (i32.const 1) (i32.const 0) (i32.const 1) (i32.const 8)))))"#,
-        text = text.escape_default(),
-        len = text.len()
-    ))
-    .expect("wat");
+    let module = module_printing(&format!("{label} {nonce}\n"));
     let dir = tempfile::tempdir().expect("tempdir");
     let path = dir.path().join("fresh.wasm");
     std::fs::write(&path, &module).expect("module");
