@@ -295,6 +295,18 @@ mod tests {
         }
     }
 
+    /// A refusal of `usage` at `address`, and the datagram an engine sends
+    /// for it.
+    fn report(usage: edgeshim_network::Use, address: &str) -> (Refusal, Vec<u8>) {
+        let refusal = Refusal {
+            usage,
+            address: address.parse().expect("address"),
+            decided_by: "default".into(),
+        };
+        let bytes = serde_json::to_vec(&refusal).expect("json");
+        (refusal, bytes)
+    }
+
     /// A watched channel on which this test process is container "c1".
     fn watched_as_c1() -> (Arc<RefusalLog>, Arc<Recorder>, OwnedFd) {
         let (shim_end, payload_end) = channel().expect("channel");
@@ -316,12 +328,7 @@ mod tests {
             nix::sys::socket::send(payload_end.as_raw_fd(), b"not json", MsgFlags::empty())
                 .expect("send");
         }
-        let refusal = Refusal {
-            usage: edgeshim_network::Use::Listen,
-            address: "0.0.0.0:80".parse().expect("address"),
-            decided_by: "default".into(),
-        };
-        let bytes = serde_json::to_vec(&refusal).expect("json");
+        let (_, bytes) = report(edgeshim_network::Use::Listen, "0.0.0.0:80");
         nix::sys::socket::send(payload_end.as_raw_fd(), &bytes, MsgFlags::empty()).expect("send");
         log.drain();
         assert!(
@@ -333,14 +340,9 @@ mod tests {
     #[tokio::test]
     async fn test_reports_are_named_by_the_senders_pid_and_limited() {
         let (log, gate, payload_end) = watched_as_c1();
-        let refusal = Refusal {
-            usage: edgeshim_network::Use::Connect,
-            address: "10.9.9.9:1883".parse().expect("address"),
-            decided_by: "default".into(),
-        };
+        let (refusal, bytes) = report(edgeshim_network::Use::Connect, "10.9.9.9:1883");
         // The datagram's own claims are not read as the container: only
         // its sender's pid names it.
-        let bytes = serde_json::to_vec(&refusal).expect("json");
         for _ in 0..50 {
             nix::sys::socket::send(payload_end.as_raw_fd(), &bytes, MsgFlags::empty())
                 .expect("send");
@@ -361,12 +363,7 @@ mod tests {
     #[tokio::test]
     async fn test_a_report_is_logged_without_waiting_for_a_delete() {
         let (_log, gate, payload_end) = watched_as_c1();
-        let refusal = Refusal {
-            usage: edgeshim_network::Use::Connect,
-            address: "10.1.2.3:443".parse().expect("address"),
-            decided_by: "default".into(),
-        };
-        let bytes = serde_json::to_vec(&refusal).expect("json");
+        let (refusal, bytes) = report(edgeshim_network::Use::Connect, "10.1.2.3:443");
         nix::sys::socket::send(payload_end.as_raw_fd(), &bytes, MsgFlags::empty()).expect("send");
         let logged = tokio::time::timeout(std::time::Duration::from_secs(30), async {
             while gate.0.lock().expect("recorder").is_empty() {
